@@ -1,0 +1,5 @@
+"""`sarcomri cohort`: placeholder."""
+
+import typer
+
+app = typer.Typer(help="(being built)", no_args_is_help=True)

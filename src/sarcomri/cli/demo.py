@@ -1,0 +1,6 @@
+"""`sarcomri demo`: placeholder."""
+
+
+def demo() -> None:
+    """(being built)"""
+    raise SystemExit("not built yet")

@@ -1,0 +1,6 @@
+"""`sarcomri ingest`: placeholder until ingestion lands."""
+
+
+def ingest() -> None:
+    """(being built)"""
+    raise SystemExit("not built yet")

@@ -1,0 +1,59 @@
+"""The ``sarcomri`` command: one entry point, one sub-command per stage of a study."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from sarcomri import __version__
+from sarcomri.cli import cohort as cohort_cli
+from sarcomri.cli import ingest as ingest_cli
+from sarcomri.cli import radiomics as radiomics_cli
+from sarcomri.cli import splits as splits_cli
+from sarcomri.cli import stats as stats_cli
+from sarcomri.cli import synth as synth_cli
+from sarcomri.cli import demo as demo_cli
+from sarcomri.errors import SarcomriError
+
+app = typer.Typer(
+    name="sarcomri",
+    help="Deep learning on MRI of rare tumours: uterine sarcoma vs leiomyoma, carcinosarcoma vs endometrial "
+    "carcinoma, soft-tissue sarcoma segmentation. From DICOM to the published tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(cohort_cli.app, name="cohort")
+app.add_typer(splits_cli.app, name="splits")
+app.add_typer(stats_cli.app, name="stats")
+app.add_typer(radiomics_cli.app, name="radiomics")
+app.command("ingest")(ingest_cli.ingest)
+app.command("synth")(synth_cli.synth)
+app.command("demo")(demo_cli.demo)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the sarcomri version and exit."),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    """Console-script entry point: user-facing errors become one red line and exit code 2."""
+    try:
+        app()
+    except SarcomriError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except FileExistsError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

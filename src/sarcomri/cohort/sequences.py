@@ -1,0 +1,178 @@
+"""The canonical sequence vocabulary and the mapping from DICOM series descriptions to it.
+
+Canonical names follow the sarcoma study's seeds (T2axi, T2sag, ..., DWI per b-value, ADC) and the
+soft-tissue sarcoma study's (T1, T2FS, T1CEFS). The acquisition plane is derived from
+ImageOrientationPatient, never from the description. The mapping is a YAML file the user can edit
+(``sequence_map.yaml`` in this package is the default).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from sarcomri.errors import InputError
+
+#: Planar sequences of the uterine studies (plane suffix from ImageOrientationPatient).
+PLANAR_SEQUENCES: tuple[str, ...] = (
+    "T2axi", "T2sag", "T2cor", "fsT2axi", "T1axi", "T1sag", "fsT1axi", "fsT1sag",
+    "fsT1CEaxi", "fsT1CEsag", "fsT1CEcor", "dynamicaxi", "dynamicsag",
+)
+#: Diffusion sequences: the ADC map, and DWI volumes named by b-value (``DWI_b1000``).
+DIFFUSION_SEQUENCES: tuple[str, ...] = ("ADC",)
+#: Soft-tissue sarcoma study sequences.
+STS_SEQUENCES: tuple[str, ...] = ("T1", "T2FS", "T1CEFS")
+
+_DWI_RE = re.compile(r"^DWI_b(\d+)$")
+PLANES = ("axi", "sag", "cor")
+
+
+def dwi_name(b_value: float) -> str:
+    """The canonical name of the DWI volume acquired at ``b_value`` (s/mm^2), e.g. ``DWI_b1000``."""
+    return f"DWI_b{int(round(float(b_value)))}"
+
+
+def b_value_of(name: str) -> int | None:
+    """The b-value encoded in a DWI sequence name, or None when ``name`` is not a DWI volume."""
+    m = _DWI_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def is_canonical(name: str) -> bool:
+    """True when ``name`` belongs to the canonical vocabulary."""
+    return (
+        name in PLANAR_SEQUENCES
+        or name in DIFFUSION_SEQUENCES
+        or name in STS_SEQUENCES
+        or b_value_of(name) is not None
+        or _planar_base(name) is not None
+    )
+
+
+def _planar_base(name: str) -> str | None:
+    for plane in PLANES:
+        if name.endswith(plane) and name[: -len(plane)] in {"T2", "fsT2", "T1", "fsT1", "fsT1CE", "dynamic"}:
+            return name[: -len(plane)]
+    return None
+
+
+def plane_from_orientation(image_orientation_patient) -> str:
+    """The acquisition plane (``axi``, ``sag`` or ``cor``) of a slice with the given direction cosines.
+
+    The slice normal is the cross product of the row and column cosines (DICOM's
+    ImageOrientationPatient); the plane is named by the patient axis the normal is closest to:
+    x (left-right) is sagittal, y (anterior-posterior) coronal, z (head-foot) axial. Oblique slices take the
+    nearest plane.
+    """
+    iop = np.asarray(image_orientation_patient, dtype=float).ravel()
+    if iop.size != 6 or not np.all(np.isfinite(iop)):
+        raise InputError(None, f"ImageOrientationPatient must hold 6 finite numbers, got {iop.tolist()}")
+    normal = np.cross(iop[:3], iop[3:])
+    if np.linalg.norm(normal) < 1e-6:
+        raise InputError(None, "ImageOrientationPatient row and column cosines are parallel")
+    return ("sag", "cor", "axi")[int(np.argmax(np.abs(normal)))]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One mapping rule: regular expressions on the description that name a series."""
+
+    name: str
+    match: tuple[re.Pattern, ...]
+    exclude: tuple[re.Pattern, ...] = ()
+    planar: bool = False
+    diffusion: bool = False
+    skip: bool = False
+
+    def matches(self, texts: list[str]) -> bool:
+        """True when one pattern matches one text and no exclusion matches any."""
+        if any(p.search(t) for p in self.exclude for t in texts):
+            return False
+        return any(p.search(t) for p in self.match for t in texts)
+
+
+@dataclass(frozen=True)
+class SeriesNaming:
+    """What the mapping says about a series: its canonical name, or why it has none."""
+
+    name: str | None
+    diffusion: bool = False
+    skip: bool = False
+    rule: str | None = None
+
+
+@dataclass
+class SequenceMap:
+    """An ordered list of rules mapping SeriesDescription/ProtocolName to canonical names."""
+
+    rules: list[Rule] = field(default_factory=list)
+    source: str = "<default>"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SequenceMap:
+        """Load a mapping YAML file; without ``path``, the package's default mapping."""
+        if path is None:
+            text = resources.files("sarcomri.cohort").joinpath("sequence_map.yaml").read_text()
+            source = "<default>"
+        else:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise InputError(path, f"cannot read the sequence map: {exc.strerror}") from None
+            source = str(path)
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(source, f"not valid YAML: {exc}") from None
+        rules = []
+        for i, raw in enumerate(doc.get("rules", [])):
+            if not isinstance(raw, dict) or "name" not in raw or "match" not in raw:
+                raise InputError(source, f"rule {i + 1} needs 'name' and 'match'")
+            try:
+                rules.append(
+                    Rule(
+                        name=str(raw["name"]),
+                        match=tuple(re.compile(p, re.I) for p in _as_list(raw["match"])),
+                        exclude=tuple(re.compile(p, re.I) for p in _as_list(raw.get("exclude", []))),
+                        planar=bool(raw.get("planar", False)),
+                        diffusion=bool(raw.get("diffusion", False)),
+                        skip=bool(raw.get("skip", False)),
+                    )
+                )
+            except re.error as exc:
+                raise InputError(source, f"rule {i + 1} ('{raw['name']}'): bad regular expression: {exc}") from None
+        return cls(rules=rules, source=source)
+
+    def name_series(
+        self,
+        description: str | None,
+        protocol: str | None = None,
+        image_orientation_patient=None,
+    ) -> SeriesNaming:
+        """Name a series from its SeriesDescription, ProtocolName and ImageOrientationPatient.
+
+        Diffusion series come back with ``name='DWI'`` and ``diffusion=True``: the caller splits them by
+        b-value and names each volume with :func:`dwi_name`. Unmatched series have ``name=None``.
+        """
+        texts = [t for t in (description, protocol) if t]
+        for rule in self.rules:
+            if not rule.matches(texts):
+                continue
+            if rule.skip:
+                return SeriesNaming(None, skip=True, rule=rule.name)
+            name = rule.name
+            if rule.planar:
+                if image_orientation_patient is None:
+                    return SeriesNaming(None, rule=rule.name)
+                name += plane_from_orientation(image_orientation_patient)
+            return SeriesNaming(name, diffusion=rule.diffusion, rule=rule.name)
+        return SeriesNaming(None)
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,1 @@
+"""Reading and writing images, DICOM and cohort files."""
