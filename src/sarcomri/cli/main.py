@@ -9,12 +9,12 @@ from rich.console import Console
 
 from sarcomri import __version__
 from sarcomri.cli import cohort as cohort_cli
+from sarcomri.cli import demo as demo_cli
 from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import radiomics as radiomics_cli
 from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
 from sarcomri.cli import synth as synth_cli
-from sarcomri.cli import demo as demo_cli
 from sarcomri.errors import SarcomriError
 
 app = typer.Typer(

@@ -263,7 +263,7 @@ class CohortWriter:
         """Write one series (a SimpleITK image, and optionally its mask on the same grid)."""
         import SimpleITK as sitk
 
-        from sarcomri.io.images import check_same_grid, check_finite
+        from sarcomri.io.images import check_finite, check_same_grid
 
         assert self.tmp is not None, "use CohortWriter as a context manager"
         check_finite(image, f"{patient_id}/{sequence}")
