@@ -1,5 +1,76 @@
-"""`sarcomri splits`: placeholder."""
+"""`sarcomri splits`: patient-level splits (k-fold with repeats, hold-out, leave-hospital-out, subsets)."""
 
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="(being built)", no_args_is_help=True)
+from sarcomri.cohort import splits as sp
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.io.atomic import write_csv
+
+app = typer.Typer(help="Patient-level splits: no patient is ever in training and test of one fold.",
+                  no_args_is_help=True)
+
+
+class Scheme(StrEnum):
+    kfold = "kfold"
+    holdout = "holdout"
+    groups = "groups"
+
+
+@app.command("make")
+def make(
+    cohort: Path = typer.Argument(..., help="Cohort folder."),
+    out: Path = typer.Option(..., "--out", help="splits.csv to write (patient_id, repeat, fold, role)."),
+    scheme: Scheme = typer.Option(Scheme.kfold, help="kfold (the sarcoma study: 6 folds x 24 repeats), holdout "
+                                  "(the carcinosarcoma study's 5:1), or groups (leave one hospital out)."),
+    folds: int = typer.Option(6, help="Folds for kfold."),
+    repeats: int = typer.Option(1, help="Repeats of kfold with reshuffled folds."),
+    test_ratio: float = typer.Option(1 / 6, help="Test share for holdout (1/6 = a 5:1 split)."),
+    val_ratio: float = typer.Option(0.1, help="Share of each training fold kept for validation (epoch choice)."),
+    stratify: str = typer.Option("label", help="Comma-separated patients.csv columns to stratify by jointly."),
+    group: str = typer.Option("center", help="Column whose values are left out in turn for --scheme groups."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same splits."),
+) -> None:
+    """Write patient-level splits for a cohort and prove they do not leak patients."""
+    c = Cohort.load(cohort)
+    by = tuple(s.strip() for s in stratify.split(",") if s.strip())
+    if scheme is Scheme.kfold:
+        table = sp.kfold(c.patients, folds, repeats, seed, val_ratio, by)
+    elif scheme is Scheme.holdout:
+        table = sp.holdout(c.patients, test_ratio, seed, val_ratio, by)
+    else:
+        table = sp.leave_group_out(c.patients, group, val_ratio, seed)
+    sp.check_no_leakage(table)
+    write_csv(out, table)
+    _print_summary(table, c.patients)
+    Console().print(f"wrote {out}; leakage check passed")
+
+
+@app.command("check")
+def check(splits_csv: Path = typer.Argument(..., help="splits.csv (patient_id, repeat, fold, role).")) -> None:
+    """Prove that no patient holds two roles in one fold (and, for k-fold, is tested exactly once per repeat)."""
+    table = pd.read_csv(splits_csv, dtype={"patient_id": str})
+    sp.check_no_leakage(table)
+    Console().print(f"{splits_csv}: no leakage ({table['patient_id'].nunique()} patients, "
+                    f"{table.groupby(['repeat', 'fold']).ngroups} folds)")
+
+
+def _print_summary(table: pd.DataFrame, patients: pd.DataFrame) -> None:
+    labels = patients.set_index("patient_id")["label"]
+    counts = (
+        table.assign(label=table["patient_id"].map(labels))
+        .groupby(["repeat", "fold", "role", "label"]).size().unstack(["role", "label"], fill_value=0)
+    )
+    t = Table("repeat", "fold", *[f"{r} {lab}" for r, lab in counts.columns], title="Patients per fold")
+    for (rep, fold), row in counts.head(12).iterrows():
+        t.add_row(str(rep), str(fold), *[str(int(v)) for v in row])
+    Console().print(t)
+    if len(counts) > 12:
+        Console().print(f"... {len(counts) - 12} more folds")
