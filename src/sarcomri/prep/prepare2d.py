@@ -109,3 +109,30 @@ def slices_from_volume(
             img = np.repeat(img, spec.channels, axis=0)
         out.append(PreparedSlice(patient_id, int(z), img, m, tuple(spec.sequences)))
     return out
+
+
+def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], progress: bool = False):
+    """A :class:`~sarcomri.data.sliceset.SliceSet` of every patient that has the spec's sequences.
+
+    ``labels`` maps patient_id to the integer class. Patients lacking a sequence are left out (a model per
+    sequence only sees the patients that have it, as in multi-hospital data).
+    """
+    from rich.progress import track
+
+    from sarcomri.data.sliceset import SliceSet
+
+    parts = []
+    ids = [p for p in cohort.patient_ids if p in labels]
+    it = track(ids, description=f"preparing {'+'.join(spec.sequences)}") if progress else ids
+    for pid in it:
+        sl = prepare_patient(cohort, pid, spec)
+        if not sl:
+            continue
+        parts.append(SliceSet(
+            images=np.stack([s.image for s in sl]), labels=np.full(len(sl), labels[pid], dtype=np.int64),
+            patient_ids=np.array([pid] * len(sl), dtype=object), slice_index=np.array([s.slice_index for s in sl]),
+            masks=np.stack([s.mask for s in sl]),
+        ))
+    if not parts:
+        raise InputError(cohort.root, f"no patient has all of {list(spec.sequences)}")
+    return SliceSet.concatenate(parts)
