@@ -97,6 +97,13 @@ class DiagnosticResult:
         frame = pd.DataFrame([asdict(e) for e in self.estimates()]).set_index("metric")
         return frame.astype({"numerator": "Int64", "denominator": "Int64"})
 
+    def to_row(self) -> dict[str, Any]:
+        """Flat dict for one table row: tp, fp, fn, tn, then <metric>, <metric>_lower, <metric>_upper."""
+        row: dict[str, Any] = asdict(self.confusion)
+        for e in self.estimates():
+            row.update({e.metric: e.estimate, f"{e.metric}_lower": e.lower, f"{e.metric}_upper": e.upper})
+        return row
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the counts, the CI method and one entry per metric."""
         out: dict[str, Any] = {"confusion": asdict(self.confusion), "ci_method": self.method,
