@@ -48,6 +48,7 @@ class PreparedSlice:
     image: np.ndarray
     mask: np.ndarray
     sequences: tuple[str, ...] = field(default_factory=tuple)
+    central: bool = False
 
 
 def load_channels(cohort: Cohort, patient_id: str, sequences: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -96,6 +97,7 @@ def slices_from_volume(
         indices = np.array([central_tumour_slice(mask)])
     else:
         indices = np.arange(vol.shape[1])
+    centre = central_tumour_slice(mask) if mask.any() else -1
     out = []
     for z in indices:
         img, m = vol[:, z], mask[z]
@@ -107,7 +109,7 @@ def slices_from_volume(
         m = resize2d(m, spec.size, order=0).astype(np.uint8)
         if spec.channels and img.shape[0] == 1:
             img = np.repeat(img, spec.channels, axis=0)
-        out.append(PreparedSlice(patient_id, int(z), img, m, tuple(spec.sequences)))
+        out.append(PreparedSlice(patient_id, int(z), img, m, tuple(spec.sequences), central=bool(z == centre)))
     return out
 
 
@@ -131,7 +133,7 @@ def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], prog
         parts.append(SliceSet(
             images=np.stack([s.image for s in sl]), labels=np.full(len(sl), labels[pid], dtype=np.int64),
             patient_ids=np.array([pid] * len(sl), dtype=object), slice_index=np.array([s.slice_index for s in sl]),
-            masks=np.stack([s.mask for s in sl]),
+            masks=np.stack([s.mask for s in sl]), central=np.array([s.central for s in sl]),
         ))
     if not parts:
         raise InputError(cohort.root, f"no patient has all of {list(spec.sequences)}")

@@ -1,0 +1,1 @@
+"""Multi-sequence analysis: per-sequence votes, summed scores, thresholds, and the combination search."""

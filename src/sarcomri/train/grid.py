@@ -1,0 +1,101 @@
+"""The grid of a classification study: sequences x folds x repeats, each job one model.
+
+:func:`prepare_run` writes the run folder's splits and slice caches; :func:`run_grid` runs the jobs not yet
+done and gathers every job's predictions into ``predictions.parquet`` (one row per model, patient, sequence
+and slice). Killing a grid and rerunning it redoes only unfinished work and gives the same table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sarcomri.cohort import splits as sp
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.errors import SarcomriError
+from sarcomri.io.atomic import write_csv, write_parquet
+from sarcomri.prep.prepare2d import SliceSpec, prepare_cohort
+from sarcomri.train.executors import make_executor
+from sarcomri.train.jobs import PREDICTION_COLUMNS, Job, cache_path, run_job
+
+
+def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
+    """Patient-level splits of the cohort under a config's ``splits`` section, checked for leakage."""
+    s = split_cfg
+    if s["scheme"] == "kfold":
+        table = sp.kfold(cohort.patients, s["folds"], s["repeats"], s["seed"], s["val_ratio"], s["stratify_by"])
+    elif s["scheme"] == "holdout":
+        table = sp.holdout(cohort.patients, s["test_ratio"], s["seed"], s["val_ratio"], s["stratify_by"])
+    else:
+        table = sp.leave_group_out(cohort.patients, s["group"], s["val_ratio"], s["seed"])
+    sp.check_no_leakage(table)
+    return table
+
+
+def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], progress: bool = True) -> None:
+    """Write ``splits.csv`` and one slice cache per sequence (skipped when already there)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "splits.csv").is_file():
+        write_csv(run_dir / "splits.csv", make_splits(cohort, config["splits"]))
+    labels = cohort.labels_binary().to_dict()
+    sc = config["slices"]
+    for seq in config["sequences"]:
+        path = cache_path(run_dir, seq)
+        if path.is_file():
+            continue
+        spec = SliceSpec(tuple(seq.split("+")), mode=sc["mode"], size=sc["size"], margin=sc["margin"],
+                         normalisation=sc["normalisation"], channels=3 if "+" not in seq else None)
+        prepare_cohort(cohort, spec, labels, progress=progress).save(path)
+
+
+def plan_jobs(run_dir: str | Path, sequences: list[str]) -> list[Job]:
+    """Every (sequence, repeat, fold) job of the run, in a fixed order."""
+    splits = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"patient_id": str})
+    folds = splits[["repeat", "fold"]].drop_duplicates().sort_values(["repeat", "fold"])
+    return [Job(seq, int(r), int(k)) for seq in sequences for r, k in folds.itertuples(index=False)]
+
+
+def run_grid(run_dir: str | Path, config: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+    """Run the unfinished jobs and gather ``predictions.parquet``; returns the predictions table."""
+    run_dir = Path(run_dir)
+    sequences = config["sequences"]
+    jobs = plan_jobs(run_dir, sequences)
+    todo = [j for j in jobs if not j.is_done(run_dir)]
+    ex_cfg = config.get("executor", {"kind": "local", "workers": 1})
+    executor = make_executor(ex_cfg["kind"], ex_cfg.get("workers", 1), ex_cfg.get("ray_address"))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=not progress, transient=False) as bar:
+        overall = bar.add_task("models", total=len(jobs), completed=len(jobs) - len(todo))
+        inner = bar.add_task("epochs", total=config["train"]["epochs"], visible=executor.kind == "local")
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            bar.update(inner, completed=epoch + 1,
+                       description=f"epoch {epoch + 1} loss {logs['train_loss']:.3f} val {logs.get('val_loss', 0):.3f}")
+
+        calls = []
+        for job in todo:
+            kwargs: dict[str, Any] = {"sequence_index": sequences.index(job.sequence)}
+            if executor.kind == "local":
+                kwargs["progress"] = on_epoch
+            calls.append(((job, str(run_dir), config), kwargs))
+        for name in executor.map(run_job, calls):
+            bar.update(overall, advance=1, description=f"models (last: {name})")
+            bar.reset(inner, total=config["train"]["epochs"])
+    return gather_predictions(run_dir, jobs)
+
+
+def gather_predictions(run_dir: str | Path, jobs: list[Job]) -> pd.DataFrame:
+    """Concatenate the finished jobs' predictions in job order and write ``predictions.parquet``."""
+    run_dir = Path(run_dir)
+    missing = [j.name for j in jobs if not j.is_done(run_dir)]
+    if missing:
+        raise SarcomriError(f"{len(missing)} jobs are unfinished (first: {missing[0]}); rerun the grid")
+    frames = [pd.read_parquet(j.folder(run_dir) / "predictions.parquet") for j in sorted(jobs)]
+    preds = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
+    splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
+    sp.check_predictions_against_splits(preds, splits)
+    write_parquet(run_dir / "predictions.parquet", preds)
+    return preds

@@ -1,0 +1,103 @@
+"""One job of a classification grid: train one model for one sequence, fold and repeat, then predict.
+
+A job reads the run folder's slice cache and splits, and writes into ``models/<sequence>/fold<k>-rep<r>/``:
+``weights.pt`` and ``model.json`` (how to rebuild the network), ``history.json`` (metrics per epoch),
+``predictions.parquet`` (its test and validation patients' slices) and, last, ``DONE``. A rerun skips
+folders with ``DONE``; a job killed in the middle resumes from its ``checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sarcomri.io.atomic import write_json, write_parquet, write_text
+
+PREDICTION_COLUMNS = [
+    "model", "sequence", "repeat", "fold", "split", "patient_id", "slice_index", "central", "label", "p_positive",
+]
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """Train one model on one sequence (or channel group) for one (repeat, fold)."""
+
+    sequence: str
+    repeat: int
+    fold: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.sequence}/fold{self.fold}-rep{self.repeat}"
+
+    def folder(self, run_dir: str | Path) -> Path:
+        return Path(run_dir) / "models" / self.sequence / f"fold{self.fold}-rep{self.repeat}"
+
+    def is_done(self, run_dir: str | Path) -> bool:
+        return (self.folder(run_dir) / "DONE").is_file()
+
+
+def cache_path(run_dir: str | Path, sequence: str) -> Path:
+    """Where the prepared slices of one sequence (or channel group) are cached."""
+    return Path(run_dir) / "cache" / f"{sequence}.npz"
+
+
+def job_seed(base: int, job: Job, sequence_index: int) -> int:
+    """A seed per job, so that jobs are independent of the order and process they run in."""
+    return int(np.random.SeedSequence([base, sequence_index, job.repeat, job.fold]).generate_state(1)[0] % 2**31)
+
+
+def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int = 0,
+            threads: int | None = None, progress: Any = None) -> str:
+    """Train, choose the epoch, predict; returns the job name. Importable at top level for worker processes."""
+    import torch
+
+    from sarcomri.data.sliceset import SliceSet
+    from sarcomri.models.registry import ModelSpec, build_classifier, save_model
+    from sarcomri.train.config import TrainConfig
+    from sarcomri.train.fit import fit, predict_proba
+
+    if threads:
+        torch.set_num_threads(threads)
+    folder = job.folder(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    slices = SliceSet.load(cache_path(run_dir, job.sequence))
+    splits = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"patient_id": str})
+    fold = splits[(splits["repeat"] == job.repeat) & (splits["fold"] == job.fold)]
+    ids = {role: fold.loc[fold["role"] == role, "patient_id"].tolist() for role in ("train", "val", "test")}
+    train, val, test = (slices.subset(ids[r]) for r in ("train", "val", "test"))
+    if len(np.unique(train.labels)) < 2:
+        raise RuntimeError(f"{job.name}: the training fold has a single class")
+
+    tcfg = TrainConfig.from_dict({**config["train"], "seed": job_seed(config["train"]["seed"], job, sequence_index)})
+    mcfg = config["model"]
+    torch.manual_seed(tcfg.seed)
+    spec = ModelSpec(name=mcfg["name"], in_channels=int(slices.images.shape[1]), num_classes=2,
+                     input_size=int(slices.images.shape[-1]))
+    model = build_classifier(spec.name, in_channels=spec.in_channels, num_classes=2,
+                             pretrained_weights=mcfg.get("weights"), allow_download=mcfg.get("allow_download", False),
+                             drop_rate=mcfg.get("drop_rate", 0.0))
+    result = fit(model, train, val if len(val) else None, tcfg, checkpoint_dir=folder, progress=progress)
+
+    rows = []
+    for split, part in (("test", test), ("val", val)):
+        if not len(part):
+            continue
+        p = predict_proba(model, part.images, channels_last=tcfg.channels_last)[:, 1]
+        frame = part.index_frame().assign(p_positive=p.astype(np.float64), split=split)
+        rows.append(frame)
+    preds = pd.concat(rows, ignore_index=True)
+    preds = preds.assign(model=job.name, sequence=job.sequence, repeat=job.repeat, fold=job.fold)[PREDICTION_COLUMNS]
+    save_model(model.to(memory_format=torch.contiguous_format), spec, folder)
+    write_json(folder / "history.json", {"best_epoch": result.best_epoch, "history": result.history,
+                                         "train_patients": len(ids["train"]), "val_patients": len(ids["val"]),
+                                         "test_patients": len(ids["test"]), "seed": tcfg.seed})
+    write_parquet(folder / "predictions.parquet", preds)
+    write_text(folder / "DONE", json.dumps({"job": job.name}) + "\n")
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    return job.name
