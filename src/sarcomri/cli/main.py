@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from sarcomri import __version__
+from sarcomri.cli import classify as classify_cli
 from sarcomri.cli import cohort as cohort_cli
 from sarcomri.cli import demo as demo_cli
 from sarcomri.cli import ingest as ingest_cli
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(cohort_cli.app, name="cohort")
 app.add_typer(splits_cli.app, name="splits")
+app.add_typer(classify_cli.app, name="classify")
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(radiomics_cli.app, name="radiomics")
 app.command("ingest")(ingest_cli.ingest)

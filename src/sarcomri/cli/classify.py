@@ -1,0 +1,88 @@
+"""`sarcomri classify`: per-sequence CNN grids, leave-one-out ensembles, sequence votes and combinations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sarcomri import classification as cls_study
+from sarcomri.config import ClassificationConfig, load_config
+
+app = typer.Typer(help="Classification studies: one CNN per MRI sequence over folds x repeats (e.g. uterine "
+                       "sarcoma vs leiomyoma, carcinosarcoma vs endometrial carcinoma).", no_args_is_help=True)
+
+
+def _run_dir(cfg: ClassificationConfig, runs: Path, run_dir: Path | None) -> Path:
+    return run_dir if run_dir is not None else runs / cfg.name
+
+
+@app.command("run")
+def run(
+    config: Path = typer.Argument(..., help="Study config YAML (see configs/)."),
+    runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Train the grid (sequences x folds x repeats) and write predictions.parquet; finished models are skipped."""
+    cfg = load_config(config, ClassificationConfig)
+    out = cls_study.open_run(cfg, _run_dir(cfg, runs, run_dir))
+    cohort = cls_study.resolve_cohort(cfg, out, progress=not quiet)
+    preds = cls_study.run_classification(cfg, out, cohort, progress=not quiet)
+    tables = cls_study.ensemble_tables(out, cfg.slices.test_aggregation)
+    con = Console()
+    con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "
+              f"{out / 'predictions.parquet'}")
+    _print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"))
+
+
+@app.command("ensemble")
+def ensemble(
+    run: Path = typer.Argument(..., help="Run folder of `sarcomri classify run`."),
+    aggregation: str = typer.Option("mean", help="Slice-to-patient aggregation: mean or central."),
+) -> None:
+    """Leave-one-out ensembles (R ensembles of R-1 repeats) and per-sequence AUC with DeLong 95% CI."""
+    tables = cls_study.ensemble_tables(run, aggregation)
+    meta = _cohort_meta(run)
+    _print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"))
+
+
+@app.command("combine")
+def combine(
+    run: Path = typer.Argument(..., help="Run folder of `sarcomri classify run`."),
+    cutoff: float = typer.Option(0.5, help="Likelihood cut-off of each sequence's +1/-1 vote."),
+    top: int = typer.Option(10, help="Rows of the combination table to print (as the sarcoma study's Table 1)."),
+) -> None:
+    """Sum +1/-1 votes over a patient's sequences, pick the SS-Avg threshold, search every sequence subset."""
+    tables = cls_study.combine_tables(run, cutoff, top)
+    thr = tables["summed_threshold"].iloc[0]
+    con = Console()
+    con.print(f"summed score over all sequences: threshold >= {int(thr.threshold)}, SS-Avg {thr.ss_avg:.3f}, "
+              f"sensitivity {thr.sensitivity:.3f}, specificity {thr.specificity:.3f}")
+    t = Table("sequences", "n", "threshold", "SS-Avg", "sensitivity", "specificity", "accuracy",
+              title=f"Top {top} sequence combinations (thresholds chosen on the same patients: exploratory)")
+    for r in tables[f"combinations_top{top}"].itertuples():
+        t.add_row(str(r.sequences), "" if pd.isna(r.n_patients) else str(int(r.n_patients)),
+                  "" if pd.isna(r.threshold) else str(int(r.threshold)),
+                  f"{r.ss_avg:.3f}", f"{r.sensitivity:.3f}", f"{r.specificity:.3f}", f"{r.accuracy:.3f}")
+    con.print(t)
+
+
+def _cohort_meta(run: Path) -> dict:
+    meta = Path(run) / "cohort" / "cohort.json"
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+def _print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None) -> None:
+    t = Table("sequence", "patients", "positives", "AUC (95% CI, DeLong)", "sens @0.5", "spec @0.5",
+              title="Patient-level performance of the leave-one-out ensembles")
+    for r in table.itertuples():
+        t.add_row(str(r.sequence), str(r.n), str(r.n_pos), f"{r.auc:.3f} ({r.auc_lower:.3f}-{r.auc_upper:.3f})",
+                  f"{r.sensitivity:.3f}", f"{r.specificity:.3f}")
+    con.print(t)
+    if ideal is not None:
+        con.print(f"ideal-observer AUC of the synthetic cohort (the ceiling): {ideal:.3f}")
