@@ -1,0 +1,44 @@
+"""Study configs: every shipped preset validates; errors name the file and the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sarcomri.config import ClassificationConfig, dump_config, load_config
+from sarcomri.errors import InputError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["s0-carcinosarcoma", "s1-sarcoma", "demo-sarcoma", "demo-carcinosarcoma"])
+def test_shipped_classification_presets_validate(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml", ClassificationConfig)
+    assert cfg.name == name and cfg.sequences
+    again = ClassificationConfig.model_validate(yaml.safe_load(dump_config(cfg)))
+    assert again == cfg
+
+
+def test_paper_presets_follow_the_protocols():
+    s1 = load_config(CONFIGS / "s1-sarcoma.yaml")
+    assert (s1.splits.folds, s1.splits.repeats, len(s1.sequences)) == (6, 24, 15)
+    assert s1.model.name == "mobilenetv2_100" and s1.train.augmentation == "sarcoma"
+    s0 = load_config(CONFIGS / "s0-carcinosarcoma.yaml")
+    assert s0.splits.scheme == "holdout" and abs(s0.splits.test_ratio - 1 / 6) < 1e-6
+    assert s0.slices.test_aggregation == "central" and "xception" in s0.model.name
+
+
+def test_errors_name_file_and_field(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nsynth: {task: sarcoma}\nsequences: [T2axi]\ntrain: {epochs: 0}\n")
+    with pytest.raises(InputError, match=r"bad.yaml: field 'train.epochs'"):
+        load_config(p)
+    p.write_text("name: x\nsequences: [T2axi]\n")
+    with pytest.raises(InputError, match="either 'cohort'"):
+        load_config(p)
+    p.write_text("name: x\nsynth: {}\nsequences: [T2axi]\nmodle: {}\n")
+    with pytest.raises(InputError, match="field 'modle'"):
+        load_config(p)
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_config(p)
