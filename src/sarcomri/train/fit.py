@@ -126,7 +126,7 @@ def fit(
         torch.manual_seed(epoch_seed(cfg.seed, epoch) + 1)  # dropout
         order = epoch_indices(train.labels, gen, cfg.sampling, cfg.slices_per_epoch)
         model.train()
-        total, seen = 0.0, 0
+        total, seen, step_seconds = 0.0, 0, 0.0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             if len(idx) < 2 and len(order) > 1:  # BatchNorm cannot train on a single example
@@ -134,13 +134,16 @@ def fit(
             x, _ = augment_batch(images[idx], aug, gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            t_step = time.perf_counter()
             loss = F.cross_entropy(model(x), labels[idx], weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            step_seconds += time.perf_counter() - t_step
             total += loss.item() * len(idx)
             seen += len(idx)
-        logs = {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": 0.0}
+        logs = {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": 0.0,
+                "train_seconds": time.perf_counter() - t0, "step_seconds": step_seconds}
         if val is not None and len(val):
             logs.update(_evaluate(model, val, cfg, weight))
             value = logs[cfg.monitor]
