@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sarcomri.errors import InputError
 from sarcomri.stats._checks import require_columns
 from sarcomri.stats.diagnostic import confusion_matrix, diagnostic_metrics
+from sarcomri.stats.groups import paired_t, welch_t, wilcoxon_signed_rank
 
 CARCINOSARCOMA_SCALE = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 READ_TESTS = ("paired-t", "welch", "wilcoxon")
@@ -124,17 +124,9 @@ def compare_reads(first: Sequence[float] | np.ndarray, second: Sequence[float] |
         raise InputError(None, "read values have missing values")
     if test != "welch" and a.size != b.size:
         raise InputError(None, f"a paired test needs the same readers in both reads ({a.size} vs {b.size})")
-    df: float | None
-    if test == "paired-t":
-        res = stats.ttest_rel(b, a)
-        df = float(res.df)
-    elif test == "welch":
-        res = stats.ttest_ind(b, a, equal_var=False)
-        df = float(res.df)
-    else:
-        res = stats.wilcoxon(b, a)
-        df = None
-    return ReadComparison(test=test, statistic=float(res.statistic), df=df, p_value=float(res.pvalue),
+    runner = {"paired-t": paired_t, "welch": welch_t, "wilcoxon": wilcoxon_signed_rank}[test]
+    res = runner(a, b)
+    return ReadComparison(test=test, statistic=res.statistic, df=res.df, p_value=res.p_value,
                           n_first=a.size, n_second=b.size, mean_first=float(a.mean()),
                           mean_second=float(b.mean()), mean_difference=float(b.mean() - a.mean()))
 
