@@ -121,3 +121,8 @@ def test_bad_inputs_raise_clear_errors():
         proportion_ci(1, 2, "wald")
     with pytest.raises(InputError, match="direction"):
         confusion_at_threshold([0, 1], [0.1, 0.2], 1, 0.5, direction="auto")
+
+
+def test_subgroup_with_one_true_class_accepts_the_other_label():
+    cm = confusion_matrix(["EC", "EC", "EC"], ["EC", "CS", "EC"], positive="EC")
+    assert cm == ConfusionMatrix(tp=2, fp=0, fn=1, tn=0)

@@ -169,7 +169,8 @@ def confusion_matrix(truth: Sequence[Any] | np.ndarray | pd.Series,
     """Confusion matrix of predicted labels against true labels, ``positive`` naming the positive class.
 
     Both arrays use the same class labels; a predicted label other than ``positive`` counts as negative,
-    but a predicted label that is not one of the truth's classes is refused (it is usually a typo).
+    but a predicted label that is not one of the truth's classes is refused (it is usually a typo), unless
+    the truth holds a single class, when one other predicted label is accepted.
     """
     is_pos = binary_truth(truth, positive)
     pred = pd.Series(np.asarray(predicted, dtype=object))
@@ -179,6 +180,8 @@ def confusion_matrix(truth: Sequence[Any] | np.ndarray | pd.Series,
         raise InputError(None, "predicted has missing values")
     known = set(pd.unique(pd.Series(np.asarray(truth, dtype=object)))) | {positive}
     unknown = [v for v in pd.unique(pred) if v not in known]
+    if len(known) == 1 and len(unknown) == 1:  # a subgroup holding one true class: the other label is fine
+        unknown = []
     if unknown:
         raise InputError(None, f"predicted has labels not found in truth: {', '.join(map(repr, unknown))}")
     says_pos = (pred == positive).to_numpy(dtype=bool)
