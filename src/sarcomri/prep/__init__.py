@@ -1,0 +1,1 @@
+"""Preparation of images for learning: ADC from DWI, slice selection, intensity normalisation, cropping."""
