@@ -1,0 +1,235 @@
+"""Segmentation metrics for binary 3D masks on anisotropic grids: overlap (Dice, IoU, F2, sensitivity,
+precision) and surface distances in millimetres (ASSD, HD95, HD).
+
+Definitions (fixed by the project; every number here follows them):
+
+* **Surface** of a mask: the mask minus its binary erosion with the face-connected (6-connected in 3D)
+  structuring element. The erosion treats everything outside the array as background
+  (``scipy.ndimage.binary_erosion(..., border_value=0)``), which is the same as padding the volume with
+  background first: a tumour touching the edge of the field of view has surface voxels on that edge.
+* **Surface distances**: for every surface voxel of one mask, the Euclidean distance in mm from its centre
+  to the centre of the nearest surface voxel of the other mask, computed with the exact Euclidean distance
+  transform ``scipy.ndimage.distance_transform_edt(~surface, sampling=spacing_zyx)``. Spacing is given in
+  array order (z, y, x), i.e. SimpleITK's ``GetSpacing()`` reversed.
+* **HD** = the larger of the two directed maxima (the symmetric Hausdorff distance).
+* **HD95** = the larger of the two *directed* 95th percentiles, each computed with ``numpy.percentile``'s
+  default linear interpolation. (MONAI's ``compute_hausdorff_distance(percentile=95)`` uses the same
+  definition; MedPy's ``hd95`` takes the 95th percentile of both directions pooled, which is never
+  larger and usually a little smaller.)
+* **ASSD** = the mean of the pooled distances of both directions (sum of all distances divided by the
+  number of surface voxels of both masks), as MONAI (``symmetric=True``) and MedPy ``assd`` compute it.
+  This is not the average of the two directed means when the two surfaces have different sizes.
+
+Speed: everything is computed on the bounding box of the union of both masks, with no margin. This is
+exact, not an approximation: (1) every voxel outside that box is background, so eroding the crop with
+background outside gives the same surfaces as eroding the whole volume; (2) the exact EDT at a voxel is the
+minimum distance to any zero of its input, and all zeros (the surface voxels) of the full volume lie in
+the crop, so distances inside the crop are unchanged. ``tests/stats/test_segmentation.py`` checks it.
+
+Empty masks never turn into NaN (policy, applied by :func:`segmentation_metrics`):
+
+* both empty: Dice, IoU, F2, sensitivity and precision are 1 and all distances 0 (perfect agreement);
+* exactly one empty: a ratio whose denominator is 0 (sensitivity with an empty reference, precision with
+  an empty prediction) is 0, like Dice, IoU and F2; every distance is set to ``empty_distance``, by default
+  the diagonal of the whole volume in mm (larger than any distance the grid can hold), and the columns
+  ``empty_pred`` / ``empty_ref`` say so. :func:`summarise_segmentation` reports those cases separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from sarcomri.errors import InputError
+
+#: Keys of the dict returned by :func:`segmentation_metrics`, in a stable order.
+METRIC_KEYS: tuple[str, ...] = (
+    "dice", "iou", "f2", "sensitivity", "precision", "hd95_mm", "assd_mm", "hd_mm",
+    "tp", "fp", "fn", "pred_voxels", "ref_voxels", "pred_volume_mm3", "ref_volume_mm3",
+    "empty_pred", "empty_ref",
+)
+#: Overlap metrics (all cases are summarised) and distance metrics (cases with both masks non-empty).
+OVERLAP_METRICS: tuple[str, ...] = ("dice", "iou", "f2", "sensitivity", "precision")
+DISTANCE_METRICS: tuple[str, ...] = ("hd95_mm", "assd_mm", "hd_mm")
+
+
+def as_binary(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    """A boolean copy-free view (when possible) of a mask that holds only 0 and 1 (or is boolean).
+
+    A label map with other values (2, 3, ... or NaN) is refused: select one label first (``mask == k``).
+    """
+    arr = np.asarray(mask)
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(None, f"{name} must be a boolean or numeric array, not {arr.dtype}")
+    fg = arr != 0
+    values = arr[fg]
+    if values.size and not np.all(values == 1):
+        bad = np.unique(values[values != 1])[:5]
+        raise InputError(None, f"{name} is not binary: it holds values {', '.join(map(str, bad))} besides 0 "
+                               "and 1 (select one label, e.g. mask == 1)")
+    return fg
+
+
+def check_spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
+    """Spacing as a float array of length ``ndim``, refusing non-positive or non-finite values."""
+    sp = np.asarray(spacing, dtype=float).ravel()
+    if sp.size != ndim:
+        raise InputError(None, f"spacing has {sp.size} values but the masks have {ndim} dimensions "
+                               "(give the spacing in array order, e.g. (z, y, x) in mm)")
+    if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
+        raise InputError(None, f"spacing must be positive and finite, got {tuple(sp.tolist())}")
+    return sp
+
+
+def _pair(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p, r = as_binary(pred, "prediction"), as_binary(ref, "reference")
+    if p.shape != r.shape:
+        raise InputError(None, f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    if p.ndim < 1:
+        raise InputError(None, "masks must have at least one dimension")
+    return p, r, check_spacing(spacing, p.ndim)
+
+
+def _union_box(pred: np.ndarray, ref: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box (slices) of the union of both masks, or None when both are empty."""
+    union = np.logical_or(pred, ref)
+    boxes = ndimage.find_objects(union.view(np.uint8))
+    return boxes[0] if boxes else None
+
+
+def surface(mask: np.ndarray) -> np.ndarray:
+    """Surface voxels of a boolean mask: the mask minus its face-connected erosion, background outside."""
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
+
+
+def _directed(from_surface: np.ndarray, to_surface: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Distance (mm) from each voxel of ``from_surface`` to the nearest voxel of ``to_surface``."""
+    edt = ndimage.distance_transform_edt(~to_surface, sampling=spacing)
+    return edt[from_surface]
+
+
+def surface_distances(pred: np.ndarray, ref: np.ndarray,
+                      spacing_zyx: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Directed surface distances in mm: (prediction -> reference, reference -> prediction).
+
+    Each array holds one distance per surface voxel of the first mask, in C order of the voxels. Both
+    masks must be non-empty (an empty mask has no surface to measure from or to).
+    """
+    p, r, sp = _pair(pred, ref, spacing_zyx)
+    if not p.any() or not r.any():
+        raise InputError(None, "surface distances need two non-empty masks (prediction empty: "
+                               f"{not p.any()}, reference empty: {not r.any()})")
+    box = _union_box(p, r)
+    ps, rs = surface(p[box]), surface(r[box])
+    return _directed(ps, rs, sp), _directed(rs, ps, sp)
+
+
+def volume_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """Length in mm of the diagonal of the whole volume (``shape`` voxels of size ``spacing``)."""
+    return float(np.sqrt(np.sum((np.asarray(shape, float) * np.asarray(spacing, float)) ** 2)))
+
+
+def _ratio(num: int, den: int, both_empty: bool) -> float:
+    if den == 0:
+        return 1.0 if both_empty else 0.0
+    return num / den
+
+
+def segmentation_metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx: Sequence[float],
+                         empty_distance: float | None = None) -> dict[str, float | int | bool]:
+    """Overlap and surface-distance metrics of one predicted mask against its reference.
+
+    ``pred`` and ``ref`` are binary arrays of the same shape (boolean, or numeric 0/1); ``spacing_zyx`` is
+    the voxel size in mm in array order. ``empty_distance`` (mm) replaces every distance when exactly one
+    mask is empty; None means the volume diagonal (:func:`volume_diagonal_mm`); ``float('inf')`` is allowed
+    for callers who prefer to see the failure as infinite. Keys are :data:`METRIC_KEYS`:
+
+    * ``dice`` = 2TP / (2TP + FP + FN); ``iou`` = TP / (TP + FP + FN);
+    * ``f2`` = F-beta with beta = 2 (recall weighted): 5TP / (5TP + 4FN + FP);
+    * ``sensitivity`` (recall) = TP / (TP + FN); ``precision`` = TP / (TP + FP);
+    * ``hd95_mm``, ``assd_mm``, ``hd_mm``: see the module docstring;
+    * ``tp``, ``fp``, ``fn``, ``pred_voxels``, ``ref_voxels`` (voxel counts) and the volumes in mm3;
+    * ``empty_pred``, ``empty_ref``: booleans flagging the empty-mask policy.
+    """
+    p, r, sp = _pair(pred, ref, spacing_zyx)
+    box = _union_box(p, r)
+    voxel_mm3 = float(np.prod(sp))
+    if box is None:
+        tp = fp = fn = 0
+        pc = rc = 0
+    else:
+        pb, rb = p[box], r[box]
+        pc, rc = int(np.count_nonzero(pb)), int(np.count_nonzero(rb))
+        tp = int(np.count_nonzero(pb & rb))
+        fp, fn = pc - tp, rc - tp
+    empty_pred, empty_ref = pc == 0, rc == 0
+    both = empty_pred and empty_ref
+    out: dict[str, float | int | bool] = {
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn, both),
+        "iou": _ratio(tp, tp + fp + fn, both),
+        "f2": _ratio(5 * tp, 5 * tp + 4 * fn + fp, both),
+        "sensitivity": _ratio(tp, tp + fn, both),
+        "precision": _ratio(tp, tp + fp, both),
+    }
+    if both:
+        hd95 = assd = hd = 0.0
+    elif empty_pred or empty_ref:
+        penalty = volume_diagonal_mm(p.shape, sp) if empty_distance is None else float(empty_distance)
+        hd95 = assd = hd = penalty
+    else:
+        ps, rs = surface(pb), surface(rb)
+        d_pr, d_rp = _directed(ps, rs, sp), _directed(rs, ps, sp)
+        hd95 = float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
+        assd = float((d_pr.sum() + d_rp.sum()) / (d_pr.size + d_rp.size))
+        hd = float(max(d_pr.max(), d_rp.max()))
+    out.update(hd95_mm=hd95, assd_mm=assd, hd_mm=hd, tp=tp, fp=fp, fn=fn, pred_voxels=pc, ref_voxels=rc,
+               pred_volume_mm3=pc * voxel_mm3, ref_volume_mm3=rc * voxel_mm3,
+               empty_pred=empty_pred, empty_ref=empty_ref)
+    return out
+
+
+def summarise_segmentation(table: pd.DataFrame, metrics: Iterable[str] | None = None,
+                           include_empty_distances: bool = False) -> pd.DataFrame:
+    """Summarise a per-case table (one row per case, columns of :func:`segmentation_metrics`).
+
+    Returns one row per metric with ``n`` (cases used), ``median``, ``q1``, ``q3``, ``iqr``, ``mean``,
+    ``std`` (sample, ddof=1), ``min``, ``max`` and the counts ``n_cases``, ``n_empty_pred``,
+    ``n_empty_ref`` and ``n_both_empty``. Overlap metrics use every case (a missed tumour is a Dice of 0,
+    and that belongs in the average). Distance metrics use only cases where both masks are non-empty
+    unless ``include_empty_distances`` is true (then the ``empty_distance`` penalties are averaged in);
+    the counts say how many cases were left out. A NaN in a metric column is refused, not skipped.
+    """
+    for flag in ("empty_pred", "empty_ref"):
+        if flag not in table.columns:
+            raise InputError(None, f"per-case table has no column {flag!r} (use segmentation_metrics rows)")
+    names = list(metrics) if metrics is not None else [m for m in OVERLAP_METRICS + DISTANCE_METRICS
+                                                       if m in table.columns]
+    empty_pred = table["empty_pred"].astype(bool).to_numpy()
+    empty_ref = table["empty_ref"].astype(bool).to_numpy()
+    both_present = ~empty_pred & ~empty_ref
+    rows = []
+    for name in names:
+        if name not in table.columns:
+            raise InputError(None, f"per-case table has no column {name!r}")
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(values).any():
+            raise InputError(None, f"column {name!r} has {int(np.isnan(values).sum())} missing values; "
+                                   "compute every case with segmentation_metrics (it never returns NaN)")
+        if name in DISTANCE_METRICS and not include_empty_distances:
+            values = values[both_present]
+        q1, med, q3 = np.percentile(values, [25, 50, 75]) if values.size else (np.nan,) * 3
+        rows.append({
+            "metric": name, "n": int(values.size), "median": med, "q1": q1, "q3": q3, "iqr": q3 - q1,
+            "mean": values.mean() if values.size else np.nan,
+            "std": values.std(ddof=1) if values.size > 1 else np.nan,
+            "min": values.min() if values.size else np.nan, "max": values.max() if values.size else np.nan,
+            "n_cases": len(table), "n_empty_pred": int(empty_pred.sum()), "n_empty_ref": int(empty_ref.sum()),
+            "n_both_empty": int((empty_pred & empty_ref).sum()),
+        })
+    return pd.DataFrame(rows).set_index("metric")
