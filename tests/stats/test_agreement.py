@@ -130,3 +130,11 @@ def test_icc_refuses_incomplete_designs():
         ag.icc(data, "target", "rater", "score")
     with pytest.raises(InputError, match="rated twice"):
         ag.icc(pd.concat([_long_ratings(0), _long_ratings(0).iloc[:1]]), "target", "rater", "score")
+
+
+def test_kappa_pairs_carry_the_sas_ci():
+    r1, r2 = _expand(SAS_TABLE)
+    pairs = ag.kappa_pairs(pd.DataFrame({"A": r1, "B": r2, "C": r1}))
+    ab = pairs.set_index(["rater1", "rater2"]).loc[("A", "B")]
+    assert (round(ab["lower"], 4), round(ab["upper"], 4)) == (0.2137, 0.7547)
+    assert pairs.set_index(["rater1", "rater2"]).loc[("A", "C"), "kappa"] == pytest.approx(1.0)

@@ -113,6 +113,25 @@ def long_to_wide(frame: pd.DataFrame, case: str, rater: str, rating: str) -> pd.
     return frame.pivot(index=case, columns=rater, values=rating)
 
 
+def kappa_pairs(ratings: pd.DataFrame | Mapping[str, Sequence[Any]], weights: str | None = None,
+                categories: Sequence[Any] | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """Cohen's kappa with CI and z test for every pair of raters (columns of a wide table).
+
+    Each pair uses the cases both rated. Columns: rater1, rater2, kappa, se, lower, upper, z, p_value, n.
+    """
+    wide = pd.DataFrame(ratings)
+    names = list(wide.columns)
+    if len(names) < 2:
+        raise InputError(None, f"agreement needs at least two raters (found {len(names)})")
+    rows = []
+    for i, r1 in enumerate(names):
+        for r2 in names[i + 1:]:
+            both = wide[[r1, r2]].dropna()
+            res = cohen_kappa(both[r1], both[r2], weights, categories, alpha)
+            rows.append({"rater1": r1, "rater2": r2, **{k: v for k, v in res.to_dict().items() if k != "weights"}})
+    return pd.DataFrame(rows)
+
+
 def kappa_matrix(ratings: pd.DataFrame | Mapping[str, Sequence[Any]], weights: str | None = None,
                  categories: Sequence[Any] | None = None) -> pd.DataFrame:
     """Square matrix of pairwise Cohen's kappa between all raters (model and readers alike).
@@ -123,11 +142,8 @@ def kappa_matrix(ratings: pd.DataFrame | Mapping[str, Sequence[Any]], weights: s
     wide = pd.DataFrame(ratings)
     names = list(wide.columns)
     out = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
-    for i, r1 in enumerate(names):
-        for r2 in names[i + 1:]:
-            both = wide[[r1, r2]].dropna()
-            k = cohen_kappa(both[r1], both[r2], weights, categories).kappa
-            out.loc[r1, r2] = out.loc[r2, r1] = k
+    for _, row in kappa_pairs(wide, weights, categories).iterrows():
+        out.loc[row["rater1"], row["rater2"]] = out.loc[row["rater2"], row["rater1"]] = row["kappa"]
     out.index.name = out.columns.name = "rater"
     return out
 
