@@ -25,7 +25,7 @@ def _json(args: list[str]) -> dict:
 def test_roc_json_matches_proc(shared_data):
     csv = str(shared_data / "stats" / "aSAH.csv")
     out = _json(["roc", csv, "--truth", "outcome_poor", "--positive", "1",
-                 "--score", "wfns", "--score", "s100b", "--score", "ndka"])
+                 "--score", "wfns", "--score", "s100b", "--score", "ndka", "--cutoff", "0.205"])
     assert (out["n_cases"], out["n_controls"], out["n_dropped"]) == (41, 72, 0)
     aucs = {s["score"]: s for s in out["scores"]}
     assert [round(aucs[k]["auc"], 4) for k in ("wfns", "s100b", "ndka")] == [0.8237, 0.7314, 0.6120]
@@ -37,6 +37,9 @@ def test_roc_json_matches_proc(shared_data):
     assert round(tests[("s100b", "ndka")]["z"], 4) == 1.3908  # pROC's ndka vs s100b, reversed
     s100b = aucs["s100b"]["at_threshold"]
     assert (s100b["sensitivity"]["numerator"], s100b["specificity"]["numerator"]) == (26, 58)
+    # pROC's "best" s100b threshold 0.205 (a midpoint) gives the same operating point
+    fixed = aucs["s100b"]["at_cutoffs"][0]
+    assert fixed["cutoff"] == 0.205 and fixed["metrics"]["confusion"] == s100b["confusion"]
 
 
 def test_roc_prints_tables_and_names_the_file_on_errors(shared_data):

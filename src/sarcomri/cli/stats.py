@@ -16,7 +16,13 @@ from rich.table import Table
 from sarcomri.errors import InputError
 from sarcomri.stats import agreement, mrmc, roc
 from sarcomri.stats._json import jsonable
-from sarcomri.stats.diagnostic import CI_METHODS, ConfusionMatrix, DiagnosticResult, diagnostic_metrics
+from sarcomri.stats.diagnostic import (
+    CI_METHODS,
+    ConfusionMatrix,
+    DiagnosticResult,
+    diagnostic_at_threshold,
+    diagnostic_metrics,
+)
 
 app = typer.Typer(
     help="Diagnostic and reader statistics: ROC curves and DeLong tests, kappa and ICC agreement, "
@@ -105,6 +111,8 @@ def roc_cmd(
                                     "confidence, marker); repeat for several scores on the same cases."),
     direction: str = typer.Option("<", "--direction", help="'<': controls score lower than cases (higher "
                                   "= more likely positive); '>': the reverse. Fixed, never guessed."),
+    cutoff: list[float] = typer.Option(None, "--cutoff", help="Also report the metrics at this fixed "
+                                       "cut-off of every score (e.g. 0.5 for a model probability); repeatable."),
     ci_method: str = CI_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -114,7 +122,8 @@ def roc_cmd(
     JSON keys: positive, direction, n_cases, n_controls, n_dropped (rows with a missing value),
     scores (list of {score, auc, se, lower, upper, ss_avg_threshold, at_threshold: {confusion,
     sensitivity, specificity, accuracy, ppv, npv, ss_avg: {estimate, lower, upper, numerator,
-    denominator}}}), comparisons (list of {score1, score2, auc1, auc2, difference, lower, upper, z, p}).
+    denominator}}, at_cutoffs: list of {cutoff, metrics: same as at_threshold}}), comparisons (list of
+    {score1, score2, auc1, auc2, difference, lower, upper, z, p}).
     """
     frame = _read(csv, [truth, *score])
     frame, dropped = _complete(csv, frame, [truth, *score])
@@ -124,8 +133,10 @@ def roc_cmd(
         entries = []
         for s, row in zip(score, aucs.itertuples(index=False), strict=True):
             threshold, res = roc.ss_avg_cutoff(frame[truth], frame[s], pos, direction, ci_method)
+            fixed = [{"cutoff": c, "metrics": diagnostic_at_threshold(frame[truth], frame[s], pos, c, direction,
+                                                                      ci_method).to_dict()} for c in cutoff or []]
             entries.append({"score": s, "auc": row.auc, "se": row.se, "lower": row.lower, "upper": row.upper,
-                            "ss_avg_threshold": threshold, "at_threshold": res.to_dict()})
+                            "ss_avg_threshold": threshold, "at_threshold": res.to_dict(), "at_cutoffs": fixed})
     is_pos = frame[truth] == pos
     out = {"positive": pos, "direction": direction, "n_cases": int(is_pos.sum()),
            "n_controls": int((~is_pos).sum()), "n_dropped": dropped, "scores": entries,
@@ -141,6 +152,12 @@ def roc_cmd(
                          **{m: e["at_threshold"][m]["estimate"] for m in
                             ("sensitivity", "specificity", "accuracy", "ppv", "npv", "ss_avg")}} for e in entries])
     console.print(_table("At the SS-Avg cut-off (optimistic on the data that chose it)", cut))
+    if cutoff:
+        fixed = pd.DataFrame([{"score": e["score"], "cutoff": f["cutoff"],
+                               **{m: f["metrics"][m]["estimate"] for m in
+                                  ("sensitivity", "specificity", "accuracy", "ppv", "npv", "ss_avg")}}
+                              for e in entries for f in e["at_cutoffs"]])
+        console.print(_table("At fixed cut-offs", fixed))
     if len(tests):
         console.print(_table("Paired DeLong tests (difference = AUC1 - AUC2)", tests))
 
