@@ -10,7 +10,7 @@ Choices (stated once, used everywhere):
 * Mann-Whitney U is two-sided with scipy's automatic exact/asymptotic choice.
 * Categorical associations: Pearson's chi-square without continuity correction when every expected count
   is at least 5, otherwise Fisher's exact test (2 x 2: the conditional test; larger tables: scipy's
-  r x c exact test).
+  r x c exact test, scipy >= 1.15; older scipy falls back to chi-square and says so in the test name).
 * ``table1``: continuous columns as median [Q1, Q3] (quartiles by linear interpolation, R's default
   type 7) with Mann-Whitney U (two groups) or Kruskal-Wallis
   (more) p-values; categorical columns as n (%) of the group's non-missing values with the test above.
@@ -95,7 +95,10 @@ def association_test(table: np.ndarray | pd.DataFrame) -> TestResult:
     chi2, p, dof, expected = stats.chi2_contingency(counts, correction=False)
     if (expected >= 5).all():
         return TestResult("chi-square", float(chi2), float(p), float(dof))
-    res = stats.fisher_exact(counts.astype(int))
+    try:
+        res = stats.fisher_exact(counts.astype(int))
+    except ValueError:  # scipy < 1.15 has no r x c exact test
+        return TestResult("chi-square (expected count < 5)", float(chi2), float(p), float(dof))
     return TestResult("Fisher exact", float(res.statistic), float(res.pvalue))
 
 
