@@ -12,6 +12,7 @@ Instances are grouped by patient (PatientID), study (StudyInstanceUID) and serie
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -138,10 +139,13 @@ def scan_dicom(files: list[Path], root: str | Path) -> DicomScan:
 
 def read_header(path: Path) -> Instance:
     """The header of one DICOM file as an :class:`Instance`; raises :class:`InputError` when unusable."""
-    try:
-        ds = pydicom.dcmread(path, defer_size=1024)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(path, f"corrupt DICOM file: {exc}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(path, defer_size=1024)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(path, f"corrupt DICOM file: {exc}") from None
+    hint = f" ({caught[0].message})" if caught else ""
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", ""))
     try:
         sop_class_name = pydicom.uid.UID(sop_class).name if sop_class else ""
@@ -150,7 +154,7 @@ def read_header(path: Path) -> Instance:
     patient_id = str(ds.get("PatientID", "") or "").strip()
     series_uid = str(ds.get("SeriesInstanceUID", "") or "")
     if not series_uid:
-        raise InputError(path, "no SeriesInstanceUID: the file is corrupt or not from a scanner")
+        raise InputError(path, f"corrupt DICOM file: no SeriesInstanceUID{hint}")
     if sop_class == RTSTRUCT_CLASS:
         kind = "rtstruct"
     elif sop_class in SEG_CLASSES:
@@ -160,7 +164,7 @@ def read_header(path: Path) -> Instance:
     else:
         kind = "other"
     if not patient_id and kind != "other":
-        raise InputError(path, "no PatientID: cannot tell whose image this is")
+        raise InputError(path, f"no PatientID: cannot tell whose image this is{hint}")
     if kind in ("image", "multiframe", "seg"):
         _check_pixel_data(ds, path)
     if kind == "image":
