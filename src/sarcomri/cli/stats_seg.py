@@ -27,7 +27,8 @@ _ROWS = (
 )
 
 
-def _read(path: Path) -> sitk.Image:
+def read_image(path: Path) -> sitk.Image:
+    """Read an image with SimpleITK, turning a missing or unreadable file into an InputError."""
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -36,18 +37,18 @@ def _read(path: Path) -> sitk.Image:
         raise InputError(path, f"cannot be read as an image ({str(err).strip().splitlines()[-1]})") from None
 
 
-def _check_grid(pred: sitk.Image, ref: sitk.Image, pred_path: Path, ref_path: Path) -> None:
-    """Raise naming both files and every geometry property that differs."""
-    if same_grid(pred, ref):
+def require_same_grid(a: sitk.Image, b: sitk.Image, path_a: Path, path_b: Path,
+                      fix: str = "resample the prediction onto the reference grid first") -> None:
+    """Raise naming both files and every geometry property (size, spacing, origin, direction) that differs."""
+    if same_grid(a, b):
         return
-    props = {"size": (pred.GetSize(), ref.GetSize()), "spacing": (pred.GetSpacing(), ref.GetSpacing()),
-             "origin": (pred.GetOrigin(), ref.GetOrigin()), "direction": (pred.GetDirection(), ref.GetDirection())}
+    props = {"size": (a.GetSize(), b.GetSize()), "spacing": (a.GetSpacing(), b.GetSpacing()),
+             "origin": (a.GetOrigin(), b.GetOrigin()), "direction": (a.GetDirection(), b.GetDirection())}
     diffs = []
     for name, (a, b) in props.items():
         if len(a) != len(b) or not np.allclose(a, b, atol=1e-4):
             diffs.append(f"{name} {tuple(round(v, 4) for v in a)} vs {tuple(round(v, 4) for v in b)}")
-    raise InputError(pred_path, f"not on the same voxel grid as {ref_path}: {'; '.join(diffs)} "
-                                "(resample the prediction onto the reference grid first)")
+    raise InputError(path_a, f"not on the same voxel grid as {path_b}: {'; '.join(diffs)} ({fix})")
 
 
 def _binary(image: sitk.Image, path: Path, label: int | None) -> np.ndarray:
@@ -79,8 +80,8 @@ def seg(
     predicted tumour mask against the reference. Surfaces: mask minus its face-connected erosion; exact
     Euclidean distances with the voxel spacing read from the files; HD95 = larger of the two directed 95th
     percentiles. See sarcomri.stats.segmentation for the definitions and the empty-mask policy."""
-    pred_img, ref_img = _read(pred), _read(ref)
-    _check_grid(pred_img, ref_img, pred, ref)
+    pred_img, ref_img = read_image(pred), read_image(ref)
+    require_same_grid(pred_img, ref_img, pred, ref)
     spacing_zyx = tuple(float(s) for s in reversed(ref_img.GetSpacing()))
     p, r = _binary(pred_img, pred, label), _binary(ref_img, ref, label)
     result = segmentation_metrics(p, r, spacing_zyx, empty_distance=empty_distance)
