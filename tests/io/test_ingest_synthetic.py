@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.io.deid import Pseudonymizer
@@ -19,6 +22,16 @@ def _dwi_values(k, b):
     return np.full((8, 6), np.round(10000.0 * np.exp(-b * ADC_TRUE)))
 
 
+def _dicomdir(path):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.FileSetID = "TEST"
+    ds.save_as(path, enforce_file_format=True)
+
+
 def _run(src, out, **kwargs):
     kwargs.setdefault("pseudonymizer", Pseudonymizer.from_key("k"))
     report = ingest(src, out, **kwargs)
@@ -27,15 +40,16 @@ def _run(src, out, **kwargs):
 
 def test_canonical_descriptions_name_themselves(tmp_path, make_series):
     src = tmp_path / "src"
-    make_series(src / "a", description="T2axi", series_number=1)
+    make_series(src / "a", description="T2axi", series_number=1, suffix="")  # file names without .dcm
     make_series(src / "b", description="T2sag", series_number=2, iop=SAG)
     make_series(src / "c", description="fsT1CEaxi", series_number=3)
     make_series(src / "d", description="fsT1CEcor", series_number=4, iop=COR)
     make_series(src / "e", description="DWI", series_number=5, b_values=[0, 800], values=_dwi_values)
     (src / "README.txt").write_text("not a DICOM file")
+    _dicomdir(src / "DICOMDIR")
     report, cohort = _run(src, tmp_path / "out")
     assert set(cohort.sequences) == {"T2axi", "T2sag", "fsT1CEaxi", "fsT1CEcor", "DWI_b0", "DWI_b800", "ADC"}
-    assert report.notes == ["1 file(s) that are not DICOM were skipped"]
+    assert report.notes == ["2 file(s) that are not DICOM images or masks were skipped (other files, DICOMDIR)"]
     # no scanner ADC: the fitted map is named ADC and equals the true ADC inside the body
     pid = cohort.patient_ids[0]
     adc = sitk.GetArrayFromImage(cohort.read_image(pid, "ADC"))
@@ -110,3 +124,15 @@ def test_patients_split_and_labelled(tmp_path, make_series):
     text = (tmp_path / "out" / "patients.csv").read_text()
     assert f"{a},sarcoma,LMS,054" in text  # clinical columns kept as written
     assert "1 row(s) of the labels file match no patient" in report.notes[0]
+
+
+def test_directional_diffusion_images_give_way_to_the_trace(tmp_path, make_series):
+    src = tmp_path / "src"
+    paths = make_series(src / "dwi", description="ep2d_diff_tra", b_values=[0, 800, 800, 800], values=_dwi_values)
+    for i, path in enumerate(paths):  # b=0 and one of the three b=800 blocks are trace images
+        ds = pydicom.dcmread(path)
+        ds.ImageType = ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW" if i < 4 or i >= 12 else "NONE"]
+        ds.save_as(path)
+    report, cohort = _run(src, tmp_path / "out", compute_adc=False)
+    assert set(cohort.sequences) == {"DWI_b0", "DWI_b800"}
+    assert [(u["files"], "directional" in u["reason"]) for u in report.unmapped] == [(8, True)]

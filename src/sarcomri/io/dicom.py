@@ -25,6 +25,7 @@ from sarcomri.errors import InputError
 from sarcomri.io.bvalues import b_value
 from sarcomri.io.deid import identifiers_of
 
+MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}  # binary/fractional, label map
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
@@ -52,6 +53,7 @@ class Instance:
     columns: int | None = None
     b_value: float | None = None
     image_type: tuple[str, ...] = ()
+    trace: bool = False  # a diffusion trace (isotropic) image rather than one direction
     identifiers: frozenset[str] = frozenset()
 
 
@@ -86,7 +88,7 @@ class DicomScan:
 
     root: Path
     instances: list[Instance]
-    not_dicom: list[Path]
+    skipped: list[Path]  # not DICOM, a DICOMDIR, or a non-image object that names no patient
 
     def series_by_patient(self) -> dict[str, list[DicomSeries]]:
         """Series grouped by PatientID, each patient's series ordered by study date, study, series number."""
@@ -126,19 +128,22 @@ def is_dicom_file(path: Path) -> bool:
 def scan_dicom(files: list[Path], root: str | Path) -> DicomScan:
     """Read the header of every DICOM file in ``files`` (found under ``root``); raise on a corrupt one.
 
-    Files that are not DICOM (no ``DICM`` marker) are returned in ``not_dicom``.
+    Files that are not DICOM (no ``DICM`` marker), DICOMDIR files and non-image objects without a
+    PatientID are returned in ``skipped``.
     """
-    instances, not_dicom = [], []
+    instances, skipped = [], []
     for path in files:
-        if is_dicom_file(path):
-            instances.append(read_header(path))
+        inst = read_header(path) if is_dicom_file(path) else None
+        if inst is None:
+            skipped.append(path)
         else:
-            not_dicom.append(path)
-    return DicomScan(root=Path(root), instances=instances, not_dicom=not_dicom)
+            instances.append(inst)
+    return DicomScan(root=Path(root), instances=instances, skipped=skipped)
 
 
-def read_header(path: Path) -> Instance:
-    """The header of one DICOM file as an :class:`Instance`; raises :class:`InputError` when unusable."""
+def read_header(path: Path) -> Instance | None:
+    """The header of one DICOM file as an :class:`Instance`, None for a file to skip (DICOMDIR, or a
+    non-image object that names no patient); raises :class:`InputError` when the file is unusable."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -152,6 +157,8 @@ def read_header(path: Path) -> Instance:
     except Exception:  # noqa: BLE001 - an unknown class has no name
         sop_class_name = sop_class
     patient_id = str(ds.get("PatientID", "") or "").strip()
+    if sop_class == MEDIA_DIRECTORY_CLASS:
+        return None
     series_uid = str(ds.get("SeriesInstanceUID", "") or "")
     if not series_uid:
         raise InputError(path, f"corrupt DICOM file: no SeriesInstanceUID{hint}")
@@ -163,7 +170,9 @@ def read_header(path: Path) -> Instance:
         kind = "multiframe" if int(ds.get("NumberOfFrames", 1) or 1) > 1 else "image"
     else:
         kind = "other"
-    if not patient_id and kind != "other":
+    if not patient_id and kind == "other":
+        return None
+    if not patient_id:
         raise InputError(path, f"no PatientID: cannot tell whose image this is{hint}")
     if kind in ("image", "multiframe", "seg"):
         _check_pixel_data(ds, path)
@@ -191,8 +200,15 @@ def read_header(path: Path) -> Instance:
         columns=_int_or_none(ds.get("Columns")),
         b_value=b_value(ds) if kind == "image" else None,
         image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
+        trace=_is_trace(ds),
         identifiers=frozenset(identifiers_of(ds)),
     )
+
+
+def _is_trace(ds: pydicom.Dataset) -> bool:
+    """True for a diffusion trace image: ImageType TRACEW/TRACE/ISOTROPIC or DiffusionDirectionality ISOTROPIC."""
+    types = {str(v).upper() for v in (ds.get("ImageType") or ())}
+    return bool(types & {"TRACEW", "TRACE", "ISOTROPIC"}) or str(ds.get("DiffusionDirectionality", "")) == "ISOTROPIC"
 
 
 def _check_pixel_data(ds: pydicom.Dataset, path: Path) -> None:

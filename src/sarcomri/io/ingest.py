@@ -110,9 +110,9 @@ def ingest(
     if dicom_files:
         source_type = "dicom"
         scan = scan_dicom(dicom_files, root=src)
-        other = len(files) - len(dicom_files)
+        other = len(files) - len(dicom_files) + len(scan.skipped)
         if other:
-            notes.append(f"{other} file(s) that are not DICOM were skipped")
+            notes.append(f"{other} file(s) that are not DICOM images or masks were skipped (other files, DICOMDIR)")
         sources = [
             _Source(pid, series[0].instances[0].path,
                     lambda lg, series=series: load_dicom_patient(series, seqmap, lg))

@@ -23,6 +23,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import pydicom
 
 from sarcomri.cohort.sequences import SequenceMap, dwi_name
@@ -135,8 +136,26 @@ def _name_image_series(series: DicomSeries, seqmap: SequenceMap, plan: PatientPl
     if missing:
         plan.keep_aside(series, f"diffusion series: {missing} image(s) without a b-value (no standard or vendor "
                         "b-value tag, none in the description)", files=missing)
-    return [PlannedVolume(dwi_name(b), series, insts, role="dwi", b_value=b, computed=computed)
-            for b, insts in sorted(by_b.items())]
+    volumes = []
+    for b, insts in sorted(by_b.items()):
+        kept = _trace_only(insts)
+        if len(kept) < len(insts):
+            plan.keep_aside(series, f"diffusion series: {len(insts) - len(kept)} directional image(s) at b={b:g} "
+                            "(the trace image is used)", files=len(insts) - len(kept))
+        volumes.append(PlannedVolume(dwi_name(b), series, kept, role="dwi", b_value=b, computed=computed))
+    return volumes
+
+
+def _trace_only(instances: list[Instance]) -> list[Instance]:
+    """The trace images of one b-value when it holds several images per slice position, some of them trace."""
+    normal = np.cross(instances[0].iop[:3], instances[0].iop[3:]) if instances[0].iop else None
+    if normal is None or any(i.ipp is None for i in instances):
+        return instances
+    positions = {round(float(np.dot(i.ipp, normal)), 2) for i in instances}
+    trace = [i for i in instances if i.trace]
+    if len(positions) == len(instances) or not trace or len(trace) == len(instances):
+        return instances
+    return trace
 
 
 def _resolve_masks(plan: PatientPlan, series_list: list[DicomSeries]) -> None:
