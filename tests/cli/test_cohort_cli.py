@@ -31,7 +31,7 @@ def test_cohort_info_json(tiny_cohort):
 
 
 def test_cohort_info_table_and_matrix(tiny_cohort):
-    res = runner.invoke(app, ["cohort", "info", str(tiny_cohort), "--matrix"])
+    res = runner.invoke(app, ["cohort", "info", str(tiny_cohort), "--matrix"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "12 patients" in res.output and "Availability matrix" in res.output and "P011" in res.output
 
