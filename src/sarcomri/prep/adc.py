@@ -42,16 +42,16 @@ def fit_adc(signals: np.ndarray, b_values, noise_fraction: float = NOISE_FRACTIO
     Returns a float32 array of the shape of one signal array; background voxels are 0.
     """
     b = np.asarray(b_values, dtype=float)
-    signals = np.asarray(signals, dtype=float)
+    signals = np.asarray(signals, dtype=np.float32)  # float32 halves memory; log precision is ample
     if signals.shape[0] != b.size:
         raise ValueError(f"{signals.shape[0]} signal arrays for {b.size} b-values")
     if np.unique(b).size < 2:
         raise ValueError("ADC needs at least two different b-values")
     lowest = signals[int(np.argmin(b))]
     fitted = (lowest > noise_floor(lowest, noise_fraction)) & np.all(signals > 0, axis=0)
-    log_s = np.log(np.where(fitted, signals, 1.0))
-    centred = b - b.mean()
-    slope = np.tensordot(centred, log_s, axes=(0, 0)) / np.sum(centred**2)
+    log_s = np.log(np.where(fitted, signals, np.float32(1.0)))
+    centred = (b - b.mean()).astype(np.float32)
+    slope = np.tensordot(centred, log_s, axes=(0, 0)) / np.float32(np.sum(centred**2))
     adc = np.where(fitted, -slope * ADC_SCALE, 0.0)
     return np.clip(adc, 0.0, None).astype(np.float32)
 
