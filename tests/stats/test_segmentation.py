@@ -240,6 +240,7 @@ def _pairs_for_libraries():
             yield _blob((10, 20, 18), rng), _blob((10, 20, 18), rng), spacing
 
 
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")  # inside MONAI
 def test_agrees_with_monai():
     """MONAI uses our definitions: 6-connected erosion after cropping with a zero-padded margin (border voxels
     are surface), HD95 = max of the two directed 95th percentiles (torch.quantile, linear interpolation), and
@@ -331,3 +332,30 @@ def test_cli_refuses_masks_on_different_grids(tmp_path, seg_app):
     assert isinstance(res.exception, InputError)
     assert "pred.nii.gz" in str(res.exception) and "ref.nii.gz" in str(res.exception)
     assert "origin" in str(res.exception)
+
+
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")  # inside MONAI
+def test_real_sarcoma_contour_against_medpy_and_monai(shared_data):
+    """STS_001 GTV (0.98 x 0.98 x 3.27 mm) against a perturbed copy (shifted, dilated in-plane on some
+    slices, one slice dropped), and the same pair cut so the tumour runs through both ends of the volume."""
+    import SimpleITK as sitk
+
+    binary = pytest.importorskip("medpy.metric.binary")
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("monai.metrics")
+    image = sitk.ReadImage(str(shared_data / "sts-t1" / "STS_001" / "mask.nii.gz"))
+    ref = sitk.GetArrayFromImage(image) > 0
+    spacing = tuple(reversed(image.GetSpacing()))
+    pred = np.roll(ref, (1, 2, -3), axis=(0, 1, 2))
+    pred[20:30] = ndimage.binary_dilation(pred[20:30], ndimage.generate_binary_structure(3, 1)[1:2], 2)
+    pred[35] = False
+    for p, r in ((pred, ref), (pred[18:38], ref[18:38])):
+        ours = segmentation_metrics(p, r, spacing)
+        assert ours["assd_mm"] == pytest.approx(binary.assd(p, r, voxelspacing=spacing), rel=1e-12)
+        assert ours["hd_mm"] == pytest.approx(binary.hd(p, r, voxelspacing=spacing), rel=1e-12)
+        assert ours["dice"] == pytest.approx(binary.dc(p, r), rel=1e-12)
+        y_pred = torch.from_numpy(np.stack([~p, p])[None])
+        y = torch.from_numpy(np.stack([~r, r])[None])
+        hd95 = metrics.compute_hausdorff_distance(y_pred, y, percentile=95, spacing=list(spacing)).item()
+        assert ours["hd95_mm"] == pytest.approx(hd95, rel=1e-5)
+        assert 0.5 < ours["dice"] < 0.95 and ours["hd95_mm"] > 1.0  # a real, imperfect pair
