@@ -177,7 +177,7 @@ def _add_adc(data: PatientData, compute_adc: bool | None, pid: str, report: Inge
         return
     dwi = acquired_dwi(data)
     if len(dwi) < 2:
-        if compute_adc or any(v.role == "dwi" for v in data.volumes):
+        if any(v.role == "dwi" for v in data.volumes):  # a patient without DWI needs no note
             report.notes.append(f"{pid}: ADC not computed (acquired DWI at fewer than two b-values on one grid)")
         return
     name = "ADC_computed" if scanner else "ADC"
