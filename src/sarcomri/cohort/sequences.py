@@ -23,8 +23,9 @@ PLANAR_SEQUENCES: tuple[str, ...] = (
     "T2axi", "T2sag", "T2cor", "fsT2axi", "T1axi", "T1sag", "fsT1axi", "fsT1sag",
     "fsT1CEaxi", "fsT1CEsag", "fsT1CEcor", "dynamicaxi", "dynamicsag",
 )
-#: Diffusion sequences: the ADC map, and DWI volumes named by b-value (``DWI_b1000``).
-DIFFUSION_SEQUENCES: tuple[str, ...] = ("ADC",)
+#: Diffusion sequences: the scanner's ADC map, the ADC fitted from the DWI (``ADC_computed`` when the scanner's
+#: is also present), and DWI volumes named by b-value (``DWI_b1000``).
+DIFFUSION_SEQUENCES: tuple[str, ...] = ("ADC", "ADC_computed")
 #: Soft-tissue sarcoma study sequences.
 STS_SEQUENCES: tuple[str, ...] = ("T1", "T2FS", "T1CEFS")
 
