@@ -15,6 +15,7 @@ from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import radiomics as radiomics_cli
 from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
+from sarcomri.cli import stats_seg
 from sarcomri.cli import synth as synth_cli
 from sarcomri.errors import SarcomriError
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(cohort_cli.app, name="cohort")
 app.add_typer(splits_cli.app, name="splits")
 app.add_typer(classify_cli.app, name="classify")
+stats_cli.app.command("seg")(stats_seg.seg)
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(radiomics_cli.app, name="radiomics")
 app.command("ingest")(ingest_cli.ingest)
