@@ -58,7 +58,8 @@ def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int 
     import torch
 
     from sarcomri.data.sliceset import SliceSet
-    from sarcomri.models.registry import ModelSpec, build_classifier, save_model
+    from sarcomri.models.registry import build_classifier
+    from sarcomri.models.spec import ModelSpec, save_model
     from sarcomri.train.config import TrainConfig
     from sarcomri.train.fit import fit, predict_proba
 

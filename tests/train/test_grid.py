@@ -1,0 +1,77 @@
+"""The classification grid: jobs, predictions table, leakage proof, kill-and-resume, Ray executor."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.splits import check_no_leakage
+from sarcomri.train.grid import plan_jobs, prepare_run, run_grid
+from sarcomri.train.jobs import PREDICTION_COLUMNS, run_job
+
+
+def _config(**executor):
+    return {
+        "sequences": ["T2axi"],
+        "splits": {"scheme": "kfold", "folds": 3, "repeats": 2, "test_ratio": 0.2, "val_ratio": 0.25,
+                   "stratify_by": ["label"], "group": "center", "seed": 0},
+        "slices": {"mode": "tumour", "size": 32, "margin": 0.25, "normalisation": "zscore"},
+        "model": {"name": "mobilenetv2_050", "weights": None, "allow_download": False, "drop_rate": 0.0},
+        "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0, "patience": 0,
+                  "monitor": "val_loss", "augmentation": "sarcoma", "sampling": "balanced", "class_weighting": False,
+                  "slices_per_epoch": None, "channels_last": True, "seed": 3, "threads": None},
+        "executor": executor or {"kind": "local", "workers": 1},
+    }
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at_epoch_1(epoch, logs):
+    if epoch == 1:
+        raise _Killed
+
+
+def test_grid_writes_predictions_without_leakage_and_resumes_identically(tiny_cohort, tmp_path):
+    cohort = Cohort.load(tiny_cohort)
+    cfg = _config()
+    full = tmp_path / "full"
+    prepare_run(full, cohort, cfg, progress=False)
+    preds = run_grid(full, cfg, progress=False)
+    splits = pd.read_csv(full / "splits.csv")
+    check_no_leakage(splits)
+    assert list(preds.columns) == PREDICTION_COLUMNS
+    assert preds["model"].nunique() == 6
+    test = preds[preds.split == "test"]
+    # each patient tested once per repeat, by the model of the fold that held it out
+    assert (test.groupby(["repeat", "patient_id"])["model"].nunique() == 1).all()
+    assert test.groupby("repeat")["patient_id"].nunique().tolist() == [12, 12]
+    assert test.groupby(["model", "patient_id"])["central"].sum().eq(1).all()
+    assert preds["p_positive"].between(0, 1).all()
+
+    # kill the second job during its second epoch, then rerun the whole grid
+    part = tmp_path / "part"
+    prepare_run(part, cohort, cfg, progress=False)
+    jobs = plan_jobs(part, cfg["sequences"])
+    run_job(jobs[0], str(part), cfg)
+    with pytest.raises(_Killed):
+        run_job(jobs[1], str(part), cfg, progress=_kill_at_epoch_1)
+    assert (jobs[1].folder(part) / "checkpoint.pt").is_file() and not jobs[1].is_done(part)
+    resumed = run_grid(part, cfg, progress=False)
+    pd.testing.assert_frame_equal(resumed, preds)
+
+
+def test_ray_executor_runs_a_tiny_grid(tiny_cohort, tmp_path):
+    ray = pytest.importorskip("ray", reason="the Ray executor needs the optional extra sarcomri[cluster]")
+    cohort = Cohort.load(tiny_cohort)
+    cfg = _config(kind="ray", workers=1, ray_address=None)
+    cfg["splits"]["repeats"] = 1
+    cfg["train"]["epochs"] = 1
+    prepare_run(tmp_path, cohort, cfg, progress=False)
+    try:
+        preds = run_grid(tmp_path, cfg, progress=False)
+    finally:
+        ray.shutdown()
+    assert preds["model"].nunique() == 3
+    assert np.isfinite(preds["p_positive"]).all()
