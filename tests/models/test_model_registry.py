@@ -111,7 +111,7 @@ def test_spec_round_trip_and_validation():
 
 
 def test_save_and_load_model_gives_the_same_network(tmp_path):
-    spec = ModelSpec("mobilenetv2_050", in_channels=1, num_classes=3, input_size=64)
+    spec = ModelSpec("mobilenetv2_050", in_channels=1, num_classes=3, input_size=32)
     torch.manual_seed(0)
     model = build_classifier(spec.name, spec.in_channels, spec.num_classes).eval()
     folder = save_model(model, spec, tmp_path / "fold0-rep0")
@@ -121,7 +121,7 @@ def test_save_and_load_model_gives_the_same_network(tmp_path):
     assert read_spec(folder) == spec
     again = load_model(folder)
     assert not again.training
-    x = torch.randn(2, 1, 64, 64)
+    x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), again(x))
 
@@ -135,7 +135,7 @@ def test_save_refuses_a_spec_that_disagrees_with_the_head(tmp_path):
 def test_load_model_errors_name_the_file(tmp_path):
     with pytest.raises(InputError, match="model.json"):
         load_model(tmp_path)
-    spec = ModelSpec("mobilenetv2_050", num_classes=2, input_size=64)
+    spec = ModelSpec("mobilenetv2_050", num_classes=2, input_size=32)
     folder = save_model(build_classifier(spec.name), spec, tmp_path / "m")
     # the spec claims another network than the weights hold
     meta = json.loads((folder / "model.json").read_text())
