@@ -219,16 +219,31 @@ def _component_terms(cls: ClassModel, data: dict[str, np.ndarray], latents: tupl
     return terms
 
 
+def _class_log_density(cls: ClassModel, terms: np.ndarray, keep: list[int]) -> np.ndarray:
+    """log p(x | class) from per-component, per-latent log densities, over the latents ``keep``."""
+    return logsumexp(terms[:, keep, :].sum(axis=1) + np.log(cls.weights)[:, None], axis=0)
+
+
+def _keep(model: LatentModel, visible: tuple[str, ...] | None) -> list[int]:
+    return [j for j, n in enumerate(model.latents) if visible is None or n in visible]
+
+
 def log_likelihood_ratio(model: LatentModel, data: dict[str, np.ndarray], visible: tuple[str, ...] | None = None
                          ) -> np.ndarray:
     """log p(x | positive) - log p(x | negative) over the ``visible`` latent variables (default: all)."""
-    latents = model.latents
-    keep = [j for j, n in enumerate(latents) if visible is None or n in visible]
-    out = []
-    for cls in model.classes():
-        terms = _component_terms(cls, data, latents)[:, keep, :].sum(axis=1)
-        out.append(logsumexp(terms + np.log(cls.weights)[:, None], axis=0))
-    return out[0] - out[1]
+    keep = _keep(model, visible)
+    pos, neg = (_class_log_density(c, _component_terms(c, data, model.latents), keep) for c in model.classes())
+    return pos - neg
+
+
+@lru_cache(maxsize=4)
+def _monte_carlo(task: str, n: int) -> tuple[np.ndarray, ...]:
+    """The fixed-seed Monte Carlo sample of both classes as log-density terms under both classes."""
+    model = model_for(task)
+    rng = np.random.default_rng(MC_SEED)
+    samples = [draw_class(model, flag, n, rng) for flag in (True, False)]
+    return tuple(_component_terms(c, smp, model.latents).astype(np.float32)
+                 for smp in samples for c in model.classes())
 
 
 @dataclass(frozen=True)
@@ -262,11 +277,12 @@ def auc_from_scores(pos: np.ndarray, neg: np.ndarray) -> float:
 def ideal_observer(task: str, visible: tuple[str, ...] | None = None, n: int = MC_PER_CLASS) -> IdealObserver:
     """The ideal observer of ``task`` using the ``visible`` latent variables (default all), by Monte Carlo."""
     model = model_for(task)
-    rng = np.random.default_rng(MC_SEED)
-    samples = [draw_class(model, flag, n, rng) for flag in (True, False)]
-    llr = [log_likelihood_ratio(model, s, visible) for s in samples]
-    auc = auc_from_scores(llr[0], llr[1])
-    return IdealObserver(task, tuple(visible or model.latents), auc, np.sort(llr[0]), np.sort(llr[1]))
+    keep = _keep(model, visible)
+    pp, pn, np_, nn = _monte_carlo(task, n)  # terms of (positive sample | each class), (negative sample | ...)
+    llr_pos = _class_log_density(model.positive, pp, keep) - _class_log_density(model.negative, pn, keep)
+    llr_neg = _class_log_density(model.positive, np_, keep) - _class_log_density(model.negative, nn, keep)
+    auc = auc_from_scores(llr_pos, llr_neg)
+    return IdealObserver(task, tuple(visible or model.latents), auc, np.sort(llr_pos), np.sort(llr_neg))
 
 
 @lru_cache(maxsize=8)
