@@ -121,3 +121,16 @@ def test_prepare_patient_stacks_coregistered_sequences(tmp_path):
     out = prepare_patient(c, "P1", SliceSpec(("DWI_b0", "ADC"), size=24, channels=None))
     assert len(out) == 4 and out[0].image.shape == (2, 24, 24)
     assert prepare_patient(c, "P2", SliceSpec(("DWI_b0", "ADC"))) == []  # lacks ADC
+
+
+def test_prepare_cohort_leaves_out_patients_without_sequence_or_tumour(tiny_cohort):
+    from sarcomri.prep.prepare2d import prepare_cohort
+
+    c = Cohort.load(tiny_cohort)
+    labels = c.labels_binary().to_dict()
+    slices, skipped = prepare_cohort(c, SliceSpec(("T2axi", "ADC"), size=16, channels=None), labels)
+    assert sorted(set(slices.patient_ids)) == [f"P{i:03d}" for i in range(0, 12, 2)]
+    assert skipped["reason"].eq("lacks a sequence").all() and len(skipped) == 6
+    assert slices.central.sum() == 6 and slices.images.shape[1:] == (2, 16, 16)
+    with pytest.raises(InputError, match="no patient has a usable ADC series"):
+        prepare_cohort(c, SliceSpec(("ADC",), size=16), labels)  # ADC has no mask of its own here

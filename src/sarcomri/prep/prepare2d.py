@@ -114,21 +114,28 @@ def slices_from_volume(
 
 
 def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], progress: bool = False):
-    """A :class:`~sarcomri.data.sliceset.SliceSet` of every patient that has the spec's sequences.
+    """The slices of every patient that has the spec's sequences, and the patients left out and why.
 
-    ``labels`` maps patient_id to the integer class. Patients lacking a sequence are left out (a model per
-    sequence only sees the patients that have it, as in multi-hospital data).
+    ``labels`` maps patient_id to the integer class. Returns ``(SliceSet, skipped)`` where ``skipped`` is a
+    DataFrame (patient_id, reason): patients lacking a sequence (a model per sequence only sees the patients
+    that have it, as in multi-hospital data) or whose series shows no tumour (an empty mask on that grid).
     """
+    import pandas as pd
     from rich.progress import track
 
     from sarcomri.data.sliceset import SliceSet
 
-    parts = []
+    parts, skipped = [], []
     ids = [p for p in cohort.patient_ids if p in labels]
     it = track(ids, description=f"preparing {'+'.join(spec.sequences)}") if progress else ids
     for pid in it:
-        sl = prepare_patient(cohort, pid, spec)
+        try:
+            sl = prepare_patient(cohort, pid, spec)
+        except InputError as err:
+            skipped.append((pid, err.problem))
+            continue
         if not sl:
+            skipped.append((pid, "lacks a sequence"))
             continue
         parts.append(SliceSet(
             images=np.stack([s.image for s in sl]), labels=np.full(len(sl), labels[pid], dtype=np.int64),
@@ -136,5 +143,5 @@ def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], prog
             masks=np.stack([s.mask for s in sl]), central=np.array([s.central for s in sl]),
         ))
     if not parts:
-        raise InputError(cohort.root, f"no patient has all of {list(spec.sequences)}")
-    return SliceSet.concatenate(parts)
+        raise InputError(cohort.root, f"no patient has a usable {'+'.join(spec.sequences)} series")
+    return SliceSet.concatenate(parts), pd.DataFrame(skipped, columns=["patient_id", "reason"])

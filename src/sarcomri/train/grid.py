@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sarcomri.cohort import splits as sp
@@ -48,7 +49,13 @@ def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], pro
             continue
         spec = SliceSpec(tuple(seq.split("+")), mode=sc["mode"], size=sc["size"], margin=sc["margin"],
                          normalisation=sc["normalisation"], channels=3 if "+" not in seq else None)
-        prepare_cohort(cohort, spec, labels, progress=progress).save(path)
+        slices, skipped = prepare_cohort(cohort, spec, labels, progress=progress)
+        write_csv(path.with_suffix(".skipped.csv"), skipped)
+        if len(skipped) and progress:
+            no_tumour = int((skipped["reason"] != "lacks a sequence").sum())
+            Console().print(f"[yellow]{seq}: {len(skipped)} patients left out ({no_tumour} with no tumour in "
+                            f"the series); see {path.with_suffix('.skipped.csv')}")
+        slices.save(path)
 
 
 def plan_jobs(run_dir: str | Path, sequences: list[str]) -> list[Job]:
