@@ -1,0 +1,123 @@
+"""The 3D segmentation config: pydantic models of the YAML a user writes (``configs/seg3d-*.yaml``).
+
+A config names the cohort, the sequences (one model per entry; ``"T1+T2"`` stacks co-registered sequences as
+channels, the mask of the first being the reference), the patient-level folds, a planner preset (``cpu``: a
+small network and patch on a coarser grid, about 1 s per step on 2 cores; ``gpu``: nnU-Net-sized) with
+optional overrides, the training schedule and the inference settings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanSettings(_Strict):
+    """What the planner may spend (see :func:`sarcomri.seg3d.plan.make_plan`).
+
+    ``max_patch_voxels`` caps the patch (the main lever on step time); when a patch of that size covers less
+    than ``min_coverage`` of the median resampled image, the in-plane spacing is coarsened (nnU-Net's
+    ``3d_lowres`` rule) until it does; ``min_coverage`` 0 keeps the median spacing. ``min_feature_size``: an
+    axis is downsampled only while it stays at least this many voxels; ``max_depth`` counts resolution levels.
+    """
+
+    max_patch_voxels: int = Field(64 * 64 * 48, ge=512)
+    min_coverage: float = Field(0.0, ge=0, le=1)
+    anisotropy_threshold: float = Field(3.0, gt=1)
+    min_feature_size: int = Field(8, ge=2)
+    max_depth: int = Field(6, ge=3)
+    base_filters: int = Field(16, ge=2)
+    max_filters: int = Field(320, ge=2)
+    batch_size: int = Field(2, ge=1)
+    max_spacing_factor: float = Field(4.0, ge=1)
+    normalisation: Literal["zscore", "none"] = "zscore"
+
+
+#: Planner presets. ``cpu``: 16-128 filters, patches of at most 48 x 64 x 64 voxels, on a grid coarse enough
+#: that the patch covers half the median image. ``gpu``: nnU-Net's ``3d_fullres`` budget (about 128^3 voxels,
+#: 32-320 filters, batch 2), median spacing kept.
+PRESETS: dict[str, dict] = {
+    "cpu": {"max_patch_voxels": 48 * 64 * 64, "min_coverage": 0.5, "base_filters": 16, "max_filters": 128,
+            "batch_size": 2, "max_depth": 5},
+    "gpu": {"max_patch_voxels": 128 * 128 * 128, "min_coverage": 0.0, "base_filters": 32, "max_filters": 320,
+            "batch_size": 2, "max_depth": 6},
+}
+
+
+class DataSettings(_Strict):
+    """Patch sampling and light augmentation (see :mod:`sarcomri.seg3d.data`)."""
+
+    foreground_ratio: float = Field(1 / 3, ge=0, le=1)
+    flip: bool = True
+    rotate_degrees: float = Field(15.0, ge=0, le=180)
+    rotate_prob: float = Field(0.2, ge=0, le=1)
+    scale_intensity: float = Field(0.1, ge=0, le=1)
+    shift_intensity: float = Field(0.1, ge=0, le=1)
+
+
+class TrainSettings(_Strict):
+    """The schedule: ``epochs`` of ``iterations`` steps, AdamW with polynomial learning-rate decay."""
+
+    epochs: int = Field(10, ge=1)
+    iterations: int = Field(50, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(3e-5, ge=0)
+    poly_power: float = Field(0.9, ge=0)
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+
+
+class InferSettings(_Strict):
+    """Sliding-window inference (MONAI, Gaussian weighting) and post-processing."""
+
+    overlap: float = Field(0.5, ge=0, lt=1)
+    mirror: bool = True
+    largest_component: bool = True
+    sw_batch_size: int = Field(2, ge=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class Seg3DConfig(_Strict):
+    """A 3D tumour-segmentation study: one network per sequence (or sequence set) per patient-level fold."""
+
+    name: str
+    cohort: str
+    sequences: list[str]
+    folds: int = Field(4, ge=2)
+    seed: int = 0
+    stratify_by: list[str] = ["label"]
+    preset: Literal["cpu", "gpu"] = "cpu"
+    plan: dict[str, float | int | str] = {}
+    data: DataSettings = DataSettings()
+    train: TrainSettings = TrainSettings()
+    infer: InferSettings = InferSettings()
+
+    @field_validator("sequences")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one sequence")
+        if len(set(v)) != len(v):
+            raise ValueError("a sequence is listed twice")
+        return v
+
+    @field_validator("plan")
+    @classmethod
+    def _known_plan_keys(cls, v: dict) -> dict:
+        unknown = set(v) - set(PlanSettings.model_fields)
+        if unknown:
+            raise ValueError(f"unknown plan settings {sorted(unknown)} (known: {sorted(PlanSettings.model_fields)})")
+        return v
+
+    def plan_settings(self) -> PlanSettings:
+        """The preset with this config's ``plan`` overrides applied."""
+        return PlanSettings(**{**PRESETS[self.preset], **self.plan})
+
+    def channel_groups(self) -> list[tuple[str, ...]]:
+        """Each model's input sequences: ``'T1+T2'`` becomes ``('T1', 'T2')``."""
+        return [tuple(s.split("+")) for s in self.sequences]
