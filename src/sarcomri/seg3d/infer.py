@@ -1,0 +1,129 @@
+"""Inference: MONAI sliding windows with Gaussian weighting on the plan's grid, mirroring, fold ensembles,
+and the prediction written back onto the input image's own grid (same origin, spacing, direction, size).
+
+The tumour probability is resampled (linear) from the plan's grid to the original grid and thresholded
+there, which gives smoother contours than resampling a label map with nearest neighbours. Several models
+(the folds of a cross-validation) are averaged on the original grid, so their plans may differ.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.inferers import sliding_window_inference
+
+from sarcomri.errors import InputError
+from sarcomri.seg3d.config import InferSettings
+from sarcomri.seg3d.data import Case, prepare_case
+from sarcomri.seg3d.model import build_network
+from sarcomri.seg3d.plan import Plan
+from sarcomri.seg3d.train import WEIGHTS
+
+
+@dataclass
+class Model:
+    """A trained network with its plan, ready for inference."""
+
+    network: torch.nn.Module
+    plan: Plan
+    folder: Path | None = None
+
+
+def load_model(folder: str | Path) -> Model:
+    """Load a model folder written by :func:`sarcomri.seg3d.train.save_model`."""
+    folder = Path(folder)
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise InputError(folder, f"not a 3D segmentation model folder (no {WEIGHTS})")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    plan = Plan(**state["plan"])
+    network = build_network(plan)
+    network.load_state_dict(state["model"])
+    network.eval()
+    return Model(network, plan, folder)
+
+
+def find_models(path: str | Path) -> list[Model]:
+    """One model folder, or every model folder below ``path`` (an ensemble, e.g. the folds of a run)."""
+    path = Path(path)
+    if (path / WEIGHTS).is_file():
+        return [load_model(path)]
+    folders = sorted(p.parent for p in path.rglob(WEIGHTS))
+    if not folders:
+        raise InputError(path, f"no model found (no {WEIGHTS} in it or below it)")
+    models = [load_model(f) for f in folders]
+    seqs = {tuple(m.plan.sequences) for m in models}
+    if len(seqs) > 1:
+        raise InputError(path, f"the models below it take different sequences {sorted(seqs)}; choose one folder")
+    return models
+
+
+@torch.no_grad()
+def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: InferSettings | None = None) -> np.ndarray:
+    """Softmax probabilities (classes, z, y, x) of one prepared case on the plan's grid.
+
+    Sliding windows of the patch size with ``overlap`` and Gaussian importance weighting (MONAI
+    ``mode='gaussian'``, sigma 0.125 of the window, as nnU-Net); with ``mirror`` the softmax is averaged over
+    the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring).
+    """
+    s = settings or InferSettings()
+    network.eval()
+    x = torch.from_numpy(np.ascontiguousarray(case.image))[None]
+    flips = [()] if not s.mirror else [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
+    total = None
+    for axes in flips:
+        xi = torch.flip(x, axes) if axes else x
+        logits = sliding_window_inference(xi, roi_size=plan.patch_size, sw_batch_size=s.sw_batch_size,
+                                          predictor=network, overlap=s.overlap, mode="gaussian",
+                                          sigma_scale=0.125, padding_mode="constant", cval=0.0)
+        prob = torch.softmax(logits.as_tensor() if hasattr(logits, "as_tensor") else logits, dim=1)
+        prob = torch.flip(prob, axes) if axes else prob
+        total = prob if total is None else total + prob
+    return (total / len(flips))[0].numpy()
+
+
+def to_original(prob: np.ndarray, case: Case) -> sitk.Image:
+    """A probability map on the plan's grid resampled (linear) onto the case's original grid."""
+    img = sitk.GetImageFromArray(prob.astype(np.float32))
+    img.CopyInformation(case.grid)
+    return sitk.Resample(img, case.original, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+
+def largest_component(mask: sitk.Image) -> sitk.Image:
+    """Keep the largest face-, edge- or corner-connected component of a binary mask (uint8)."""
+    cc = sitk.ConnectedComponent(mask, True)
+    if sitk.GetArrayViewFromImage(cc).max() == 0:
+        return sitk.Cast(mask, sitk.sitkUInt8)
+    relabelled = sitk.RelabelComponent(cc, sortByObjectSize=True)
+    return sitk.Cast(relabelled == 1, sitk.sitkUInt8)
+
+
+def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settings: InferSettings | None = None,
+                   case_id: str = "case") -> tuple[sitk.Image, sitk.Image]:
+    """The tumour mask (uint8 0/1) and tumour probability (float32) of one case, on the grid of ``images[0]``.
+
+    ``images`` are the models' sequences in order (the later ones are resampled onto the first). The
+    probability is the mean over ``models``; the mask thresholds it and, with ``largest_component``, keeps
+    the largest connected component.
+    """
+    s = settings or InferSettings()
+    if not models:
+        raise InputError(None, "no model to predict with")
+    total = None
+    for model in models:
+        case = prepare_case(case_id, images, None, model.plan)
+        prob = to_original(predict_grid(model.network, case, model.plan, s)[1], case)
+        total = prob if total is None else total + prob
+    prob = total / len(models)
+    prob.CopyInformation(images[0])
+    mask = sitk.Cast(prob >= s.threshold, sitk.sitkUInt8)
+    if s.largest_component:
+        mask = largest_component(mask)
+    mask.CopyInformation(images[0])
+    return mask, prob
