@@ -1,0 +1,180 @@
+"""Export a cohort as an nnU-Net v2 raw dataset, with patient-grouped cross-validation splits.
+
+Layout written (nnU-Net v2 ``documentation/dataset_format.md``)::
+
+    OUT/Dataset<ID:03d>_<Name>/
+      dataset.json          channel_names {"0": "T1", ...}, labels {"background": 0, "tumour": 1},
+                            numTraining, file_ending ".nii.gz"
+      imagesTr/<case>_0000.nii.gz, <case>_0001.nii.gz, ...   one file per input channel
+      labelsTr/<case>.nii.gz                                 0 = background, 1 = tumour (uint8)
+      splits_final.json     [{"train": [cases], "val": [cases]}, ...]  patient-grouped folds
+      cases.csv             case, patient_id, sequence (to map predictions back to the cohort)
+
+Two layouts of the sequences: ``channels`` (one case per patient, the sequences as co-registered channels,
+the later ones resampled onto the first, whose mask is the label; case = patient id) and ``cases`` (one
+single-channel case per patient and sequence, case = ``<patient>_<sequence>``, for a sequence-agnostic
+model). nnU-Net's own splits are random over cases, which would put two sequences of one patient on both
+sides of a fold; ``splits_final.json`` is built from patient-level folds (:func:`sarcomri.cohort.splits.kfold`)
+instead: copy it to ``nnUNet_preprocessed/Dataset<ID>_<Name>/`` after ``nnUNetv2_plan_and_preprocess``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import SimpleITK as sitk
+
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.splits import LeakageError, check_no_leakage, kfold
+from sarcomri.errors import InputError, SarcomriError
+from sarcomri.io import atomic
+
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+FILE_ENDING = ".nii.gz"
+LABELS = {"background": 0, "tumour": 1}
+
+
+@dataclass
+class NnunetExport:
+    """What was written: the dataset folder, its cases (case, patient_id, sequence), the folds, and the
+    patients left out (no mask or a missing sequence)."""
+
+    folder: Path
+    cases: pd.DataFrame
+    splits: list[dict[str, list[str]]]
+    skipped: list[str]
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """``Dataset<ID:03d>_<Name>``, refusing what nnU-Net cannot parse."""
+    if not 1 <= int(dataset_id) <= 999:
+        raise SarcomriError(f"nnU-Net dataset ids are integers from 1 to 999, got {dataset_id}")
+    if not DATASET_NAME_RE.match(name):
+        raise SarcomriError(f"dataset name {name!r}: use letters, digits, '_' and '-' (e.g. STST1)")
+    return f"Dataset{int(dataset_id):03d}_{name}"
+
+
+def _case_table(cohort: Cohort, sequences: Sequence[str], layout: str) -> tuple[pd.DataFrame, list[str]]:
+    avail = cohort.availability()
+    s = cohort.series.set_index(["patient_id", "sequence"])
+    rows, skipped = [], []
+    for pid in cohort.patient_ids:
+        if layout == "channels":
+            has_all = all(seq in avail.columns and avail.loc[pid, seq] for seq in sequences)
+            if not has_all or not isinstance(s.loc[(pid, sequences[0]), "mask"], str):
+                skipped.append(pid)
+                continue
+            rows.append({"case": pid, "patient_id": pid, "sequence": "+".join(sequences)})
+        else:
+            kept = [seq for seq in sequences if seq in avail.columns and avail.loc[pid, seq]
+                    and isinstance(s.loc[(pid, seq), "mask"], str)]
+            if not kept:
+                skipped.append(pid)
+            rows.extend({"case": f"{pid}_{seq}", "patient_id": pid, "sequence": seq} for seq in kept)
+    return pd.DataFrame(rows, columns=["case", "patient_id", "sequence"]), skipped
+
+
+def patient_grouped_splits(cases: pd.DataFrame, patients: pd.DataFrame, n_folds: int = 5, seed: int = 0,
+                           stratify_by: Sequence[str] = ("label",)) -> list[dict[str, list[str]]]:
+    """nnU-Net folds (``[{"train": [...], "val": [...]}]``) whose validation cases are the cases of one
+    patient-level fold: every case of a patient is on the same side of every fold."""
+    pts = patients[patients["patient_id"].isin(set(cases["patient_id"]))]
+    table = kfold(pts, n_folds=n_folds, n_repeats=1, seed=seed, val_ratio=0.0, stratify_by=stratify_by)
+    check_no_leakage(table)
+    out = []
+    for fold in sorted(table["fold"].unique()):
+        val_p = set(table[(table["fold"] == fold) & (table["role"] == "test")]["patient_id"])
+        in_val = cases["patient_id"].isin(val_p)
+        out.append({"train": sorted(cases.loc[~in_val, "case"]), "val": sorted(cases.loc[in_val, "case"])})
+    check_splits_grouped(out, cases)
+    return out
+
+
+def check_splits_grouped(splits: list[dict[str, list[str]]], cases: pd.DataFrame) -> None:
+    """Raise :class:`LeakageError` unless, in every fold, no patient has cases in both train and val and
+    every case is validated exactly once over the folds."""
+    patient = dict(zip(cases["case"], cases["patient_id"], strict=True))
+    seen_val: dict[str, int] = {}
+    for k, fold in enumerate(splits):
+        unknown = [c for c in fold["train"] + fold["val"] if c not in patient]
+        if unknown:
+            raise LeakageError(f"fold {k} names unknown cases {unknown[:3]}")
+        both = {patient[c] for c in fold["train"]} & {patient[c] for c in fold["val"]}
+        if both:
+            raise LeakageError(f"fold {k}: patient(s) {sorted(both)[:3]} have cases in both train and val")
+        for c in fold["val"]:
+            seen_val[c] = seen_val.get(c, 0) + 1
+    wrong = [c for c in patient if seen_val.get(c, 0) != 1]
+    if wrong:
+        raise LeakageError(f"case {wrong[0]} is validated {seen_val.get(wrong[0], 0)} times over the folds")
+
+
+def _on_grid(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    from sarcomri.io.images import same_grid
+
+    if same_grid(image, reference):
+        out = sitk.Image(image)
+        out.CopyInformation(reference)
+        return out
+    return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, image.GetPixelID())
+
+
+def export_nnunet(
+    cohort: Cohort,
+    out: str | Path,
+    dataset_id: int,
+    name: str,
+    sequences: Sequence[str],
+    layout: Literal["channels", "cases"] = "channels",
+    n_folds: int = 5,
+    seed: int = 0,
+    stratify_by: Sequence[str] = ("label",),
+    overwrite: bool = False,
+) -> NnunetExport:
+    """Write ``cohort`` as the nnU-Net v2 raw dataset ``OUT/Dataset<ID>_<Name>`` (see the module docstring).
+
+    Patients without the reference mask (or, for ``channels``, without every sequence) are left out and
+    listed in ``skipped``. The folder appears only when complete.
+    """
+    sequences = list(sequences)
+    if not sequences:
+        raise SarcomriError("name at least one sequence to export")
+    missing = [s for s in sequences if s not in cohort.sequences]
+    if missing:
+        raise InputError(cohort.root, f"has no sequence {missing[0]!r} (it has {', '.join(cohort.sequences)})")
+    if layout not in ("channels", "cases"):
+        raise SarcomriError(f"layout must be 'channels' or 'cases', got {layout!r}")
+    cases, skipped = _case_table(cohort, sequences, layout)
+    if cases["patient_id"].nunique() < n_folds:
+        raise InputError(cohort.root, f"{cases['patient_id'].nunique()} patient(s) with masks: too few for "
+                                      f"{n_folds} folds")
+    splits = patient_grouped_splits(cases, cohort.patients, n_folds, seed, stratify_by)
+    channel_names = {str(i): s for i, s in enumerate(sequences)} if layout == "channels" else {"0": "MRI"}
+    dest = Path(out) / dataset_folder_name(dataset_id, name)
+    with atomic.atomic_directory(dest, overwrite=overwrite) as tmp:
+        (tmp / "imagesTr").mkdir()
+        (tmp / "labelsTr").mkdir()
+        for rec in cases.to_dict("records"):
+            seqs = sequences if layout == "channels" else [rec["sequence"]]
+            ref = cohort.read_image(rec["patient_id"], seqs[0])
+            for c, seq in enumerate(seqs):
+                img = ref if c == 0 else _on_grid(cohort.read_image(rec["patient_id"], seq), ref)
+                sitk.WriteImage(img, str(tmp / "imagesTr" / f"{rec['case']}_{c:04d}{FILE_ENDING}"),
+                                useCompression=True)
+            mask = cohort.read_mask(rec["patient_id"], seqs[0])
+            label = sitk.Cast(mask != 0, sitk.sitkUInt8)
+            label.CopyInformation(ref)
+            sitk.WriteImage(label, str(tmp / "labelsTr" / f"{rec['case']}{FILE_ENDING}"), useCompression=True)
+        atomic.write_json(tmp / "dataset.json", {
+            "channel_names": channel_names, "labels": LABELS, "numTraining": len(cases),
+            "file_ending": FILE_ENDING, "name": name,
+            "description": f"sarcomri export of {cohort.root}: {layout} of {'+'.join(sequences)}",
+        })
+        atomic.write_json(tmp / "splits_final.json", splits)
+        atomic.write_csv(tmp / "cases.csv", cases)
+    return NnunetExport(dest, cases, splits, skipped)

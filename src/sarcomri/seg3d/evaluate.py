@@ -1,0 +1,162 @@
+"""Evaluation of predicted tumour masks against a cohort's reference masks: a per-case table and summaries.
+
+The metrics are :func:`sarcomri.stats.segmentation.segmentation_metrics` (Dice, IoU, F2, sensitivity,
+precision, HD95, ASSD, HD in mm, with its empty-mask policy) and the summaries
+:func:`sarcomri.stats.segmentation.summarise_segmentation` (medians and IQRs; distances over cases where
+both masks are non-empty). A prediction folder holds ``<case>.nii.gz`` files whose case identifier is the
+patient id, as written by ``sarcomri segment train/predict`` and by nnU-Net on a dataset exported with
+:func:`sarcomri.io.nnunet.export_nnunet`. The tumour is every non-zero voxel of either mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.errors import InputError
+from sarcomri.io.images import same_grid
+from sarcomri.stats.segmentation import METRIC_KEYS, segmentation_metrics, summarise_segmentation
+
+NIFTI_ENDINGS = (".nii.gz", ".nii")
+CASE_COLUMNS = ["case", "patient_id", "sequence"]
+#: The paper's columns: medians (IQR) of Dice, F2, ASSD and HD95 per sequence.
+PAPER_METRICS = (("dice", "Dice"), ("f2", "F2"), ("assd_mm", "ASSD (mm)"), ("hd95_mm", "HD95 (mm)"))
+
+
+def case_metrics(pred: sitk.Image, ref: sitk.Image, what: str = "prediction") -> dict:
+    """Metrics of one predicted mask against its reference (both non-zero = tumour), on the same grid."""
+    if not same_grid(pred, ref):
+        raise InputError(what, f"not on the grid of its reference mask (size {pred.GetSize()} vs {ref.GetSize()}, "
+                               f"spacing {tuple(round(s, 4) for s in pred.GetSpacing())} vs "
+                               f"{tuple(round(s, 4) for s in ref.GetSpacing())}); predict on the original images")
+    p = sitk.GetArrayViewFromImage(pred) != 0
+    r = sitk.GetArrayViewFromImage(ref) != 0
+    return segmentation_metrics(p, r, ref.GetSpacing()[::-1])
+
+
+def prediction_files(pred_dir: str | Path) -> dict[str, Path]:
+    """``{case: path}`` of the NIfTI files in a folder (nnU-Net's extra files are ignored)."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise InputError(pred_dir, "not a folder of predicted masks")
+    out = {}
+    for path in sorted(pred_dir.iterdir()):
+        for ending in NIFTI_ENDINGS:
+            if path.is_file() and path.name.endswith(ending) and not path.name.startswith("."):
+                out[path.name[: -len(ending)]] = path
+                break
+    if not out:
+        raise InputError(pred_dir, "holds no predicted masks (<case>.nii.gz)")
+    return out
+
+
+def reference_sequence(cohort: Cohort, sequence: str | None) -> str:
+    """The sequence whose masks are the reference: the one given (first of ``'A+B'``), or the cohort's only
+    sequence with masks."""
+    if sequence:
+        first = sequence.split("+")[0]
+        if first not in cohort.sequences:
+            raise InputError(cohort.root, f"has no sequence {first!r} (it has {', '.join(cohort.sequences)})")
+        return first
+    with_masks = cohort.series.dropna(subset=["mask"])["sequence"].unique().tolist()
+    if len(with_masks) != 1:
+        raise InputError(cohort.root, f"masks exist for {with_masks or 'no sequence'}: name the reference "
+                                      "sequence (--sequence)")
+    return with_masks[0]
+
+
+def parse_case(case: str, cohort: Cohort) -> tuple[str, str | None]:
+    """``(patient_id, sequence)`` of a case identifier: a patient id, or ``<patient>_<sequence>`` (nnU-Net
+    export with one case per sequence); the sequence is None for a bare patient id."""
+    if case in set(cohort.patient_ids):
+        return case, None
+    for seq in sorted(cohort.sequences, key=len, reverse=True):
+        pid = case[: -len(seq) - 1]
+        if case.endswith(f"_{seq}") and pid in set(cohort.patient_ids):
+            return pid, seq
+    raise KeyError(case)
+
+
+def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None = None) -> pd.DataFrame:
+    """The per-case table of a folder of predicted masks: ``case, patient_id, sequence`` and the metrics.
+
+    Files are ``<patient_id>.nii.gz`` (reference: the masks of ``sequence``, the first of ``'T1+T2'`` for a
+    two-channel model, by default the cohort's only sequence with masks) or ``<patient_id>_<sequence>.nii.gz``
+    (reference: that sequence's mask).
+    """
+    files = prediction_files(pred_dir)
+    rows = []
+    for case, path in files.items():
+        try:
+            pid, case_seq = parse_case(case, cohort)
+        except KeyError:
+            raise InputError(path, f"case {case!r} is not a patient of the cohort {cohort.root} (files must be "
+                                   "named <patient_id>.nii.gz or <patient_id>_<sequence>.nii.gz)") from None
+        if case_seq is None:
+            ref_seq = reference_sequence(cohort, sequence)
+            label = sequence or ref_seq
+        else:
+            ref_seq = label = case_seq
+        ref = cohort.read_mask(pid, ref_seq) if _has_series(cohort, pid, ref_seq) else None
+        if ref is None:
+            raise InputError(path, f"patient {pid} has no {ref_seq} mask to compare with")
+        rows.append({"case": case, "patient_id": pid, "sequence": label,
+                     **case_metrics(sitk.ReadImage(str(path)), ref, str(path))})
+    return pd.DataFrame(rows, columns=CASE_COLUMNS + list(METRIC_KEYS))
+
+
+def _has_series(cohort: Cohort, patient_id: str, sequence: str) -> bool:
+    try:
+        cohort.series_row(patient_id, sequence)
+    except KeyError:
+        return False
+    return True
+
+
+def summarise_by(table: pd.DataFrame, by: Sequence[str] = (), patients: pd.DataFrame | None = None,
+                 metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Medians, IQRs, means and counts per metric, per group of ``by`` (columns of the table or of
+    ``patients``, e.g. site, histology, center, sequence); one row per (group, metric)."""
+    by = list(by)
+    data = table
+    if patients is not None:
+        extra = [c for c in patients.columns if c not in table.columns or c == "patient_id"]
+        data = table.merge(patients[extra], on="patient_id", how="left")
+    missing = [c for c in by if c not in data.columns]
+    if missing:
+        raise InputError(None, f"cannot stratify by {missing}: not a column of the per-case table or patients.csv")
+    groups = data.groupby(by, dropna=False, sort=True) if by else [((), data)]
+    frames = []
+    for key, sub in groups:
+        summary = summarise_segmentation(sub, metrics).reset_index()
+        key = key if isinstance(key, tuple) else (key,)
+        for col, value in zip(by, key, strict=True):
+            summary.insert(by.index(col), col, value)
+        frames.append(summary)
+    return pd.concat(frames, ignore_index=True)
+
+
+def paper_table(table: pd.DataFrame, by: str = "sequence", digits: int = 2) -> pd.DataFrame:
+    """The published format: per ``by`` value, the number of cases and the median (IQR) of Dice, F2,
+    ASSD and HD95 (distances over cases with both masks non-empty)."""
+    summary = summarise_by(table, [by], metrics=[m for m, _ in PAPER_METRICS])
+    rows = []
+    for value, sub in summary.groupby(by, sort=False):
+        s = sub.set_index("metric")
+        row = {by: value, "n": int(s["n_cases"].iloc[0])}
+        for metric, title in PAPER_METRICS:
+            med, q1, q3 = s.loc[metric, ["median", "q1", "q3"]]
+            row[title] = _fmt(med, q1, q3, digits)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(med: float, q1: float, q3: float, digits: int) -> str:
+    if not np.isfinite(med):
+        return "n/a"
+    return f"{med:.{digits}f} ({q1:.{digits}f}-{q3:.{digits}f})"
