@@ -1,0 +1,217 @@
+"""`sarcomri segment`: 3D tumour segmentation (train by patient-level cross-validation, predict, evaluate),
+and `sarcomri export nnunet` (an nnU-Net v2 raw dataset with patient-grouped splits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sarcomri.errors import InputError
+
+app = typer.Typer(help="3D tumour segmentation on MRI (e.g. soft-tissue sarcoma): an nnU-Net-style plan "
+                       "(spacing, patch, DynUNet) scaled to the machine, patient-level cross-validation, "
+                       "sliding-window inference, Dice/F2/ASSD/HD95.", no_args_is_help=True)
+
+
+def _print_table(con: Console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.{digits}f}" if isinstance(v, float) else escape(str(v)) for v in row))
+    con.print(table)
+
+
+@app.command("train")
+def train(
+    config: Path = typer.Argument(..., help="3D segmentation config YAML (see configs/seg3d-*.yaml)."),
+    runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
+    cohort: Path | None = typer.Option(None, "--cohort", help="Cohort folder (overrides the config's 'cohort')."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Patient-level k-fold cross-validation: per fold, plan from the training patients, train a DynUNet
+    (Dice + cross-entropy), predict the held-out patients; then the per-case Dice, F2, ASSD and HD95 table
+    (tables/per_case.csv) and the medians (IQR) per sequence. Finished folds are skipped on a rerun."""
+    from sarcomri.config import load_config
+    from sarcomri.seg3d.config import Seg3DConfig
+    from sarcomri.seg3d.crossval import run_crossval
+
+    cfg = load_config(config, Seg3DConfig)
+    if cohort is not None:
+        cfg.cohort = str(cohort.resolve())
+    out = run_dir if run_dir is not None else runs / cfg.name
+    con = Console()
+    if quiet:
+        per_case = run_crossval(cfg, out)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=con) as bar:
+            state: dict = {}
+
+            def progress(e: dict) -> None:
+                if e["event"] == "fold_start":
+                    p = e["plan"]
+                    con.print(f"{e['model']} fold {e['fold']}: spacing {p.target_spacing} mm, patch "
+                              f"{p.patch_size}, filters {p.filters}, batch {p.batch_size}", highlight=False)
+                    state["task"] = bar.add_task(f"{e['model']} fold {e['fold']}", total=e["steps"], loss="-")
+                elif e["event"] == "step" and "task" in state:
+                    bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
+                elif e["event"] == "predicted":
+                    con.print(f"  predicted {e['patient_id']}", highlight=False)
+
+            per_case = run_crossval(cfg, out, progress)
+    _report(con, per_case)
+    con.print(f"[green]per-case table:[/] {escape(str(out / 'tables' / 'per_case.csv'))}")
+
+
+def _report(con: Console, per_case: pd.DataFrame) -> None:
+    from sarcomri.seg3d.evaluate import paper_table
+
+    cols = ["case", "sequence"] + (["fold"] if "fold" in per_case.columns else []) + \
+        ["dice", "f2", "assd_mm", "hd95_mm", "empty_pred"]
+    _print_table(con, per_case[cols], "Per case (HD95, ASSD in mm)")
+    _print_table(con, paper_table(per_case), "Median (IQR) per sequence")
+    means = per_case.groupby("sequence")[["dice", "hd95_mm"]].mean().reset_index()
+    _print_table(con, means.rename(columns={"dice": "mean Dice", "hd95_mm": "mean HD95 (mm)"}), "Means")
+
+
+@app.command("predict")
+def predict(
+    model: Path = typer.Argument(..., help="A model folder (models/<seq>/fold<k>-rep0), or a folder holding "
+                                 "several (their tumour probabilities are averaged: a fold ensemble)."),
+    inputs: list[Path] = typer.Argument(..., help="NIfTI image(s) of one patient, one per input sequence in the "
+                                        "model's order; or one cohort folder (every patient with those sequences)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for <case>.nii.gz masks on each input's own grid."),
+    probabilities: bool = typer.Option(False, help="Also write <case>_prob.nii.gz (tumour probability)."),
+    overlap: float = typer.Option(0.5, help="Sliding-window overlap (Gaussian-weighted windows)."),
+    mirror: bool = typer.Option(True, help="Average over the 8 flips along z, y, x (test-time mirroring)."),
+    largest_component: bool = typer.Option(True, help="Keep only the largest connected tumour component."),
+) -> None:
+    """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
+    direction and size)."""
+    import SimpleITK as sitk
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.io.atomic import atomic_path
+    from sarcomri.seg3d.config import InferSettings
+    from sarcomri.seg3d.data import patients_with, read_channels
+    from sarcomri.seg3d.infer import find_models, predict_images
+
+    models = find_models(model)
+    seqs = models[0].plan.sequences
+    settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component)
+    con = Console(highlight=False)
+    if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
+        cohort = Cohort.load(inputs[0])
+        pids = patients_with(cohort, seqs, need_mask=False)
+        if not pids:
+            raise InputError(inputs[0], f"no patient has the model's sequences {'+'.join(seqs)}")
+        jobs = [(pid, lambda pid=pid: read_channels(cohort, pid, seqs)[0]) for pid in pids]
+    else:
+        if len(inputs) != len(seqs):
+            raise InputError(inputs[0], f"the model takes {len(seqs)} sequence(s) ({'+'.join(seqs)}); "
+                                        f"give one image per sequence, got {len(inputs)}")
+        from sarcomri.cli.stats_seg import read_image
+
+        stem = inputs[0].name.split(".")[0]
+        jobs = [(stem, lambda: [read_image(p) for p in inputs])]
+    out.mkdir(parents=True, exist_ok=True)
+    for case, read in jobs:
+        mask, prob = predict_images(models, read(), settings, case_id=case)
+        with atomic_path(out / f"{case}.nii.gz") as tmp:
+            sitk.WriteImage(mask, str(tmp), useCompression=True)
+        if probabilities:
+            with atomic_path(out / f"{case}_prob.nii.gz") as tmp:
+                sitk.WriteImage(prob, str(tmp), useCompression=True)
+        volume = float(sitk.GetArrayViewFromImage(mask).sum()) * float(pd.Series(mask.GetSpacing()).prod()) / 1000
+        con.print(f"{case}: tumour {volume:.1f} mL -> {out / (case + '.nii.gz')}")
+
+
+@app.command("evaluate")
+def evaluate(
+    pred_dir: Path = typer.Argument(..., help="Folder of predicted masks <case>.nii.gz (sarcomri or nnU-Net "
+                                    "predictions; case = patient id, or <patient>_<sequence>)."),
+    cohort: Path = typer.Argument(..., help="Cohort folder holding the reference (manual) masks."),
+    sequence: str | None = typer.Option(None, help="Sequence whose masks are the reference (default: the only "
+                                        "one with masks); 'T1+T2' labels a two-channel model."),
+    by: list[str] = typer.Option([], "--by", help="Also summarise by these columns (site, histology, center...)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the per-case table to this CSV."),
+) -> None:
+    """Per-case Dice, F2, sensitivity, precision, ASSD and HD95 (mm) against the reference masks; medians
+    (IQR) per sequence and per stratum. Distances are summarised over cases with both masks non-empty."""
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.io.atomic import write_csv
+    from sarcomri.seg3d.evaluate import evaluate_folder, summarise_by
+
+    co = Cohort.load(cohort)
+    per_case = evaluate_folder(pred_dir, co, sequence)
+    con = Console()
+    _report(con, per_case)
+    for col in by:
+        summary = summarise_by(per_case, [col], co.patients, ["dice", "f2", "assd_mm", "hd95_mm"])
+        _print_table(con, summary[[col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
+    if out is not None:
+        write_csv(out, per_case)
+        con.print(f"[green]per-case table:[/] {escape(str(out))}")
+
+
+@app.command("plan")
+def plan(
+    cohort: Path = typer.Argument(..., help="Cohort folder."),
+    sequences: str = typer.Option(..., "--sequences", help="Input sequence(s), e.g. T1 or T1+T2."),
+    preset: str = typer.Option("cpu", help="Planner preset: cpu (small, coarser grid) or gpu (nnU-Net-sized)."),
+) -> None:
+    """Print the plan the cohort's fingerprint gives (target spacing, patch, DynUNet strides and kernels)."""
+    import json
+    from dataclasses import asdict
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.seg3d.config import PRESETS, PlanSettings
+    from sarcomri.seg3d.data import cohort_fingerprint, patients_with
+    from sarcomri.seg3d.plan import make_plan
+
+    if preset not in PRESETS:
+        raise InputError(None, f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
+    co = Cohort.load(cohort)
+    group = sequences.split("+")
+    pids = patients_with(co, group)
+    if not pids:
+        raise InputError(cohort, f"no patient has {sequences} with a mask")
+    p = make_plan(cohort_fingerprint(co, pids, group), group, PlanSettings(**PRESETS[preset]))
+    typer.echo(json.dumps(asdict(p), indent=2))
+
+
+def export_nnunet(
+    cohort: Path = typer.Argument(..., help="Cohort folder to export."),
+    out: Path = typer.Option(..., "--out", "-o", help="nnUNet_raw folder; Dataset<ID>_<NAME>/ is created in it."),
+    dataset_id: int = typer.Option(..., "--id", help="nnU-Net dataset id (1-999; use 500+ for your own)."),
+    name: str = typer.Option(..., "--name", help="Dataset name, e.g. STST1."),
+    sequences: str = typer.Option(..., "--sequences", help="Sequences, e.g. T1 or T1+T2 (channels of one case)."),
+    layout: str = typer.Option("channels", help="channels: one case per patient, sequences as channels; cases: "
+                               "one single-channel case per patient and sequence."),
+    folds: int = typer.Option(5, help="Patient-grouped folds written to splits_final.json."),
+    seed: int = typer.Option(0, help="Seed of the folds."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
+) -> None:
+    """Export a cohort as an nnU-Net v2 raw dataset (dataset.json, imagesTr/<case>_0000.nii.gz,
+    labelsTr/<case>.nii.gz) with splits_final.json holding PATIENT-grouped folds; copy it to
+    nnUNet_preprocessed/Dataset<ID>_<NAME>/ after nnUNetv2_plan_and_preprocess."""
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.io.nnunet import export_nnunet as run_export
+
+    res = run_export(Cohort.load(cohort), out, dataset_id, name, sequences.split("+"), layout=layout,  # type: ignore[arg-type]
+                     n_folds=folds, seed=seed, overwrite=overwrite)
+    con = Console(highlight=False)
+    if res.skipped:
+        con.print(f"note: {len(res.skipped)} patient(s) left out (no mask or a missing sequence)")
+    con.print(f"[green]nnU-Net dataset written:[/] {escape(str(res.folder))} ({len(res.cases)} cases, "
+              f"{res.cases['patient_id'].nunique()} patients, {len(res.splits)} patient-grouped folds in "
+              "splits_final.json)")

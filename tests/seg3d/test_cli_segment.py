@@ -1,0 +1,86 @@
+"""`sarcomri segment train / predict / plan` end to end on a tiny synthetic cohort."""
+
+from __future__ import annotations
+
+import pandas as pd
+import SimpleITK as sitk
+import yaml
+from typer.testing import CliRunner
+
+from sarcomri.cli.segment import app
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.splits import check_no_leakage
+from sarcomri.io.images import same_grid
+
+TINY = {
+    "name": "tiny",
+    "sequences": ["T1"],
+    "folds": 4,
+    "plan": {"max_patch_voxels": 8 * 16 * 16, "min_coverage": 0.0, "base_filters": 4, "max_filters": 16},
+    "train": {"epochs": 2, "iterations": 3, "lr": 0.01, "threads": 1},
+    "infer": {"mirror": False},
+}
+
+
+def test_train_predict_evaluate(blob_cohort, tmp_path):
+    cfg = tmp_path / "seg.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "cohort": str(blob_cohort)}))
+    run = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(cfg), "--run-dir", str(run), "--quiet"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "Median (IQR) per sequence" in res.output
+    per_case = pd.read_csv(run / "tables" / "per_case.csv")
+    cohort = Cohort.load(blob_cohort)
+    assert sorted(per_case["patient_id"]) == cohort.patient_ids
+    splits = pd.read_csv(run / "splits.csv")
+    check_no_leakage(splits)
+    test_fold = splits[splits["role"] == "test"].set_index("patient_id")["fold"]
+    assert (per_case.set_index("patient_id")["fold"] == test_fold.loc[per_case["patient_id"]]).all()
+    for fold in range(4):
+        folder = run / "models" / "T1" / f"fold{fold}-rep0"
+        assert (folder / "model.pt").is_file() and (folder / "plan.json").is_file()
+        assert not (folder / "checkpoint.pt").exists()
+    for pid in cohort.patient_ids:
+        pred = sitk.ReadImage(str(run / "predictions" / "T1" / f"{pid}.nii.gz"))
+        assert same_grid(pred, cohort.read_image(pid, "T1"))
+    # a rerun finds every model and prediction and only re-evaluates
+    stamp = (run / "models" / "T1" / "fold0-rep0" / "model.pt").stat().st_mtime_ns
+    res = runner.invoke(app, ["train", str(cfg), "--run-dir", str(run), "--quiet"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert (run / "models" / "T1" / "fold0-rep0" / "model.pt").stat().st_mtime_ns == stamp
+
+    # predict: one NIfTI with one fold, and a whole cohort with the 4-fold ensemble
+    image = blob_cohort / "images" / "S02" / "T1.nii.gz"
+    res = runner.invoke(app, ["predict", str(run / "models" / "T1" / "fold0-rep0"), str(image), "--out",
+                              str(tmp_path / "one"), "--no-mirror", "--probabilities"])
+    assert res.exit_code == 0, res.output
+    out = sitk.ReadImage(str(tmp_path / "one" / "T1.nii.gz"))
+    assert same_grid(out, sitk.ReadImage(str(image)))
+    assert (tmp_path / "one" / "T1_prob.nii.gz").is_file()
+    res = runner.invoke(app, ["predict", str(run / "models"), str(blob_cohort), "--out", str(tmp_path / "all"),
+                              "--no-mirror"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "all").glob("*.nii.gz"))) == 8
+
+
+def test_predict_refuses_a_wrong_number_of_images(blob_cohort, tmp_path):
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.model import build_network
+    from sarcomri.seg3d.plan import Plan
+    from sarcomri.seg3d.train import save_model
+
+    plan = Plan(sequences=["T1", "T2"], target_spacing=[3.0, 1.2, 1.2], median_shape=[12, 32, 32],
+                patch_size=[8, 16, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernels=[[3, 3, 3]] * 3,
+                filters=[4, 8, 16], batch_size=2)
+    save_model(tmp_path / "m", build_network(plan), plan)
+    image = blob_cohort / "images" / "S02" / "T1.nii.gz"
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), str(image), "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, InputError) and "give one image per sequence" in str(res.exception)
+
+
+def test_plan_command(blob_cohort):
+    res = CliRunner().invoke(app, ["plan", str(blob_cohort), "--sequences", "T1", "--preset", "gpu"])
+    assert res.exit_code == 0, res.output
+    plan = yaml.safe_load(res.output)  # JSON is YAML
+    assert plan["target_spacing"] == [3.0, 1.2, 1.2] and plan["sequences"] == ["T1"]
