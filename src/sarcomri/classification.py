@@ -152,6 +152,41 @@ def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) ->
     return tables
 
 
+def clinical_tables(run_dir: str | Path, cohort: Cohort, columns: list[str]) -> pd.DataFrame:
+    """Image-only vs image + clinical variables, per sequence: out-of-fold logistic regression (repeat 0's
+    folds) on the ensemble likelihood plus ``columns``; AUCs with DeLong CIs and the paired DeLong test.
+
+    Writes ``tables/clinical_combined.csv`` (per sequence) and ``tables/clinical_predictions.csv``.
+    """
+    from sarcomri.analysis.clinical import combined_predictions
+    from sarcomri.stats.roc import auc_ci, delong_test
+
+    run_dir = Path(run_dir)
+    lik = pd.read_csv(run_dir / "tables" / "likelihood.csv", dtype={"patient_id": str})
+    splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
+    rep0 = splits[(splits["repeat"] == splits["repeat"].min()) & (splits["role"] == "test")]
+    folds = rep0.drop_duplicates("patient_id").set_index("patient_id")["fold"]
+    clinical = cohort.patients.set_index("patient_id")
+    rows, preds = [], []
+    for seq, g in lik.groupby("sequence", sort=False):
+        g = g.set_index("patient_id")
+        combined = combined_predictions(g["likelihood"], clinical, g["label"], folds, columns)
+        y = g.loc[combined.index, "label"].to_numpy()
+        image, both = g.loc[combined.index, "likelihood"].to_numpy(), combined.to_numpy()
+        a_img, a_both = auc_ci(y, image, 1), auc_ci(y, both, 1)
+        test = delong_test(y, both, image, 1)
+        rows.append({"sequence": seq, "n": len(y), "clinical_columns": "+".join(columns),
+                     "auc_image": a_img.auc, "auc_image_lower": a_img.lower, "auc_image_upper": a_img.upper,
+                     "auc_combined": a_both.auc, "auc_combined_lower": a_both.lower,
+                     "auc_combined_upper": a_both.upper, "delong_z": test.statistic, "delong_p": test.p_value})
+        preds.append(pd.DataFrame({"sequence": seq, "patient_id": combined.index, "label": y,
+                                   "p_image": image, "p_combined": both}))
+    table = pd.DataFrame(rows)
+    write_csv(run_dir / "tables" / "clinical_combined.csv", table)
+    write_csv(run_dir / "tables" / "clinical_predictions.csv", pd.concat(preds, ignore_index=True))
+    return table
+
+
 def _read_predictions(run_dir: Path) -> pd.DataFrame:
     path = run_dir / "predictions.parquet"
     if not path.is_file():

@@ -38,6 +38,8 @@ def run(
     con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "
               f"{out / 'predictions.parquet'}")
     _print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"))
+    if cfg.clinical_columns:
+        _print_clinical(con, cls_study.clinical_tables(out, cohort, cfg.clinical_columns))
 
 
 @app.command("ensemble")
@@ -69,6 +71,16 @@ def combine(
         t.add_row(str(r.sequences), "" if pd.isna(r.n_patients) else str(int(r.n_patients)),
                   "" if pd.isna(r.threshold) else str(int(r.threshold)),
                   f"{r.ss_avg:.3f}", f"{r.sensitivity:.3f}", f"{r.specificity:.3f}", f"{r.accuracy:.3f}")
+    con.print(t)
+
+
+def _print_clinical(con: Console, table: pd.DataFrame) -> None:
+    t = Table("sequence", "AUC image only", "AUC image + clinical", "DeLong p",
+              title=f"Deep features with clinical variables ({table['clinical_columns'].iloc[0]})")
+    for r in table.itertuples():
+        t.add_row(str(r.sequence), f"{r.auc_image:.3f} ({r.auc_image_lower:.3f}-{r.auc_image_upper:.3f})",
+                  f"{r.auc_combined:.3f} ({r.auc_combined_lower:.3f}-{r.auc_combined_upper:.3f})",
+                  f"{r.delong_p:.3g}")
     con.print(t)
 
 

@@ -13,6 +13,7 @@ from sarcomri.cli import cohort as cohort_cli
 from sarcomri.cli import demo as demo_cli
 from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import radiomics as radiomics_cli
+from sarcomri.cli import segment as segment_cli
 from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
 from sarcomri.cli import stats_seg
@@ -33,6 +34,10 @@ app.add_typer(classify_cli.app, name="classify")
 stats_cli.app.command("seg")(stats_seg.seg)
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(radiomics_cli.app, name="radiomics")
+app.add_typer(segment_cli.app, name="segment")
+export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
+export_app.command("nnunet")(segment_cli.export_nnunet)
+app.add_typer(export_app, name="export")
 app.command("ingest")(ingest_cli.ingest)
 app.command("synth")(synth_cli.synth)
 app.command("demo")(demo_cli.demo)
