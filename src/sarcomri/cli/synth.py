@@ -1,6 +1,85 @@
-"""`sarcomri synth`: placeholder until the synthetic cohort lands."""
+"""`sarcomri synth`: generate the synthetic multi-sequence MRI cohort (and optionally its DICOM)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sarcomri.errors import InputError
 
 
-def synth() -> None:
-    """(being built)"""
-    raise SystemExit("not built yet")
+class SynthTask(StrEnum):
+    """The published studies the synthetic cohort imitates."""
+
+    sarcoma = "sarcoma"
+    carcinosarcoma = "carcinosarcoma"
+    segmentation = "segmentation"
+
+
+def synth(
+    task: SynthTask = typer.Option(
+        SynthTask.sarcoma, "--task",
+        help="sarcoma: uterine sarcoma vs leiomyoma (63:200); carcinosarcoma: carcinosarcoma vs endometrial "
+             "carcinoma (52:279); segmentation: uterine/cervical malignancies with tumour masks on DWI."),
+    patients: int = typer.Option(60, "--patients", "-n", min=1, help="Number of patients."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same cohort, byte for byte."),
+    out: Path = typer.Option(..., "--out", help="Cohort folder to create (cohort.json, patients.csv, series.csv, "
+                                                "images/, masks/, latent.csv, readers.csv)."),
+    sequences: str | None = typer.Option(
+        None, "--sequences",
+        help="Comma-separated canonical sequence names (T2axi, T2sag, T2cor, fsT2axi, T1axi, T1sag, fsT1axi, "
+             "fsT1sag, fsT1CEaxi, fsT1CEsag, fsT1CEcor, dynamicaxi, dynamicsag, DWI_b0, DWI_b1000, ADC). Default: "
+             "the task's (sarcoma: T2axi,T2sag,DWI_b0,DWI_b1000,ADC,fsT1CEaxi)."),
+    size: int | None = typer.Option(None, "--size", min=16, max=512,
+                                    help="In-plane matrix of 2D series (default 128; DWI uses 3/4 of it)."),
+    slices: int | None = typer.Option(None, "--slices", min=4, max=128,
+                                      help="Slices of 2D series (default 24; 3D contrast series use 4/3 of it)."),
+    dicom: Path | None = typer.Option(None, "--dicom",
+                                      help="Also write the cohort as DICOM MR series with DICOM-SEG tumour masks "
+                                           "and labels.csv here (readable by `sarcomri ingest DIR --labels "
+                                           "DIR/labels.csv`)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output folders."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Synthesise a multi-sequence pelvic MRI cohort with known ground truth: imbalanced classes, hospitals
+    with different protocols and missing sequences, look-alike benign tumours, tumour masks, the latent
+    variables of every patient, the ideal-observer AUC (the ceiling any classifier can reach) and simulated
+    readers of different skill, with and without AI."""
+    from dataclasses import replace
+
+    from sarcomri.synth.cohort import synthesise_cohort
+    from sarcomri.synth.tasks import TASKS
+
+    if dicom is not None and dicom.exists() and not overwrite:
+        raise InputError(dicom, "exists already; choose another folder or pass --overwrite")
+    spec = TASKS[task.value]
+    protocol = spec.protocol
+    if size is not None:
+        protocol = replace(protocol, size=size)
+    if slices is not None:
+        protocol = replace(protocol, slices=slices)
+    seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
+    cohort = synthesise_cohort(out, task=task.value, n_patients=patients, seed=seed, sequences=seqs,
+                               protocol=protocol, overwrite=overwrite, progress=not quiet)
+    con = Console()
+    counts = ", ".join(f"{k}: {v}" for k, v in cohort.patients["label"].value_counts().items())
+    con.print(f"[bold]{out}[/]: {len(cohort.patients)} patients ({counts}), seed {seed}")
+    table = Table("sequence", "patients", "ideal-observer AUC", title="Series (each with its tumour mask)")
+    by_seq = cohort.meta.get("ideal_observer_auc_by_sequence") or {}
+    for seq, n in cohort.series["sequence"].value_counts(sort=False).items():
+        table.add_row(str(seq), str(n), f"{by_seq[seq]:.3f}" if seq in by_seq else "-")
+    con.print(table)
+    if cohort.meta.get("ideal_observer_auc") is not None:
+        con.print(f"ideal-observer AUC (all latent variables): {cohort.meta['ideal_observer_auc']:.3f}; "
+                  f"with age: {cohort.meta['ideal_observer_auc_with_age']:.3f}")
+        con.print("ground truth: latent.csv; simulated readers: readers.csv (0 = definitely "
+                  f"{cohort.positive_label} ... 1.0 = definitely not); AI probabilities: ai.csv")
+    if dicom is not None:
+        from sarcomri.synth.dicom import write_dicom
+
+        report = write_dicom(cohort, dicom, overwrite=overwrite)
+        con.print(f"DICOM: {report.series} series, {report.files} files under {dicom} (labels: {dicom / 'labels.csv'})")
