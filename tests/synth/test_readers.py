@@ -116,3 +116,18 @@ def test_given_ai_probabilities_shift_aided_reads():
     assert a > b + 0.2
     pd.testing.assert_frame_equal(confident_benign[confident_benign.session == "first"].reset_index(drop=True),
                                   confident_malignant[confident_malignant.session == "first"].reset_index(drop=True))
+
+
+def test_readers_of_a_cohort_with_a_trained_models_probabilities(tmp_path):
+    from sarcomri.synth.acquisition import Protocol
+    from sarcomri.synth.cohort import synthesise_cohort
+
+    c = synthesise_cohort(tmp_path / "c", "sarcoma", 6, seed=3, protocol=Protocol(240.0, 32, 6))
+    stored = pd.read_csv(c.root / "readers.csv")
+    again, _ = readers.read_cohort(c.root)
+    pd.testing.assert_frame_equal(again, stored, check_dtype=False)  # same seed, same reads
+    truth = c.patients.set_index("patient_id")["label"].eq("sarcoma").astype(float)
+    _, ai = readers.read_cohort(c.root, ai_probability=truth.clip(0.02, 0.98))
+    assert list(ai.ai_call) == list(c.patients.label)
+    with pytest.raises(ValueError, match="missing"):
+        readers.read_cohort(c.root, ai_probability=truth.iloc[:2])

@@ -164,7 +164,8 @@ def carcinosarcoma_model() -> LatentModel:
     pos = ClassModel("carcinosarcoma", (Component("carcinosarcoma", 1.0, CARCINOSARCOMA,
                                                   {"histology": "carcinosarcoma"}),))
     neg = ClassModel("endometrial_carcinoma", tuple(
-        Component(f"grade{g}", w, {**_EC_COMMON, "adc": adc}, {"histology": "endometrial_carcinoma", "grade": g})
+        Component(f"grade{g}", w, {**_EC_COMMON, "adc": adc}, {"histology": "endometrial_carcinoma",
+                                                                  "grade": f"G{g}"})
         for g, (w, adc) in EC_GRADES.items()))
     return LatentModel(pos, neg, LATENTS)
 

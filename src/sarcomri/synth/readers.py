@@ -220,18 +220,40 @@ def simulate_arrays(task: str, data: dict[str, np.ndarray], positive: np.ndarray
     return reads, stats.norm.cdf(evidence)
 
 
-def simulate(table: pd.DataFrame, task: str, seed: int, groups=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """readers.csv and ai.csv of a cohort from its latent table (rows in patient-index order)."""
+def simulate(table: pd.DataFrame, task: str, seed: int, groups=None, ai_probability=None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """readers.csv and ai.csv of a cohort from its latent table (rows in patient-index order).
+
+    ``ai_probability``: a given AI's probability of the positive class per patient (a mapping or Series
+    indexed by patient_id, e.g. a trained model's patient-level output); by default the simulated AI.
+    """
     model = latent.model_for(task)
     positive = (table["label"] == model.positive.label).to_numpy()
     data = {k: table[k].to_numpy(float) for k in model.latents}
     seqs = [s.split("+") if isinstance(s, str) and s else [] for s in table.get("sequences", [""] * len(table))]
-    reads, p_ai = simulate_arrays(task, data, positive, np.arange(len(table)), seed, seqs, groups)
     ids = table["patient_id"].to_numpy()
+    given = None
+    if ai_probability is not None:
+        given = pd.Series(ai_probability).reindex(ids).to_numpy(float)
+        if np.isnan(given).any():
+            raise ValueError(f"AI probabilities missing for {int(np.isnan(given).sum())} patient(s)")
+    reads, p_ai = simulate_arrays(task, data, positive, np.arange(len(table)), seed, seqs, groups, given)
     reads.insert(0, "patient_id", ids[reads.pop("row").to_numpy()])
     labels = np.where(p_ai >= 0.5, model.positive.label, model.negative.label)
     ai = pd.DataFrame({"patient_id": ids, "p_positive": np.round(p_ai, 4), "ai_call": labels})
     return reads, ai
+
+
+def read_cohort(root, ai_probability=None, groups=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate the readers of an existing synthetic cohort folder again, e.g. with a trained model's
+    probabilities as the AI (``ai_probability`` indexed by patient_id). Returns (reads, ai)."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    meta = json.loads((root / "cohort.json").read_text())
+    table = pd.read_csv(root / "latent.csv", dtype={"patient_id": str})
+    return simulate(table, meta["task"], int(meta["provenance"]["seed"]), groups, ai_probability)
 
 
 def describe(task: str, groups=None) -> dict:
