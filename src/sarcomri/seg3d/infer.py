@@ -21,7 +21,7 @@ from monai.inferers import sliding_window_inference
 from sarcomri.errors import InputError
 from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.data import Case, prepare_case
-from sarcomri.seg3d.model import build_network
+from sarcomri.seg3d.model import build_network, resolve_device
 from sarcomri.seg3d.plan import Plan
 from sarcomri.seg3d.train import WEIGHTS
 
@@ -73,8 +73,9 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
     the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring).
     """
     s = settings or InferSettings()
-    network.eval()
-    x = torch.from_numpy(np.ascontiguousarray(case.image))[None]
+    device = resolve_device(s.device)
+    network = network.to(device).eval()
+    x = torch.from_numpy(np.ascontiguousarray(case.image))[None].to(device)
     flips = [()] if not s.mirror else [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
     total = None
     for axes in flips:
@@ -85,7 +86,7 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
         prob = torch.softmax(logits.as_tensor() if hasattr(logits, "as_tensor") else logits, dim=1)
         prob = torch.flip(prob, axes) if axes else prob
         total = prob if total is None else total + prob
-    return (total / len(flips))[0].numpy()
+    return (total / len(flips))[0].cpu().numpy()
 
 
 def to_original(prob: np.ndarray, case: Case) -> sitk.Image:

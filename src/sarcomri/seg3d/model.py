@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import DynUNet
@@ -39,3 +40,27 @@ def build_loss() -> DiceCELoss:
 def count_parameters(network: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: the GPU when PyTorch sees one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def level_shapes(plan: Plan) -> list[list[int]]:
+    """The patch's spatial size (z, y, x) at each resolution level of the network."""
+    size, out = np.asarray(plan.patch_size, int), []
+    for stride in plan.strides:
+        size = size // np.asarray(stride)
+        out.append(size.tolist())
+    return out
+
+
+def bf16_safe(plan: Plan) -> bool:
+    """False for networks where bfloat16 training on the CPU is unreliable: oneDNN's bfloat16 3D convolution
+    backward gives run-to-run different (occasionally NaN) gradients when the first spatial axis is 2 voxels
+    under a 3-wide kernel (found with torch 2.14 on an AVX-512 BF16 CPU; float32 is exact there)."""
+    return not any(shape[0] == 2 and kernel[0] == 3 for shape, kernel in zip(level_shapes(plan), plan.kernels,
+                                                                               strict=True))

@@ -10,6 +10,7 @@ honest one when every patient outside the training fold is a test patient).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from sarcomri.io.atomic import atomic_path, write_csv
 from sarcomri.seg3d.config import DataSettings, TrainSettings
 from sarcomri.seg3d.data import Case, PatchSampler
-from sarcomri.seg3d.model import build_loss, build_network, count_parameters
+from sarcomri.seg3d.model import bf16_safe, build_loss, build_network, count_parameters, resolve_device
 from sarcomri.seg3d.plan import Plan
 
 CHECKPOINT = "checkpoint.pt"
@@ -66,7 +67,13 @@ def fit(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    network = build_network(plan)
+    device = resolve_device(settings.device)
+    bf16 = settings.precision == "bf16"
+    if bf16 and device.type == "cpu" and not bf16_safe(plan):
+        warnings.warn("bfloat16 training is unreliable on the CPU for this network (a level 2 voxels deep); "
+                      "training in float32", stacklevel=2)
+        bf16 = False
+    network = build_network(plan).to(device)
     opt = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     loss_fn = build_loss()
     sampler = PatchSampler(cases, plan, data)
@@ -91,8 +98,11 @@ def fit(
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = sampler.batch()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             t_step = time.perf_counter()
-            loss = loss_fn(network(x), y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = network(x)
+            loss = loss_fn(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
@@ -109,7 +119,7 @@ def fit(
                             "history": result.history, "plan": asdict(plan)}, tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
-    result.network = network
+    result.network = network.cpu()
     return result
 
 
