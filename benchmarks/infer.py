@@ -2,10 +2,15 @@
 
 MobileNetV2 (mobilenetv2_100, 2 classes, random weights: speed does not depend on them) at 224 px, batches of
 1 and 16. Eager PyTorch runs in eval mode under ``torch.inference_mode`` in its default (contiguous) layout and
-in channels_last; ONNX Runtime uses ``OnnxClassifier`` (intra-op threads = the cores this process may use).
+in channels_last; ONNX Runtime uses ``OnnxClassifier`` (intra-op threads = the cores this process may use;
+idle threads sleep), and with more than one thread once more with spinning threads (ONNX Runtime's own
+default) for comparison.
 The methods are timed in interleaved rounds and the median round is reported, so that load from other
 processes on a shared machine hits them alike.
-Run: .venv/bin/python benchmarks/infer.py [--model mobilenetv2_100] [--size 224] [--batches 1 16] [--rounds 7]
+Each thread count is run for both engines: the available cores, then one thread (on a small CPU shared with
+other processes, OpenMP threads waiting on a busy core can make multi-threaded eager PyTorch several times
+slower than single-threaded; the one-thread figures show the engines without that effect).
+Run: .venv/bin/python benchmarks/infer.py [--model mobilenetv2_100] [--size 224] [--batches 1 16] [--threads 2 1]
 """
 
 import argparse
@@ -33,6 +38,18 @@ def _per_image_seconds(fn, batch, min_seconds: float) -> float:
             return elapsed / (n * len(batch))
 
 
+def _rates(methods: dict, x: np.ndarray, rounds: int, seconds: float) -> dict[str, float]:
+    """Images/s of each method: the median of interleaved rounds, after a warm-up."""
+    for fn in methods.values():
+        for _ in range(2):
+            fn(x)
+    per_image: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        for name, fn in methods.items():
+            per_image[name].append(_per_image_seconds(fn, x, seconds))
+    return {m: 1.0 / statistics.median(v) for m, v in per_image.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="mobilenetv2_100")
@@ -40,51 +57,55 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=1.0, help="minimum time per method and round")
-    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: the available cores)")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="thread counts to compare, each used by both engines (default: the available cores, then 1)")
     a = ap.parse_args()
 
-    threads = a.threads or default_threads()
-    torch.set_num_threads(threads)
+    thread_counts = list(dict.fromkeys(a.threads or [default_threads(), 1]))
     torch.manual_seed(0)
     arch = resolve_name(a.model)
     model = _create(arch, 3, 2).eval()
     model_cl = _create(arch, 3, 2).eval().to(memory_format=torch.channels_last)
     model_cl.load_state_dict(model.state_dict())
+
+    def eager(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x))
+
+    def eager_cl(x):
+        with torch.inference_mode():
+            return model_cl(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
+
+    rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         path = export_onnx(model, Path(tmp) / f"{arch}.onnx", (3, a.size, a.size))
-        export_s = time.perf_counter() - t0
-        onnx_clf = OnnxClassifier(path, threads=threads)
-
-        def eager(x):
-            with torch.inference_mode():
-                return model(torch.from_numpy(x))
-
-        def eager_cl(x):
-            with torch.inference_mode():
-                return model_cl(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
-
-        methods = {"pytorch eager": eager, "pytorch channels_last": eager_cl, "onnxruntime": onnx_clf.predict_logits}
-        rng = np.random.default_rng(0)
-        print(f"{arch} at {a.size} px, {threads} threads (torch {torch.__version__}), "
-              f"load average {os.getloadavg()[0]:.2f}; ONNX export took {export_s:.1f} s")
-        for batch in a.batches:
-            x = rng.normal(size=(batch, 3, a.size, a.size)).astype(np.float32)
-            diff = float(np.abs(onnx_clf.predict_logits(x) - eager(x).numpy()).max())
-            for fn in methods.values():  # warm-up
-                for _ in range(2):
-                    fn(x)
-            rounds: dict[str, list[float]] = {m: [] for m in methods}
-            for _ in range(a.rounds):
-                for name, fn in methods.items():
-                    rounds[name].append(_per_image_seconds(fn, x, a.seconds))
-            rate = {m: 1.0 / statistics.median(v) for m, v in rounds.items()}
-            print(f"batch {batch} (max |logit difference| onnxruntime vs pytorch {diff:.1e}):")
-            for name, r in rate.items():
-                print(f"  {name:<22} {r:7.1f} images/s  ({1000 / r:6.1f} ms/image)")
-            print(f"  speed-up onnxruntime vs eager: {rate['onnxruntime'] / rate['pytorch eager']:.2f}x, "
-                  f"vs channels_last: {rate['onnxruntime'] / rate['pytorch channels_last']:.2f}x (target >= 3x)")
-
+        print(f"{arch} at {a.size} px, torch {torch.__version__}, {default_threads()} cores available; "
+              f"ONNX export took {time.perf_counter() - t0:.1f} s")
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            onnx_clf = OnnxClassifier(path, threads=threads)
+            methods = {"pytorch eager": eager, "pytorch channels_last": eager_cl,
+                       "onnxruntime": onnx_clf.predict_logits}
+            print(f"\n== {threads} thread(s) for both (load average {os.getloadavg()[0]:.2f})")
+            for batch in a.batches:
+                x = rng.normal(size=(batch, 3, a.size, a.size)).astype(np.float32)
+                diff = float(np.abs(onnx_clf.predict_logits(x) - eager(x).numpy()).max())
+                rate = _rates(methods, x, a.rounds, a.seconds)
+                print(f"batch {batch} (max |logit difference| onnxruntime vs pytorch {diff:.1e}):")
+                for name, r in rate.items():
+                    print(f"  {name:<22} {r:7.1f} images/s  ({1000 / r:6.1f} ms/image)")
+                print(f"  speed-up onnxruntime vs eager: {rate['onnxruntime'] / rate['pytorch eager']:.2f}x, "
+                      f"vs channels_last: {rate['onnxruntime'] / rate['pytorch channels_last']:.2f}x (target >= 3x)")
+            if threads > 1:  # measured apart: spinning threads keep cores busy after each call, slowing the next
+                spinning = OnnxClassifier(path, threads=threads, spin=True)
+                pair = {"idle threads sleep (default)": onnx_clf.predict_logits,
+                        "idle threads spin": spinning.predict_logits}
+                for batch in a.batches:
+                    x = rng.normal(size=(batch, 3, a.size, a.size)).astype(np.float32)
+                    rate = _rates(pair, x, a.rounds, a.seconds)
+                    print(f"onnxruntime thread pool, batch {batch}: "
+                          + ", ".join(f"{name} {r:.1f} images/s" for name, r in rate.items()))
 
 if __name__ == "__main__":
     main()

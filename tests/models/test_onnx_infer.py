@@ -51,6 +51,15 @@ def test_export_restores_training_mode_and_chunks_batches(tmp_path):
     assert OnnxClassifier(path).predict_proba(x[:0]).shape == (0, 2)
 
 
+def test_session_threads_sleep_when_idle_unless_asked(tmp_path):
+    path = export_onnx(build_classifier("mobilenetv2_050"), tmp_path / "m.onnx", (3, 32, 32))
+    for spin, flag in ((False, "0"), (True, "1")):
+        clf = OnnxClassifier(path, threads=2, spin=spin)
+        options = clf.session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == flag
+
+
 def test_saved_model_folder_exports_with_its_spec(tmp_path):
     spec = ModelSpec("mobilenetv2_050", in_channels=3, num_classes=2, input_size=32,
                      class_names=("leiomyoma", "sarcoma"))
