@@ -88,6 +88,7 @@ def test_cpu_preset_coarsens_in_plane_until_the_patch_covers_half_the_image():
     p_finer, _, _ = patch_size(median_shape(fp, finer), finer, settings)
     assert np.prod(p_finer) < settings.min_coverage * np.prod(median_shape(fp, finer))
     assert plan.filters == [16, 32, 64, 128][: len(plan.strides)]
+    assert plan.deep_supervision == min(2, len(plan.strides) - 2)  # heads only where the decoder has levels
 
 
 def test_gpu_preset_keeps_the_median_spacing():

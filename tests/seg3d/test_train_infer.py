@@ -118,3 +118,20 @@ def test_bf16_guard(tiny_plan, blob_cohort):
     settings = TrainSettings(epochs=1, iterations=1, precision="bf16", device="cpu", threads=1)
     with pytest.warns(UserWarning, match="float32"):
         fit(cases, tiny_plan, settings)
+
+
+def test_deep_supervision_heads_and_loss(tiny_plan):
+    from sarcomri.seg3d.model import build_loss, supervised_loss
+
+    tiny_plan.deep_supervision = 1
+    torch.manual_seed(0)
+    net = build_network(tiny_plan)
+    x = torch.randn(2, 1, 8, 16, 16)
+    y = (torch.rand(2, 1, 8, 16, 16) > 0.7).long()
+    out = net(x)
+    assert out.shape == (2, 2, 2, 8, 16, 16)  # batch, main + 1 head, classes, z, y, x
+    loss_fn = build_loss()
+    expected = (loss_fn(out[:, 0], y) + 0.5 * loss_fn(out[:, 1], y)) / 1.5  # nnU-Net: weights 1, 1/2, normalised
+    assert supervised_loss(loss_fn, out, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    net.eval()
+    assert net(x).shape == (2, 2, 8, 16, 16)

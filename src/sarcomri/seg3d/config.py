@@ -24,6 +24,8 @@ class PlanSettings(_Strict):
     than ``min_coverage`` of the median resampled image, the in-plane spacing is coarsened (nnU-Net's
     ``3d_lowres`` rule) until it does; ``min_coverage`` 0 keeps the median spacing. ``min_feature_size``: an
     axis is downsampled only while it stays at least this many voxels; ``max_depth`` counts resolution levels.
+    ``deep_supervision``: at most this many extra loss heads at coarser decoder levels (nnU-Net's deep
+    supervision; limited to the levels the network has).
     """
 
     max_patch_voxels: int = Field(64 * 64 * 48, ge=512)
@@ -36,6 +38,7 @@ class PlanSettings(_Strict):
     batch_size: int = Field(2, ge=1)
     max_spacing_factor: float = Field(4.0, ge=1)
     normalisation: Literal["zscore", "none"] = "zscore"
+    deep_supervision: int = Field(2, ge=0)
 
 
 #: Planner presets. ``cpu``: 16-128 filters, patches of at most 48 x 64 x 64 voxels, on a grid coarse enough

@@ -12,7 +12,8 @@ from sarcomri.seg3d.plan import Plan
 
 def build_network(plan: Plan) -> DynUNet:
     """A DynUNet with the plan's kernels, strides and filters: instance norm with affine parameters and
-    leaky ReLU (slope 0.01), as nnU-Net; no deep supervision."""
+    leaky ReLU (slope 0.01), as nnU-Net; with ``plan.deep_supervision`` extra heads, training mode returns
+    (B, 1 + heads, classes, z, y, x) logits, the heads upsampled to full size (evaluation mode: the main one)."""
     return DynUNet(
         spatial_dims=3,
         in_channels=plan.in_channels,
@@ -23,7 +24,8 @@ def build_network(plan: Plan) -> DynUNet:
         filters=plan.filters,
         norm_name=("instance", {"affine": True}),
         act_name=("leakyrelu", {"negative_slope": 0.01, "inplace": True}),
-        deep_supervision=False,
+        deep_supervision=plan.deep_supervision > 0,
+        deep_supr_num=max(1, plan.deep_supervision),
         res_block=False,
     )
 
@@ -35,6 +37,16 @@ def build_loss() -> DiceCELoss:
     """
     return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True,
                       smooth_nr=1e-5, smooth_dr=1e-5)
+
+
+def supervised_loss(loss_fn: DiceCELoss, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The loss of plain logits (B, classes, ...) or of deep-supervision logits (B, heads, classes, ...): the
+    heads weighted 1, 1/2, 1/4, ... and normalised to sum to 1, as nnU-Net."""
+    if logits.ndim == target.ndim:
+        return loss_fn(logits.float(), target)
+    weights = [0.5**i for i in range(logits.shape[1])]
+    total = sum(w * loss_fn(logits[:, i].float(), target) for i, w in enumerate(weights))
+    return total / sum(weights)
 
 
 def count_parameters(network: torch.nn.Module) -> int:

@@ -50,7 +50,10 @@ class Fingerprint:
 
 @dataclass
 class Plan:
-    """A 3D segmentation plan: the grid, the patch, the network and the batch, saved as ``plan.json``."""
+    """A 3D segmentation plan: the grid, the patch, the network and the batch, saved as ``plan.json``.
+
+    ``deep_supervision`` is the number of extra output heads at coarser decoder levels (0: none).
+    """
 
     sequences: list[str]
     target_spacing: list[float]
@@ -66,6 +69,7 @@ class Plan:
     spacing_factor: float = 1.0
     intensity: list[dict[str, float]] = field(default_factory=list)
     n_cases: int = 0
+    deep_supervision: int = 0
 
     @property
     def in_channels(self) -> int:
@@ -202,4 +206,5 @@ def make_plan(fp: Fingerprint, sequences: list[str], settings: PlanSettings | No
         filters=filters, batch_size=settings.batch_size, normalisation=settings.normalisation,
         fullres_spacing=[round(float(s), 6) for s in full],
         spacing_factor=round(float(spacing.min() / full.min()), 4), intensity=fp.intensity, n_cases=len(fp.cases),
+        deep_supervision=max(0, min(settings.deep_supervision, len(strides) - 2)),
     )

@@ -22,7 +22,14 @@ import torch
 from sarcomri.io.atomic import atomic_path, write_csv
 from sarcomri.seg3d.config import DataSettings, TrainSettings
 from sarcomri.seg3d.data import Case, PatchSampler
-from sarcomri.seg3d.model import bf16_safe, build_loss, build_network, count_parameters, resolve_device
+from sarcomri.seg3d.model import (
+    bf16_safe,
+    build_loss,
+    build_network,
+    count_parameters,
+    resolve_device,
+    supervised_loss,
+)
 from sarcomri.seg3d.plan import Plan
 
 CHECKPOINT = "checkpoint.pt"
@@ -102,7 +109,7 @@ def fit(
             t_step = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = network(x)
-            loss = loss_fn(logits.float(), y)
+            loss = supervised_loss(loss_fn, logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
