@@ -107,7 +107,8 @@ class OnnxClassifier:
     ``threads`` sets ONNX Runtime's intra-op threads (default: the cores this process may use) with one
     inter-op thread and sequential execution. Idle threads sleep instead of spinning (``spin=False``): on a
     small CPU shared with other processes, spinning threads halved throughput in ``benchmarks/infer.py``
-    (2 threads on 2 busy cores: 74 vs 139 images/s), while costing little on an idle machine.
+    (MobileNetV2 at 224 px, 2 threads on 2 busy cores: 75 vs 140 images/s); on a machine of its own, spinning
+    (``spin=True``, ONNX Runtime's default) may shave latency.
     ``batch_size`` bounds memory when predicting many slices.
     """
 
