@@ -23,7 +23,7 @@ def votes(likelihoods: pd.DataFrame, cutoffs: float | dict[str, float] = 0.5) ->
     v = np.where(likelihoods["likelihood"].to_numpy() >= np.asarray(cut, dtype=float), 1, -1)
     table = likelihoods.assign(vote=v).pivot_table(index="patient_id", columns="sequence", values="vote",
                                                    aggfunc="first", fill_value=0)
-    return table.astype(np.int8)
+    return table[list(dict.fromkeys(likelihoods["sequence"]))].astype(np.int8)  # columns in the input's order
 
 
 def best_integer_threshold(scores: np.ndarray, y: np.ndarray, include: np.ndarray | None = None) -> dict:

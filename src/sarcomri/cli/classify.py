@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sarcomri import classification as cls_study
+from sarcomri.analysis.combinations import top_k_summary
 from sarcomri.config import ClassificationConfig, load_config
 
 app = typer.Typer(help="Classification studies: one CNN per MRI sequence over folds x repeats (e.g. uterine "
@@ -37,9 +38,9 @@ def run(
     con = Console()
     con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "
               f"{out / 'predictions.parquet'}")
-    _print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"))
+    print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"))
     if cfg.clinical_columns:
-        _print_clinical(con, cls_study.clinical_tables(out, cohort, cfg.clinical_columns))
+        print_clinical(con, cls_study.clinical_tables(out, cohort, cfg.clinical_columns))
 
 
 @app.command("ensemble")
@@ -50,7 +51,7 @@ def ensemble(
     """Leave-one-out ensembles (R ensembles of R-1 repeats) and per-sequence AUC with DeLong 95% CI."""
     tables = cls_study.ensemble_tables(run, aggregation)
     meta = _cohort_meta(run)
-    _print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"))
+    print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"))
 
 
 @app.command("combine")
@@ -60,21 +61,24 @@ def combine(
     top: int = typer.Option(10, help="Rows of the combination table to print (as the sarcoma study's Table 1)."),
 ) -> None:
     """Sum +1/-1 votes over a patient's sequences, pick the SS-Avg threshold, search every sequence subset."""
-    tables = cls_study.combine_tables(run, cutoff, top)
+    print_combinations(Console(), cls_study.combine_tables(run, cutoff, top), top)
+
+
+def print_combinations(con: Console, tables: dict, top: int) -> None:
+    """The summed-score threshold and the top rows of the combination search."""
     thr = tables["summed_threshold"].iloc[0]
-    con = Console()
     con.print(f"summed score over all sequences: threshold >= {int(thr.threshold)}, SS-Avg {thr.ss_avg:.3f}, "
               f"sensitivity {thr.sensitivity:.3f}, specificity {thr.specificity:.3f}")
     t = Table("sequences", "n", "threshold", "SS-Avg", "sensitivity", "specificity", "accuracy",
               title=f"Top {top} sequence combinations (thresholds chosen on the same patients: exploratory)")
-    for r in tables[f"combinations_top{top}"].itertuples():
+    for r in top_k_summary(tables["combinations"], top).itertuples():
         t.add_row(str(r.sequences), "" if pd.isna(r.n_patients) else str(int(r.n_patients)),
                   "" if pd.isna(r.threshold) else str(int(r.threshold)),
                   f"{r.ss_avg:.3f}", f"{r.sensitivity:.3f}", f"{r.specificity:.3f}", f"{r.accuracy:.3f}")
     con.print(t)
 
 
-def _print_clinical(con: Console, table: pd.DataFrame) -> None:
+def print_clinical(con: Console, table: pd.DataFrame) -> None:
     t = Table("sequence", "AUC image only", "AUC image + clinical", "DeLong p",
               title=f"Deep features with clinical variables ({table['clinical_columns'].iloc[0]})")
     for r in table.itertuples():
@@ -89,7 +93,7 @@ def _cohort_meta(run: Path) -> dict:
     return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
-def _print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None) -> None:
+def print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None) -> None:
     t = Table("sequence", "patients", "positives", "AUC (95% CI, DeLong)", "sens @0.5", "spec @0.5",
               title="Patient-level performance of the leave-one-out ensembles")
     for r in table.itertuples():

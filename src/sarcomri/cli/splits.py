@@ -49,7 +49,7 @@ def make(
         table = sp.leave_group_out(c.patients, group, val_ratio, seed)
     sp.check_no_leakage(table)
     write_csv(out, table)
-    _print_summary(table, c.patients)
+    print_summary(table, c.patients)
     Console().print(f"wrote {out}; leakage check passed")
 
 
@@ -62,7 +62,7 @@ def check(splits_csv: Path = typer.Argument(..., help="splits.csv (patient_id, r
                     f"{table.groupby(['repeat', 'fold']).ngroups} folds)")
 
 
-def _print_summary(table: pd.DataFrame, patients: pd.DataFrame) -> None:
+def print_summary(table: pd.DataFrame, patients: pd.DataFrame) -> None:
     labels = patients.set_index("patient_id")["label"]
     counts = (
         table.assign(label=table["patient_id"].map(labels))

@@ -72,7 +72,10 @@ def loo_ensembles(patient_preds: pd.DataFrame, split: str = "test") -> pd.DataFr
             "patient_id": wide.index.get_level_values(1), "label": labels.reindex(wide.index).to_numpy(),
             "likelihood": lik, "n_models": n,
         }))
-    return pd.concat(frames, ignore_index=True).dropna(subset=["likelihood"])
+    out = pd.concat(frames, ignore_index=True).dropna(subset=["likelihood"])
+    order = {seq: i for i, seq in enumerate(dict.fromkeys(sub["sequence"]))}  # keep the input's sequence order
+    return out.sort_values(["sequence", "ensemble", "patient_id"], key=lambda c: c.map(order) if c.name == "sequence"
+                           else c, kind="stable").reset_index(drop=True)
 
 
 def mean_likelihood(ensembles: pd.DataFrame) -> pd.DataFrame:

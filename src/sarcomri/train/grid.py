@@ -100,7 +100,7 @@ def gather_predictions(run_dir: str | Path, jobs: list[Job]) -> pd.DataFrame:
     missing = [j.name for j in jobs if not j.is_done(run_dir)]
     if missing:
         raise SarcomriError(f"{len(missing)} jobs are unfinished (first: {missing[0]}); rerun the grid")
-    frames = [pd.read_parquet(j.folder(run_dir) / "predictions.parquet") for j in sorted(jobs)]
+    frames = [pd.read_parquet(j.folder(run_dir) / "predictions.parquet") for j in jobs]  # plan order
     preds = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
     splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
     sp.check_predictions_against_splits(preds, splits)
