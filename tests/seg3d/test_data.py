@@ -49,6 +49,16 @@ def test_zscore_per_channel():
     assert np.allclose(z.reshape(2, -1).std(1), 1, atol=1e-4)
 
 
+def test_zscore_over_nonzero_voxels():
+    a = np.array([[[[0.0, 0.0, 1.0, 3.0]]], [[[0.0, 5.0, 5.0, 5.0]]]])  # 2 channels, 1 x 1 x 4 voxels
+    z = zscore(a, nonzero=True)
+    # voxels 1..3 are non-zero in some channel: channel 0 values 0, 1, 3 (mean 4/3, sd sqrt(14/9))
+    expected0 = (np.array([0.0, 1.0, 3.0]) - 4 / 3) / np.sqrt(14 / 9)
+    assert z[0, 0, 0, 0] == 0 and z[1, 0, 0, 0] == 0
+    assert np.allclose(z[0, 0, 0, 1:], expected0, atol=1e-6)
+    assert np.allclose(z[1, 0, 0, 1:], 0.0)  # constant channel: centred, sd floor
+
+
 def test_prepare_case_resamples_image_and_mask(blob_cohort):
     cohort = Cohort.load(blob_cohort)
     plan = _plan(spacing=(3.0, 2.4, 2.4))

@@ -24,6 +24,8 @@ class PlanSettings(_Strict):
     than ``min_coverage`` of the median resampled image, the in-plane spacing is coarsened (nnU-Net's
     ``3d_lowres`` rule) until it does; ``min_coverage`` 0 keeps the median spacing. ``min_feature_size``: an
     axis is downsampled only while it stays at least this many voxels; ``max_depth`` counts resolution levels.
+    ``normalisation``: per-image z-score over the non-zero voxels (zero padding from cropping or resampling
+    stays 0 and does not bias the statistics; nnU-Net's ``use_mask_for_norm``), over every voxel, or none.
     ``deep_supervision``: at most this many extra loss heads at coarser decoder levels (nnU-Net's deep
     supervision; limited to the levels the network has).
     """
@@ -37,7 +39,7 @@ class PlanSettings(_Strict):
     max_filters: int = Field(320, ge=2)
     batch_size: int = Field(2, ge=1)
     max_spacing_factor: float = Field(4.0, ge=1)
-    normalisation: Literal["zscore", "none"] = "zscore"
+    normalisation: Literal["zscore_nonzero", "zscore", "none"] = "zscore_nonzero"
     deep_supervision: int = Field(2, ge=0)
 
 
@@ -53,14 +55,20 @@ PRESETS: dict[str, dict] = {
 
 
 class DataSettings(_Strict):
-    """Patch sampling and light augmentation (see :mod:`sarcomri.seg3d.data`)."""
+    """Patch sampling and augmentation (see :mod:`sarcomri.seg3d.data`): flips along every axis, an in-plane
+    rotation, zoom, intensity scale and shift, gamma and Gaussian noise, each with its probability (a subset
+    of nnU-Net's default augmentation). Set a probability or range to 0 to switch one off."""
 
     foreground_ratio: float = Field(1 / 3, ge=0, le=1)
     flip: bool = True
     rotate_degrees: float = Field(15.0, ge=0, le=180)
     rotate_prob: float = Field(0.2, ge=0, le=1)
+    zoom: float = Field(0.15, ge=0, lt=1)
+    zoom_prob: float = Field(0.2, ge=0, le=1)
     scale_intensity: float = Field(0.1, ge=0, le=1)
     shift_intensity: float = Field(0.1, ge=0, le=1)
+    gamma_prob: float = Field(0.0, ge=0, le=1)
+    noise_std: float = Field(0.0, ge=0)
 
 
 class TrainSettings(_Strict):

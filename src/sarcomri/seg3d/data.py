@@ -18,10 +18,13 @@ import torch
 from monai.transforms import (
     Compose,
     RandCropByPosNegLabeld,
+    RandAdjustContrastd,
     RandFlipd,
+    RandGaussianNoised,
     RandRotated,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandZoomd,
     SpatialPadd,
 )
 from monai.transforms.utils import map_binary_to_indices
@@ -81,12 +84,19 @@ def resample_to_spacing(image: sitk.Image, spacing_zyx: Sequence[float], interpo
                          [float(s) for s in new_sp], image.GetDirection(), 0.0, pixel_type)
 
 
-def zscore(array: np.ndarray) -> np.ndarray:
-    """Per-channel z-score over the whole image (nnU-Net's scheme for MRI)."""
-    out = np.empty_like(array, dtype=np.float32)
+def zscore(array: np.ndarray, nonzero: bool = False) -> np.ndarray:
+    """Per-channel z-score (nnU-Net's scheme for MRI) of a (C, z, y, x) array.
+
+    With ``nonzero`` the mean and standard deviation come from the voxels where any channel is non-zero,
+    and the other voxels stay 0 (nnU-Net's ``use_mask_for_norm``: zero padding does not bias the statistics).
+    """
+    out = np.zeros_like(array, dtype=np.float32)
+    mask = np.any(array != 0, axis=0) if nonzero else np.ones(array.shape[1:], bool)
+    if not mask.any():
+        return out
     for c in range(array.shape[0]):
-        ch = array[c].astype(np.float64)
-        out[c] = (ch - ch.mean()) / max(float(ch.std()), 1e-8)
+        values = array[c][mask].astype(np.float64)
+        out[c][mask] = (values - values.mean()) / max(float(values.std()), 1e-8)
     return out
 
 
@@ -99,8 +109,8 @@ def prepare_case(case_id: str, images: Sequence[sitk.Image], mask: sitk.Image | 
     spacing = plan.target_spacing
     grid = [resample_to_spacing(img, spacing) for img in images]
     array = np.stack([sitk.GetArrayFromImage(g) for g in grid]).astype(np.float32)
-    if plan.normalisation == "zscore":
-        array = zscore(array)
+    if plan.normalisation in ("zscore", "zscore_nonzero"):
+        array = zscore(array, nonzero=plan.normalisation == "zscore_nonzero")
     label = None
     if mask is not None:
         m = sitk.Cast(mask > 0, sitk.sitkFloat32)
@@ -152,7 +162,7 @@ def patients_with(cohort: Cohort, sequences: Sequence[str], need_mask: bool = Tr
 # ------------------------------------------------------------------------------------------------- patches
 def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compose:
     """Pad to the patch, crop one patch (``foreground_ratio`` centred on tumour voxels, the rest on
-    background voxels), then flips, a small in-plane rotation and intensity scale/shift."""
+    background voxels), then flips, an in-plane rotation, zoom, intensity scale/shift, gamma and noise."""
     s = settings or DataSettings()
     patch = plan.patch_size
     keys = ["image", "label"]
@@ -168,10 +178,17 @@ def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compos
         r = float(np.deg2rad(s.rotate_degrees))
         ops.append(RandRotated(keys, range_x=r, prob=s.rotate_prob, mode=("bilinear", "nearest"),
                                padding_mode="zeros", keep_size=True))
+    if s.zoom > 0 and s.zoom_prob > 0:
+        ops.append(RandZoomd(keys, prob=s.zoom_prob, min_zoom=1 - s.zoom, max_zoom=1 + s.zoom,
+                             mode=("trilinear", "nearest"), padding_mode="constant", keep_size=True))
     if s.scale_intensity > 0:
         ops.append(RandScaleIntensityd("image", factors=s.scale_intensity, prob=0.5))
     if s.shift_intensity > 0:
         ops.append(RandShiftIntensityd("image", offsets=s.shift_intensity, prob=0.5))
+    if s.gamma_prob > 0:
+        ops.append(RandAdjustContrastd("image", prob=s.gamma_prob, gamma=(0.7, 1.5)))
+    if s.noise_std > 0:
+        ops.append(RandGaussianNoised("image", prob=0.15, std=s.noise_std))
     return Compose(ops)
 
 
