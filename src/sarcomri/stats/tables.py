@@ -101,7 +101,7 @@ def accuracy_table(frame: pd.DataFrame, positive: Any, model: str, case: str = "
                     if set(mine.index) != set(ref.index):
                         raise InputError(None, f"{who!r} and the model {model!r} read different cases in "
                                                f"sequence {seq!r}; the paired DeLong test needs the same cases")
-                    both = ref[[truth, score]].join(mine[[score]], rsuffix="_reader")
+                    both = ref[[truth, score]].join(mine[[score]].rename(columns={score: f"{score}_reader"}))
                     test = delong_test(both[truth], both[f"{score}_reader"], both[score], positive, direction)
                     row["p_vs_model"] = test.p_value
             rows.append(row)
