@@ -78,7 +78,7 @@ def resolve_cohort(cfg: ClassificationConfig, run_dir: str | Path, progress: boo
         if not (target / "cohort.json").is_file():
             s = cfg.synth
             synthesise_cohort(target, task=s.task, n_patients=s.patients, seed=s.seed, sequences=s.sequences,
-                              progress=progress)
+                              protocol=s.protocol(), progress=progress)
         cohort = Cohort.load(target)
     if cfg.positive_label:
         if cfg.positive_label not in cohort.meta["labels"]:

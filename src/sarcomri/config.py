@@ -27,6 +27,17 @@ class SynthSource(_Strict):
     patients: int = Field(120, ge=4)
     seed: int = 0
     sequences: list[str] | None = None
+    size: int | None = Field(None, ge=16, le=512)  # in-plane matrix of 2D series (the task's default when None)
+    slices: int | None = Field(None, ge=4, le=128)  # slices of 2D series
+
+    def protocol(self):
+        """The acquisition scale: the task's default protocol with ``size`` and ``slices`` applied."""
+        from dataclasses import replace
+
+        from sarcomri.synth.tasks import TASKS
+
+        base = TASKS[self.task].protocol
+        return replace(base, **{k: v for k, v in (("size", self.size), ("slices", self.slices)) if v is not None})
 
 
 class SplitConfig(_Strict):
@@ -146,3 +157,55 @@ def load_config(path: str | Path, model: type[BaseModel] = ClassificationConfig)
 def dump_config(cfg: BaseModel) -> str:
     """The resolved config as YAML (every default written out)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+class ReadersSection(_Strict):
+    """Radiologists' reads: from the cohort's ``readers.csv``; for a synthetic cohort, optionally simulated again
+    with the study's trained model as the AI of the AI-assisted second read."""
+
+    simulate_with_model: bool = True
+    cut: float = Field(0.4, ge=0, le=1)  # confidence <= cut reads as the positive class (6-point scale, 0 = positive)
+
+
+class StudyConfig(_Strict):
+    """A whole study (``sarcomri study run``): the cohort, then any of classification, segmentation and
+    transfer learning, then the report. Each section is the config of its own command, less the cohort."""
+
+    name: str
+    cohort: str | None = None
+    synth: SynthSource | None = None
+    dicom_roundtrip: bool = False  # write the synthetic cohort as DICOM and ingest it back, as real data would come
+    seed: int = 0
+    classification: dict[str, Any] | None = None
+    readers: ReadersSection = ReadersSection()
+    segmentation: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    report: bool = True
+
+    def classification_config(self, cohort: str) -> ClassificationConfig:
+        """The classification section as a :class:`ClassificationConfig` on ``cohort``."""
+        section = self.classification or {}
+        return ClassificationConfig.model_validate({"name": f"{self.name}-classification", **section,
+                                                    "cohort": cohort})
+
+    def segmentation_config(self, cohort: str):
+        """The segmentation section as a :class:`~sarcomri.seg3d.config.Seg3DConfig` on ``cohort``."""
+        from sarcomri.seg3d.config import Seg3DConfig
+
+        return Seg3DConfig.model_validate({"name": f"{self.name}-segmentation", **(self.segmentation or {}),
+                                           "cohort": cohort})
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read a study YAML and validate every section now, so a typo fails before hours of training."""
+    cfg = load_config(path, StudyConfig)
+    for section, check in (("classification", cfg.classification_config), ("segmentation", cfg.segmentation_config)):
+        if getattr(cfg, section) is None:
+            continue
+        try:
+            check(cfg.cohort or "cohort")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (section, *first["loc"]))
+            raise InputError(path, f"field '{where}': {first['msg']}") from None
+    return cfg

@@ -95,7 +95,7 @@ def run_stages(run_dir: str | Path, stages: Sequence[Stage], log: Callable[[str]
         stage.key = stage_key(stage.section, [keys[a] for a in stage.after])
         keys[stage.name] = stage.key
         if ledger.is_current(stage):
-            log(f"[{stage.name}] up to date, skipped")
+            log(f"stage {stage.name}: up to date, skipped")
             status[stage.name] = "skipped"
             continue
         ledger.start(stage)
@@ -106,6 +106,6 @@ def run_stages(run_dir: str | Path, stages: Sequence[Stage], log: Callable[[str]
         if lost:
             raise RuntimeError(f"stage {stage.name!r} did not write {lost}")
         ledger.finish(stage, seconds)
-        log(f"[{stage.name}] done in {seconds:.0f} s")
+        log(f"stage {stage.name}: done in {seconds:.0f} s")
         status[stage.name] = "ran"
     return status

@@ -17,6 +17,7 @@ from sarcomri.cli import segment as segment_cli
 from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
 from sarcomri.cli import stats_seg
+from sarcomri.cli import study as study_cli
 from sarcomri.cli import synth as synth_cli
 from sarcomri.errors import SarcomriError
 
@@ -35,6 +36,7 @@ stats_cli.app.command("seg")(stats_seg.seg)
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(radiomics_cli.app, name="radiomics")
 app.add_typer(segment_cli.app, name="segment")
+app.add_typer(study_cli.app, name="study")
 export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
 export_app.command("nnunet")(segment_cli.export_nnunet)
 app.add_typer(export_app, name="export")

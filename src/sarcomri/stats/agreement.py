@@ -91,7 +91,8 @@ def cohen_kappa(rater1: Sequence[Any] | np.ndarray | pd.Series, rater2: Sequence
             res = inter_rater.cohens_kappa(table)
         else:
             res = inter_rater.cohens_kappa(table, weights=np.arange(len(cats)), wt=weights)
-    kappa, se, se0 = float(res["kappa"]), float(np.sqrt(res["var_kappa"])), float(np.sqrt(res["var_kappa0"]))
+        # a degenerate table (e.g. one rater always says the same) can give a negative variance: SE is NaN
+        kappa, se, se0 = float(res["kappa"]), float(np.sqrt(res["var_kappa"])), float(np.sqrt(res["var_kappa0"]))
     if not np.isfinite(kappa):  # every rating in one category: chance agreement is 1
         return KappaResult(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, n, weights)
     half = float(stats.norm.ppf(1 - alpha / 2)) * se
