@@ -1,0 +1,112 @@
+"""The HTML report of a run: every section whose inputs exist, laid out by a Jinja2 template.
+
+``<out>/report.html``, ``<out>/figures/*.png`` and ``<out>/model_card.md`` (``<out>`` = ``<run>/report`` by
+default) are built in a temporary folder and moved into place only when complete
+(:func:`sarcomri.io.atomic.atomic_directory`), so a report's page and its figures always belong together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from sarcomri import __version__
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.errors import InputError
+from sarcomri.io.atomic import atomic_directory, write_text
+from sarcomri.report.layout import Section
+from sarcomri.report.sources import RunInputs, load_run
+
+TEMPLATES = Path(__file__).parent / "templates"
+REPORT = "report.html"
+MODEL_CARD = "model_card.md"
+logger = logging.getLogger("sarcomri.report")
+
+
+def environment() -> Environment:
+    """The Jinja2 environment of the report templates (HTML autoescaped)."""
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html", "html.j2")),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(sections: Sequence[Section], title: str, subtitle: str = "", run_name: str = "") -> str:
+    """The report page from its sections."""
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return environment().get_template("report.html.j2").render(
+        sections=list(sections), title=title, subtitle=subtitle, run_name=run_name, version=__version__,
+        created=created)
+
+
+def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequence[str | Path] = (),
+                   gradcam: bool = True, rel: str = "figures") -> list[Section]:
+    """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``)."""
+    from sarcomri.report.curves import roc_section
+    from sarcomri.report.misdiagnosis import misdiagnosis_section
+    from sarcomri.report.segmentation import found_figures, segmentation_section
+    from sarcomri.report.tables import model_vs_readers, reading_sessions, run_tables
+
+    builders: list[tuple[str, Callable[[], Section | None]]] = [
+        ("ROC curves", lambda: roc_section(inputs, figures_dir, rel)),
+        ("classification tables", lambda: run_tables(inputs)),
+        ("model vs readers", lambda: model_vs_readers(inputs)),
+        ("reading sessions", lambda: reading_sessions(inputs)),
+        ("misdiagnoses", lambda: misdiagnosis_section(inputs)),
+    ]
+    if gradcam:
+        from sarcomri.report.gradcam import gradcam_section
+
+        builders.append(("Grad-CAM", lambda: gradcam_section(inputs, figures_dir, rel)))
+    builders.append(("segmentation", lambda: segmentation_section(list(segmentation_dirs), figures_dir, rel,
+                                                                   inputs.cohort)))
+    sections = []
+    for name, build in builders:
+        section = build()
+        if section is not None:
+            sections.append(section)
+        else:
+            logger.info("report: no %s (inputs absent)", name)
+    extra = found_figures(inputs.run_dir / "figures", figures_dir, rel, "run")
+    if extra:
+        sections.append(Section(id="figures", title="Other figures of the run", figures=extra))
+    return sections
+
+
+def _check_out(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / REPORT).is_file():
+        raise InputError(out_dir, "exists and is not a sarcomri report folder; choose another --out")
+
+
+def build_report(run_dir: str | Path, cohort: Cohort | None = None, segmentation_dirs: Sequence[str | Path] = (),
+                 out_dir: str | Path | None = None, gradcam: bool = True) -> Path:
+    """Write the HTML report of a run folder and return the path of ``report.html``.
+
+    ``cohort``: the run's cohort when its config does not name it; ``segmentation_dirs``: segmentation run
+    folders whose per-case tables, overlays and figures join the report; ``out_dir``: default
+    ``<run>/report`` (replaced as a whole when it holds an older report). ``gradcam``: explain the run's
+    models on test slices (needs ``models/`` and ``cache/``).
+    """
+    from sarcomri.report.modelcard import model_card, model_card_section, render_markdown
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    _check_out(out_dir)
+    inputs = load_run(run_dir, cohort)
+    name = (inputs.config or {}).get("name") or run_dir.name
+    with atomic_directory(out_dir, overwrite=True) as tmp:
+        figures = tmp / "figures"
+        figures.mkdir()
+        sections = build_sections(inputs, figures, segmentation_dirs, gradcam)
+        card = model_card(inputs) if inputs.tables or inputs.config else None
+        if card is not None:
+            sections.append(model_card_section(card))
+            write_text(tmp / MODEL_CARD, render_markdown(card))
+        pos, neg = inputs.class_names
+        subtitle = f"{pos} vs {neg}" if inputs.positive_label else "segmentation"
+        if inputs.cohort is not None:
+            subtitle += f" - {len(inputs.cohort.patients)} patients"
+        write_text(tmp / REPORT, render_html(sections, f"sarcomri report: {name}", subtitle, name))
+    return out_dir / REPORT

@@ -1,0 +1,136 @@
+"""The segmentation section: per-case table, medians by sequence, site and histology, mask overlays of
+representative cases, and the figures other stages left in the run folder (learning curves).
+
+A segmentation run folder (``sarcomri segment train``, :mod:`sarcomri.seg3d.crossval`) holds::
+
+    config.yaml                              its ``cohort`` folder
+    tables/per_case.csv                      case, patient_id, sequence, fold, dice, ... (the metrics)
+    tables/paper.csv                         medians (IQR) per sequence (recomputed when absent)
+    predictions/<sequence>/<case>.nii.gz     out-of-fold masks on the patients' own grids
+    figures/*.png                            e.g. learning curves (caption: a <stem>.txt beside it, else the name)
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.report.figures import overlay_figure, save_png
+from sarcomri.report.layout import Figure, Section, Table, pretty
+from sarcomri.report.sources import read_tables, read_yaml, resolve_cohort
+from sarcomri.seg3d.evaluate import paper_table, parse_case, summarise_by
+
+STRATA = ("site", "histology")
+
+
+def found_figures(folder: Path, figures_dir: Path, rel: str, prefix: str) -> list[Figure]:
+    """Copy ``folder/*.png`` into the report's figures (as ``<prefix>_<name>``) with their captions."""
+    out = []
+    if not folder.is_dir():
+        return out
+    for png in sorted(folder.glob("*.png")):
+        if png.name.startswith("."):
+            continue
+        caption_file = png.with_suffix(".txt")
+        caption = caption_file.read_text().strip() if caption_file.is_file() else png.stem.replace("_", " ")
+        name = f"{prefix}_{png.name}"
+        shutil.copyfile(png, figures_dir / name)
+        out.append(Figure(f"{rel}/{name}", caption))
+    return out
+
+
+def representative(per_case: pd.DataFrame) -> pd.DataFrame:
+    """Per sequence, the cases of highest, median and lowest Dice (fewer when there are fewer cases)."""
+    picks = []
+    for _, g in per_case.dropna(subset=["dice"]).groupby("sequence", sort=False):
+        g = g.sort_values("dice", ascending=False, kind="stable").reset_index(drop=True)
+        idx = sorted({0, len(g) // 2, len(g) - 1})
+        labels = {0: "best", len(g) // 2: "median", len(g) - 1: "worst"}
+        picks.append(g.iloc[idx].assign(which=[labels[i] for i in idx]))
+    return pd.concat(picks, ignore_index=True) if picks else per_case.head(0)
+
+
+def _pred_path(seg_dir: Path, sequence: str, case: str) -> Path | None:
+    for ending in (".nii.gz", ".nii"):
+        path = seg_dir / "predictions" / sequence / f"{case}{ending}"
+        if path.is_file():
+            return path
+    return None
+
+
+def overlay_panels(seg_dir: Path, cohort: Cohort, cases: pd.DataFrame) -> list[dict]:
+    """One panel per case: the slice with the largest reference area, reference and prediction outlines."""
+    import SimpleITK as sitk
+
+    panels = []
+    for r in cases.itertuples():
+        pred_path = _pred_path(seg_dir, r.sequence, r.case)
+        if pred_path is None:
+            continue
+        pid, case_seq = parse_case(r.case, cohort)
+        seq = case_seq or str(r.sequence).split("+")[0]
+        try:
+            image, ref = cohort.read_image(pid, seq), cohort.read_mask(pid, seq)
+        except (KeyError, RuntimeError):
+            continue
+        if ref is None:
+            continue
+        img = sitk.GetArrayFromImage(image)
+        if img.ndim == 4:  # a vector image: first component
+            img = img[..., 0]
+        ref_a = sitk.GetArrayFromImage(ref) != 0
+        pred_a = sitk.GetArrayFromImage(sitk.ReadImage(str(pred_path))) != 0
+        if img.shape != ref_a.shape or ref_a.shape != pred_a.shape:
+            continue
+        area = ref_a.sum(axis=(1, 2)) + (0 if ref_a.any() else pred_a.sum(axis=(1, 2)))
+        z = int(np.argmax(area))
+        sx, sy = image.GetSpacing()[:2]
+        panels.append({"image": img[z], "reference": ref_a[z], "prediction": pred_a[z], "aspect": sy / sx,
+                       "title": f"{pid} {seq} ({r.which})\nDice {r.dice:.2f}, slice {z + 1}/{img.shape[0]}"})
+    return panels
+
+
+def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel: str = "figures",
+                         cohort: Cohort | None = None) -> Section | None:
+    """The section for one or more segmentation run folders (None when none has a per-case table)."""
+    tables, figures, data = [], [], {}
+    many = len(seg_dirs) > 1
+    for k, seg_dir in enumerate(map(Path, seg_dirs)):
+        name = seg_dir.name if many else ""
+        prefix = f"seg{k}"
+        found = read_tables(seg_dir / "tables")
+        per_case = found.get("per_case")
+        if per_case is not None and not per_case.empty:
+            seg_cohort = resolve_cohort(seg_dir, read_yaml(seg_dir / "config.yaml"), cohort)
+            data[str(seg_dir)] = per_case
+            tag = f" ({name})" if name else ""
+            paper = found.get("paper")
+            if paper is None:
+                paper = paper_table(per_case)
+            tables.append(Table(f"Segmentation per sequence{tag}: median (IQR)", paper, pretty(paper)))
+            patients = seg_cohort.patients if seg_cohort is not None else None
+            for col in STRATA:
+                if patients is None or col not in patients.columns:
+                    continue
+                med = summarise_by(per_case, [col], patients, metrics=["dice", "hd95_mm", "assd_mm"])
+                keep = [c for c in (col, "metric", "n_cases", "median", "q1", "q3") if c in med.columns]
+                tables.append(Table(f"Medians by {col}{tag}", med[keep], pretty(med[keep])))
+            tables.append(Table(f"Per case{tag}", per_case, pretty(per_case), collapsed=True))
+            if seg_cohort is not None and "dice" in per_case.columns:
+                panels = overlay_panels(seg_dir, seg_cohort, representative(per_case))
+                if panels:
+                    fname = f"{prefix}_overlays.png"
+                    save_png(overlay_figure(panels), figures_dir / fname)
+                    figures.append(Figure(f"{rel}/{fname}", f"Representative cases{tag}: reference mask in green, "
+                                                            "prediction in red, on the slice of largest tumour area."))
+        figures += found_figures(seg_dir / "figures", figures_dir, rel, prefix)
+    if not tables and not figures:
+        return None
+    return Section(id="segmentation", title="Segmentation", tables=tables, figures=figures, data=data,
+                   intro="Overlap and surface distances of the predicted tumour masks against the reference "
+                         "(Dice, F2, ASSD and HD95 in mm; distances over cases where both masks are non-empty).")
