@@ -144,6 +144,7 @@ def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) ->
     summed["call_positive"] = summed["summed_score"] >= int(best["threshold"][0])
     threshold = pd.DataFrame([{k: (val[0].item() if hasattr(val[0], "item") else val[0])
                                for k, val in best.items()}])
+    threshold["vote_cutoff"] = cutoff
     combos = search_combinations(v, labels)
     tables = {"votes": v.reset_index(), "summed_score": summed, "summed_threshold": threshold,
               "combinations": combos, f"combinations_top{top_k}": top_k_summary(combos, top_k)}

@@ -1,9 +1,12 @@
-"""`sarcomri study run` end to end on a tiny synthetic cohort: DICOM round trip, classification, readers;
-a rerun skips every stage; a changed section reruns that stage and what follows it only."""
+"""`sarcomri study run` and `sarcomri predict` end to end on a tiny synthetic cohort: DICOM round trip,
+classification, readers; a rerun skips every stage; a changed section reruns that stage only; one new
+patient (NIfTI or DICOM) goes through the finished study."""
 
 import json
+import shutil
 
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -35,11 +38,18 @@ def _config(**over):
     }
 
 
-def test_study_run_rerun_and_change(tmp_path):
-    run = tmp_path / "run"
-    cfg = _write(tmp_path / "study.yaml", _config())
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    run = root / "run"
+    cfg = _write(root / "study.yaml", _config())
     res = runner.invoke(app, ["study", "run", str(cfg), "--run-dir", str(run)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output + repr(res.exception)
+    return root, run, cfg
+
+
+def test_study_outputs(study):
+    _, run, _ = study
     for name in ("config.yaml", "versions.json", "seeds.json", "stages.json", "study.json", "id_map.csv",
                  "classification/predictions.parquet", "readers/readers.csv", "readers/tables/accuracy.csv",
                  "readers/tables/tests.csv"):
@@ -59,13 +69,54 @@ def test_study_run_rerun_and_change(tmp_path):
     summary = json.loads((run / "study.json").read_text())
     assert 0 < summary["ideal_observer_auc"] <= 1 and set(summary["per_sequence_auc"]) == {"T2axi", "ADC"}
 
+
+def test_predict_nifti_and_dicom(study, tmp_path):
+    _, run, _ = study
+    cohort = Cohort.load(run / "synthetic")
+    pid = cohort.patients["patient_id"].iloc[0]
+    src = tmp_path / "patient"
+    src.mkdir()
+    for seq in ("T2axi", "ADC"):
+        shutil.copy(cohort.root / cohort.series_row(pid, seq)["image"], src / f"{seq}.nii.gz")
+        shutil.copy(cohort.root / cohort.series_row(pid, seq)["mask"], src / f"{seq}_mask.nii.gz")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["predict", str(src), "--model", str(run / "classification"), "--out", str(out),
+                              "--deid-key", "k"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    result = json.loads((out / "result.json").read_text())
+    assert result["patient_id"] != pid and pid not in (out / "report.html").read_text()
+    seqs = {s["sequence"]: s for s in result["sequences"]}
+    assert set(seqs) == {"T2axi", "ADC"} and all(s["models"] == 4 for s in seqs.values())
+    assert all(0 <= s["likelihood"] <= 1 and s["vote"] in (-1, 1) for s in seqs.values())
+    assert result["summed_score"] == sum(s["vote"] for s in seqs.values())
+    assert result["decision"] == ("sarcoma" if result["summed_score"] >= result["threshold"] else "leiomyoma")
+    assert "not a diagnosis" in (out / "report.html").read_text()
+    assert (out / "gradcam_T2axi.png").stat().st_size > 1000 and result["latency_seconds"]["total"] > 0
+    # the same patient as DICOM (with DICOM-SEG masks) gives the same likelihoods
+    dicom_patient = next(p for p in (run / "dicom").iterdir() if p.is_dir() and pid in p.name)
+    res = runner.invoke(app, ["predict", str(dicom_patient), "--model", str(run / "classification"), "--out",
+                              str(tmp_path / "out2"), "--deid-key", "k", "--no-gradcam"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    again = {s["sequence"]: s for s in json.loads((tmp_path / "out2" / "result.json").read_text())["sequences"]}
+    for seq in seqs:
+        assert again[seq]["likelihood"] == pytest.approx(seqs[seq]["likelihood"], abs=0.02)
+
+
+def test_predict_rejects_a_folder_that_is_not_a_run(tmp_path):
+    src = tmp_path / "p"
+    src.mkdir()
+    res = runner.invoke(app, ["predict", str(src), "--model", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "not a classification run folder" in str(res.exception)
+
+
+def test_rerun_skips_and_a_change_reruns_only_its_stage(study):
+    root, run, cfg = study
     res = runner.invoke(app, ["study", "run", str(cfg), "--run-dir", str(run)])
     assert res.exit_code == 0 and "0 stage(s) ran" in res.output, res.output
-
     weights = {p: p.stat().st_mtime for p in run.glob("classification/models/*/*/weights.pt")}
     changed = _config()
     changed["readers"] = {"cut": 0.2}
-    res = runner.invoke(app, ["study", "run", str(_write(tmp_path / "study.yaml", changed)), "--run-dir", str(run)])
+    res = runner.invoke(app, ["study", "run", str(_write(root / "changed.yaml", changed)), "--run-dir", str(run)])
     assert res.exit_code == 0 and "1 stage(s) ran (readers)" in res.output, res.output
     assert {p: p.stat().st_mtime for p in weights} == weights
 
