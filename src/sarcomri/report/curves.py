@@ -13,7 +13,7 @@ import pandas as pd
 from sarcomri.report.figures import Curve, roc_curve_arrays, roc_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import RunInputs
-from sarcomri.report.tables import ASSISTED, FIRST, MODEL, WHOLE_STUDY, interpreter_reads, model_reads, reader_decisions
+from sarcomri.report.tables import ASSISTED, MODEL, WHOLE_STUDY, interpreter_reads, model_reads, reader_decisions
 from sarcomri.stats.diagnostic import diagnostic_from_labels
 from sarcomri.stats.roc import auc_ci, roc_points
 
@@ -50,7 +50,7 @@ def sequence_curves(reads: pd.DataFrame, positive: str, assisted: pd.DataFrame |
 def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> Section | None:
     """One ROC figure per sequence (and the whole study), with the readers where there are readers."""
     pos, neg = inputs.class_names
-    reads, _ = interpreter_reads(inputs, FIRST)
+    reads, _ = interpreter_reads(inputs)
     assisted_all = None
     if inputs.readers is not None:
         assisted_all = inputs.readers[inputs.readers["session"] == ASSISTED]

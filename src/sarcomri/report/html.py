@@ -19,7 +19,7 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_text
 from sarcomri.report.layout import Section
-from sarcomri.report.sources import RunInputs, load_run
+from sarcomri.report.sources import RunInputs, load_run, read_yaml, study_layout
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT = "report.html"
@@ -42,11 +42,12 @@ def render_html(sections: Sequence[Section], title: str, subtitle: str = "", run
 
 
 def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequence[str | Path] = (),
-                   gradcam: bool = True, rel: str = "figures") -> list[Section]:
+                   gradcam: bool = True, transfer_dir: str | Path | None = None,
+                   figure_dirs: Sequence[str | Path] = (), rel: str = "figures") -> list[Section]:
     """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``)."""
     from sarcomri.report.curves import roc_section
     from sarcomri.report.misdiagnosis import misdiagnosis_section
-    from sarcomri.report.segmentation import found_figures, segmentation_section
+    from sarcomri.report.segmentation import found_figures, segmentation_section, transfer_section
     from sarcomri.report.tables import model_vs_readers, reading_sessions, run_tables
 
     builders: list[tuple[str, Callable[[], Section | None]]] = [
@@ -62,6 +63,8 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
         builders.append(("Grad-CAM", lambda: gradcam_section(inputs, figures_dir, rel)))
     builders.append(("segmentation", lambda: segmentation_section(list(segmentation_dirs), figures_dir, rel,
                                                                    inputs.cohort)))
+    if transfer_dir is not None:
+        builders.append(("transfer learning", lambda: transfer_section(transfer_dir, figures_dir, rel)))
     sections = []
     for name, build in builders:
         section = build()
@@ -70,8 +73,10 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
         else:
             logger.info("report: no %s (inputs absent)", name)
     extra = found_figures(inputs.run_dir / "figures", figures_dir, rel, "run")
+    for k, folder in enumerate(figure_dirs):
+        extra += found_figures(Path(folder), figures_dir, rel, f"extra{k}")
     if extra:
-        sections.append(Section(id="figures", title="Other figures of the run", figures=extra))
+        sections.append(Section(id="figures", title="Other figures", figures=extra))
     return sections
 
 
@@ -80,27 +85,39 @@ def _check_out(out_dir: Path) -> None:
         raise InputError(out_dir, "exists and is not a sarcomri report folder; choose another --out")
 
 
-def build_report(run_dir: str | Path, cohort: Cohort | None = None, segmentation_dirs: Sequence[str | Path] = (),
-                 out_dir: str | Path | None = None, gradcam: bool = True) -> Path:
-    """Write the HTML report of a run folder and return the path of ``report.html``.
+def build_report(run_dir: str | Path, cohort: Cohort | None = None,
+                 segmentation_dirs: Sequence[str | Path] | None = None, out_dir: str | Path | None = None,
+                 gradcam: bool = True, readers: str | Path | None = None, transfer_dir: str | Path | None = None,
+                 figure_dirs: Sequence[str | Path] = ()) -> Path:
+    """Write the HTML report of a run (or study) folder and return the path of ``report.html``.
 
-    ``cohort``: the run's cohort when its config does not name it; ``segmentation_dirs``: segmentation run
-    folders whose per-case tables, overlays and figures join the report; ``out_dir``: default
-    ``<run>/report`` (replaced as a whole when it holds an older report). ``gradcam``: explain the run's
-    models on test slices (needs ``models/`` and ``cache/``).
+    ``run_dir``: a classification run folder, or a ``sarcomri study run`` folder, whose classification run,
+    ``readers/readers.csv``, ``segmentation/`` and ``transfer/`` are then found by themselves.
+    ``cohort``: the cohort when the run's config does not name it; ``segmentation_dirs``: segmentation run
+    folders (per-case tables, overlays, figures); ``readers``: a readers.csv other than the run's or the
+    cohort's; ``transfer_dir``: a transfer-learning study folder; ``figure_dirs``: more folders of PNGs to
+    show. ``out_dir``: default ``<run>/report`` (replaced as a whole when it holds an older report).
+    ``gradcam``: explain the run's models on test slices (needs ``models/`` and ``cache/``).
     """
     from sarcomri.report.modelcard import model_card, model_card_section, render_markdown
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    layout = study_layout(run_dir)
+    classification = run_dir
+    if layout is not None:
+        classification = layout.classification
+        readers = readers if readers is not None else layout.readers
+        segmentation_dirs = segmentation_dirs if segmentation_dirs is not None else layout.segmentation
+        transfer_dir = transfer_dir if transfer_dir is not None else layout.transfer
     _check_out(out_dir)
-    inputs = load_run(run_dir, cohort)
-    name = (inputs.config or {}).get("name") or run_dir.name
+    inputs = load_run(classification, cohort, readers)
+    name = (read_yaml(run_dir / "config.yaml") or {}).get("name") or run_dir.name
     with atomic_directory(out_dir, overwrite=True) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
-        sections = build_sections(inputs, figures, segmentation_dirs, gradcam)
-        card = model_card(inputs) if inputs.tables or inputs.config else None
+        sections = build_sections(inputs, figures, segmentation_dirs or (), gradcam, transfer_dir, figure_dirs)
+        card = model_card(inputs) if inputs.tables else None
         if card is not None:
             sections.append(model_card_section(card))
             write_text(tmp / MODEL_CARD, render_markdown(card))

@@ -26,6 +26,7 @@ from sarcomri.report.sources import read_tables, read_yaml, resolve_cohort
 from sarcomri.seg3d.evaluate import paper_table, parse_case, summarise_by
 
 STRATA = ("site", "histology")
+SEG3D_COLUMNS = {"case", "patient_id", "sequence", "dice", "empty_pred", "empty_ref"}
 
 
 def found_figures(folder: Path, figures_dir: Path, rel: str, prefix: str) -> list[Figure]:
@@ -105,7 +106,7 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
         prefix = f"seg{k}"
         found = read_tables(seg_dir / "tables")
         per_case = found.get("per_case")
-        if per_case is not None and not per_case.empty:
+        if per_case is not None and not per_case.empty and SEG3D_COLUMNS <= set(per_case.columns):
             seg_cohort = resolve_cohort(seg_dir, read_yaml(seg_dir / "config.yaml"), cohort)
             data[str(seg_dir)] = per_case
             tag = f" ({name})" if name else ""
@@ -134,3 +135,23 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
     return Section(id="segmentation", title="Segmentation", tables=tables, figures=figures, data=data,
                    intro="Overlap and surface distances of the predicted tumour masks against the reference "
                          "(Dice, F2, ASSD and HD95 in mm; distances over cases where both masks are non-empty).")
+
+
+def transfer_section(transfer_dir: str | Path, figures_dir: Path, rel: str = "figures") -> Section | None:
+    """The transfer-learning study (:mod:`sarcomri.seg2d.transfer`): its paper table, the ANOVA across models
+    and its figures (the learning curve)."""
+    transfer_dir = Path(transfer_dir)
+    found = read_tables(transfer_dir / "tables")
+    tables = []
+    for name, title in (("paper", "Dice by model, target training size and test set"),
+                        ("anova", "ANOVA across models"), ("tukey", "Tukey's pairwise comparisons")):
+        t = found.get(name)
+        if t is not None and not t.empty:
+            tables.append(Table(title, t, pretty(t, p_columns=[c for c in ("p", "p_adj") if c in t.columns]),
+                                collapsed=name == "tukey"))
+    figures = found_figures(transfer_dir / "figures", figures_dir, rel, "transfer")
+    if not tables and not figures:
+        return None
+    return Section(id="transfer", title="Transfer learning", tables=tables, figures=figures,
+                   intro="Segmentation models trained on the target cancer alone, transferred from the source cancer "
+                         "with frozen layers, or trained on both, by the number of target training patients.")

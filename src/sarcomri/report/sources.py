@@ -11,6 +11,10 @@ Every input is optional; a section is rendered only when the inputs it needs are
                                    patient_id, reader, group, sequence, session, confidence
 
 The cohort is the one given, else the config's ``cohort`` folder, else ``<run>/cohort``.
+
+A study folder (``sarcomri study run``) is recognised by its ``classification/`` or ``stages.json``:
+:func:`study_layout` finds its classification run, ``readers/readers.csv``, ``segmentation/`` and
+``transfer/`` in it.
 """
 
 from __future__ import annotations
@@ -123,10 +127,14 @@ def resolve_cohort(run_dir: Path, config: dict[str, Any] | None, cohort: Cohort 
     return None
 
 
-def read_readers(run_dir: Path, cohort: Cohort | None) -> tuple[pd.DataFrame | None, Path | None]:
-    """The readers' long table with ``truth`` (the cohort's label) added, and where it came from."""
-    places = [run_dir / name for name in READER_FILES]
-    if cohort is not None and cohort.root is not None:
+def read_readers(run_dir: Path, cohort: Cohort | None,
+                 path: str | Path | None = None) -> tuple[pd.DataFrame | None, Path | None]:
+    """The readers' long table with ``truth`` (the cohort's label) added, and where it came from: ``path``,
+    else the first of ``<run>/readers.csv``, ``<run>/tables/readers.csv``, ``<cohort>/readers.csv``."""
+    if path is not None and not Path(path).is_file():
+        raise InputError(path, "no such readers table")
+    places = [Path(path)] if path is not None else [run_dir / name for name in READER_FILES]
+    if path is None and cohort is not None and cohort.root is not None:
         places.append(cohort.root / "readers.csv")
     path = next((p for p in places if p.is_file()), None)
     if path is None or cohort is None:
@@ -141,8 +149,31 @@ def read_readers(run_dir: Path, cohort: Cohort | None) -> tuple[pd.DataFrame | N
     return reads, path
 
 
-def load_run(run_dir: str | Path, cohort: Cohort | None = None) -> RunInputs:
-    """Everything a report can use from a run folder."""
+@dataclass
+class StudyLayout:
+    """Where a study folder keeps its parts (absent parts are None or empty)."""
+
+    classification: Path
+    readers: Path | None
+    segmentation: list[Path]
+    transfer: Path | None
+
+
+def study_layout(folder: str | Path) -> StudyLayout | None:
+    """The parts of a ``sarcomri study run`` folder, or None when ``folder`` is not one."""
+    folder = Path(folder)
+    if not ((folder / "classification").is_dir() or (folder / "stages.json").is_file()):
+        return None
+    reads = folder / "readers" / "readers.csv"
+    return StudyLayout(
+        classification=folder / "classification" if (folder / "classification").is_dir() else folder,
+        readers=reads if reads.is_file() else None,
+        segmentation=[p for p in (folder / "segmentation",) if (p / "tables").is_dir()],
+        transfer=folder / "transfer" if (folder / "transfer").is_dir() else None)
+
+
+def load_run(run_dir: str | Path, cohort: Cohort | None = None, readers: str | Path | None = None) -> RunInputs:
+    """Everything a report can use from a run folder; ``readers`` overrides where readers.csv is found."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(run_dir, "not a run folder (no such directory)")
@@ -152,5 +183,5 @@ def load_run(run_dir: str | Path, cohort: Cohort | None = None) -> RunInputs:
                        versions=read_json(run_dir / "versions.json"),
                        splits=_read_csv(splits_path) if splits_path.is_file() else None)
     inputs.cohort = resolve_cohort(run_dir, config, cohort)
-    inputs.readers, inputs.readers_path = read_readers(run_dir, inputs.cohort)
+    inputs.readers, inputs.readers_path = read_readers(run_dir, inputs.cohort, readers)
     return inputs

@@ -1,10 +1,10 @@
 """The published tables of a classification run, computed by :mod:`sarcomri.stats` and laid out for print.
 
-* :func:`interpreter_reads`: one long table of the model's and the readers' reads per sequence on the
-  cases that all of them read (``case, sequence, interpreter, group, truth, decision, score``); the model's
-  score is its likelihood (decision at the study's cut-off), a reader's score is 1 - confidence (the
-  confidence scale puts 0 at "definitely positive"; a rating <= 0.4 is a positive call). The whole study
-  (readers' ``all`` reads) is matched with the summed score of the sequence votes and its threshold.
+* :func:`interpreter_reads`: one long table of the model's and the readers' first reads per sequence on the
+  cases that all of them read (:func:`sarcomri.analysis.readers.interpreter_frame`: the model's score is its
+  likelihood, called positive at the study's cut-off; a reader's is 1 - confidence, since the 6-point scale
+  puts 0 at "definitely positive", called positive at <= 0.4), plus the whole study: the summed score of the
+  sequence votes at its threshold against the readers' ``all`` reads.
 * :func:`model_vs_readers`: the carcinosarcoma study's Tables 3-5 (confusion matrices, accuracy with CIs,
   AUC and DeLong p-values against the model, the kappa matrix).
 * :func:`run_tables`: the sarcoma study's per-sequence, ensemble, combination and clinical tables.
@@ -19,23 +19,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sarcomri.analysis.readers import ASSISTED, FIRST, MODEL, SCALE
 from sarcomri.errors import SarcomriError
 from sarcomri.report.layout import METRIC_TITLES, Section, Table, pretty, with_cis
 from sarcomri.report.sources import RunInputs
 from sarcomri.stats import mrmc
-from sarcomri.stats.readers import first_vs_assisted, group_metrics, scale_to_decision
+from sarcomri.stats.readers import scale_to_decision
 from sarcomri.stats.tables import accuracy_table, confusion_table, kappa_table
 
-MODEL = "CNN"
 WHOLE_STUDY = "all"
 READER_CUT = 0.4
-READER_SCALE = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-FIRST, ASSISTED = "first", "ai_assisted"
+__all__ = ["ASSISTED", "FIRST", "MODEL", "READER_CUT", "WHOLE_STUDY", "interpreter_reads", "model_reads",
+           "model_vs_readers", "reader_decisions", "reading_sessions", "run_tables"]
 
 
 def reader_decisions(reads: pd.DataFrame, positive: str, negative: str, cut: float = READER_CUT) -> np.ndarray:
     """Class calls of confidence ratings (<= ``cut`` is a positive call), via ``stats.readers``."""
-    return scale_to_decision(reads["confidence"], cut, positive, negative, READER_SCALE)
+    return scale_to_decision(reads["confidence"], cut, positive, negative, SCALE)
 
 
 def model_reads(inputs: RunInputs) -> pd.DataFrame:
@@ -59,40 +59,35 @@ def model_reads(inputs: RunInputs) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def interpreter_reads(inputs: RunInputs, session: str = FIRST) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The model's and the readers' reads on the cases every interpreter read, per sequence.
+def interpreter_reads(inputs: RunInputs) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The model's and the readers' reads on the cases every interpreter read, per sequence (first reads by
+    :func:`sarcomri.analysis.readers.interpreter_frame`), plus the whole study: the summed score at its
+    threshold against the readers' ``all`` reads. Columns: case, sequence, interpreter, group, truth, decision,
+    score.
 
     Returns the long table and, per sequence, how many of the model's cases were left out because a reader
     did not read them (the paired tests need the same cases).
     """
-    model = model_reads(inputs)
+    from sarcomri.analysis.readers import interpreter_frame
+
+    reads, lik = inputs.readers, inputs.table("likelihood")
+    if reads is None or lik is None:
+        return pd.DataFrame(), {}
     pos, neg = inputs.class_names
-    dropped: dict[str, int] = {}
-    if inputs.readers is None or model.empty:
-        return pd.DataFrame(), dropped
-    reads = inputs.readers[inputs.readers["session"] == session]
-    frames = []
-    for seq in [*inputs.sequences, WHOLE_STUDY]:
-        mine = model[model["sequence"] == seq]
-        theirs = reads[reads["sequence"] == seq]
-        if mine.empty or theirs.empty:
-            continue
-        cases = set(mine["case"])
-        for _, r in theirs.groupby("reader", sort=False):
-            cases &= set(r["patient_id"])
-        if not cases:
-            continue
-        dropped[seq] = len(mine) - len(cases)
-        theirs = theirs[theirs["patient_id"].isin(cases)]
-        frames.append(mine[mine["case"].isin(cases)].assign(interpreter=MODEL, group="model"))
-        frames.append(pd.DataFrame({
-            "case": theirs["patient_id"], "sequence": seq, "truth": theirs["truth"],
-            "decision": reader_decisions(theirs, pos, neg), "score": 1.0 - theirs["confidence"].astype(float),
-            "interpreter": theirs["reader"], "group": theirs["group"]}))
-    if not frames:
-        return pd.DataFrame(), dropped
-    out = pd.concat(frames, ignore_index=True)
-    return out[["case", "sequence", "interpreter", "group", "truth", "decision", "score"]], dropped
+    frames = [interpreter_frame(lik, reads, pos, neg, READER_CUT, inputs.cutoff())]
+    summed, thr = inputs.table("summed_score"), inputs.table("summed_threshold")
+    if summed is not None and thr is not None and len(thr):
+        whole = pd.DataFrame({"patient_id": summed["patient_id"], "sequence": WHOLE_STUDY, "label": summed["label"],
+                              "likelihood": summed["summed_score"].astype(float)})
+        frames.append(interpreter_frame(whole, reads, pos, neg, READER_CUT, float(thr["threshold"].iloc[0])))
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame.groupby("sequence")["interpreter"].transform("nunique") > 1]  # sequences with readers
+    groups = reads.drop_duplicates("reader").set_index("reader")["group"].astype(str)
+    frame["group"] = frame["interpreter"].map(groups).fillna("model")
+    model_cases = model_reads(inputs).groupby("sequence")["case"].nunique()
+    kept = frame[frame["interpreter"] == MODEL].groupby("sequence")["case"].nunique()
+    dropped = {str(s): int(model_cases.get(s, n) - n) for s, n in kept.items()}
+    return frame[["case", "sequence", "interpreter", "group", "truth", "decision", "score"]], dropped
 
 
 def _binary(frame: pd.DataFrame) -> bool:
@@ -168,42 +163,36 @@ def run_tables(inputs: RunInputs) -> Section | None:
                    intro="Patient-level results of the per-sequence models, their votes and the sequence combinations.")
 
 
-def reading_sessions(inputs: RunInputs, sequence: str = WHOLE_STUDY) -> Section | None:
-    """First vs AI-assisted reads of the whole study: per group, per reader with tests, and MRMC."""
-    reads = inputs.readers
-    if reads is None:
-        return None
-    reads = reads[reads["sequence"] == sequence]
-    if not {FIRST, ASSISTED} <= set(reads["session"]) or reads["truth"].nunique() != 2:
+def reading_sessions(inputs: RunInputs) -> Section | None:
+    """First vs AI-assisted reads of the whole study (:func:`sarcomri.analysis.readers.session_tables`: per
+    group and session, per-reader accuracy, paired t / Welch / Wilcoxon tests) and the Obuchowski-Rockette
+    MRMC comparison of the reader-averaged AUCs."""
+    from sarcomri.analysis.readers import session_tables
+
+    reads, lik = inputs.readers, inputs.table("likelihood")
+    if reads is None or lik is None:
         return None
     pos, neg = inputs.class_names
-    reads = reads.assign(decision=reader_decisions(reads, pos, neg), score=1.0 - reads["confidence"].astype(float))
-    groups = reads.drop_duplicates("reader").set_index("reader")["group"].to_dict()
-    per_group = pd.concat([group_metrics(reads[reads["session"] == s], "reader", "truth", "decision", pos, groups)
-                           .assign(session=s) for s in (FIRST, ASSISTED)], ignore_index=True)
-    per_group = per_group[["group", "session"] + [c for c in per_group.columns if c not in ("group", "session")]]
-    group_cols = ["group", "session", "readers", "reads", "sensitivity", "sensitivity_lower", "sensitivity_upper",
-                  "specificity", "specificity_lower", "specificity_upper", "accuracy", "accuracy_lower",
-                  "accuracy_upper"]
-    shown_groups = pretty(with_cis(per_group[group_cols], ["sensitivity", "specificity", "accuracy"],
-                                   titles=METRIC_TITLES))
-    tables = [Table("Reader groups, unaided and AI-assisted (reads pooled)", per_group, shown_groups,
+    found = session_tables(reads, lik, pos, neg, READER_CUT)
+    if not found:
+        return None
+    groups, per_reader, tests = found["sessions"], found["per_reader"], found["tests"]
+    metrics = ("sensitivity", "specificity", "accuracy")
+    bounds = ("", "_lower", "_upper")
+    group_cols = ["group", "session", "readers", "reads"] + [f"{m}{e}" for m in metrics for e in bounds]
+    shown_groups = pretty(with_cis(groups[group_cols], metrics, titles=METRIC_TITLES))
+    test_cols = ["test", "mean_first", "mean_second", "mean_difference", "statistic", "df", "p_value"]
+    tests = tests[[c for c in test_cols if c in tests.columns]].rename(columns={"mean_second": "mean_ai_assisted"})
+    tables = [Table("Reader groups, unaided and AI-assisted (reads pooled)", groups, shown_groups,
                     note="Pooled CIs treat reads as independent; the MRMC analysis below accounts for readers and "
-                         "cases.")]
-    changes: dict[str, Any] = {}
-    for metric in ("sensitivity", "specificity", "accuracy"):
-        per_reader, tests = first_vs_assisted(reads, "reader", "session", "truth", "decision", pos, FIRST, ASSISTED,
-                                              metric)
-        changes[metric] = (per_reader, tests)
-    acc_reader, acc_tests = changes["accuracy"]
-    tables.append(Table("Accuracy per reader, unaided and AI-assisted", acc_reader, pretty(acc_reader)))
-    test_rows = pd.concat([t.assign(metric=m) for m, (_, t) in changes.items()], ignore_index=True)
-    test_rows = test_rows[["metric", "test", "mean_first", "mean_second", "mean_difference", "statistic",
-                           "p_value"]].rename(columns={"mean_second": "mean_ai_assisted"})
-    tables.append(Table("Change with the AI, across readers", test_rows, pretty(test_rows, p_columns=["p_value"])))
-    data: dict[str, Any] = {"per_group": per_group, "changes": changes}
+                         "cases."),
+              Table("Accuracy per reader, unaided and AI-assisted", per_reader, pretty(per_reader)),
+              Table("Change of the readers' accuracy with the AI", tests, pretty(tests, p_columns=["p_value"]))]
+    data: dict[str, Any] = {"sessions": groups, "per_reader": per_reader, "tests": tests}
+    whole = reads[(reads["sequence"] == WHOLE_STUDY) & reads["patient_id"].isin(set(lik["patient_id"]))]
+    whole = whole.assign(score=1.0 - whole["confidence"].astype(float))
     try:
-        res = mrmc.or_mrmc(reads, "reader", "patient_id", "session", "truth", "score", pos)
+        res = mrmc.or_mrmc(whole, "reader", "patient_id", "session", "truth", "score", pos)
     except (SarcomriError, ValueError, np.linalg.LinAlgError) as err:  # an unbalanced design: no MRMC table
         data["mrmc_error"] = str(err)
     else:
@@ -211,9 +200,7 @@ def reading_sessions(inputs: RunInputs, sequence: str = WHOLE_STUDY) -> Section 
         diffs = res.differences[res.differences["analysis"] == "rrrc"]
         tables.append(Table("Reader-averaged AUC (Obuchowski-Rockette, random readers and cases)", mods,
                             pretty(mods)))
-        tables.append(Table("AI-assisted minus unaided reader-averaged AUC", diffs, pretty(diffs, p_columns=["p"])))
+        tables.append(Table("Difference of the reader-averaged AUCs", diffs, pretty(diffs, p_columns=["p"])))
         data["mrmc"] = res
-    where = "the whole study" if sequence == WHOLE_STUDY else sequence
-    return Section(id="sessions", title="Unaided and AI-assisted reading",
-                   intro=f"The readers' calls on {where}, first unaided, then with the AI's result.",
-                   tables=tables, data=data)
+    return Section(id="sessions", title="Unaided and AI-assisted reading", tables=tables, data=data,
+                   intro="The readers' calls on the whole study, first unaided, then with the AI's result.")
