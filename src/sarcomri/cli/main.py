@@ -12,6 +12,7 @@ from sarcomri.cli import classify as classify_cli
 from sarcomri.cli import cohort as cohort_cli
 from sarcomri.cli import demo as demo_cli
 from sarcomri.cli import ingest as ingest_cli
+from sarcomri.cli import predict as predict_cli
 from sarcomri.cli import radiomics as radiomics_cli
 from sarcomri.cli import report as report_cli
 from sarcomri.cli import segment as segment_cli
@@ -45,6 +46,7 @@ app.command("ingest")(ingest_cli.ingest)
 app.command("synth")(synth_cli.synth)
 app.command("demo")(demo_cli.demo)
 app.command("report")(report_cli.report)
+app.command("predict")(predict_cli.predict)
 
 
 @app.callback()
