@@ -109,10 +109,14 @@ def overlay_figure(panels: Sequence[dict]) -> Figure:
     return fig
 
 
-def heatmap_panel(ax: Axes, image: np.ndarray, cam: np.ndarray, title: str = "", alpha: float = 0.45) -> None:
-    """A slice in grey with a Grad-CAM map (values in [0, 1]) over it in the 'jet' colour map."""
+def heatmap_panel(ax: Axes, image: np.ndarray, cam: np.ndarray, title: str = "", alpha: float = 0.6) -> None:
+    """A slice in grey with a Grad-CAM map (values in [0, 1]) over it in the 'jet' colour map; the map's
+    opacity grows with its value, so cold regions leave the slice readable."""
     ax.imshow(_grey(np.asarray(image, dtype=float)), cmap="gray", interpolation="nearest")
-    ax.imshow(np.asarray(cam, dtype=float), cmap="jet", alpha=alpha, vmin=0, vmax=1, interpolation="bilinear")
+    heat = np.clip(np.asarray(cam, dtype=float), 0, 1)
+    rgba = colormaps["jet"](heat)
+    rgba[..., 3] = alpha * heat
+    ax.imshow(rgba, interpolation="bilinear")
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 

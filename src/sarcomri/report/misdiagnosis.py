@@ -121,6 +121,10 @@ def attribute_counts(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def misdiagnosis_section(inputs: RunInputs) -> Section | None:
     """False positives and false negatives with their clinical attributes and tumour sizes."""
     calls, source = decisions(inputs)
@@ -137,8 +141,9 @@ def misdiagnosis_section(inputs: RunInputs) -> Section | None:
             table = table.merge(sizes, on="patient_id", how="left")
     wrong = table[table["outcome"].isin(["FP", "FN"])].sort_values(["outcome", "patient_id"])
     counts = attribute_counts(table, [c for c in ATTRIBUTES if c != "diameter_mm"])
-    tables = [Table(f"Misdiagnosed patients ({int((table['outcome'] == 'FP').sum())} false positives, "
-                    f"{int((table['outcome'] == 'FN').sum())} false negatives)", wrong, pretty(wrong, 1))]
+    n_fp, n_fn = int((table["outcome"] == "FP").sum()), int((table["outcome"] == "FN").sum())
+    title = f"Misdiagnosed patients ({_count(n_fp, 'false positive')}, {_count(n_fn, 'false negative')})"
+    tables = [Table(title, wrong, pretty(wrong, 1))]
     if not counts.empty:
         tables.append(Table("Clinical attributes by outcome (patients)", counts, pretty(counts),
                             note=f"FP: {neg} called {pos}; FN: {pos} called {neg}."))
