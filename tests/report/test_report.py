@@ -153,14 +153,14 @@ def _browser() -> str | None:
     return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
 
-def test_report_renders_in_headless_chromium(report_run):
+def test_report_renders_in_headless_chromium(report_run, tmp_path):
     browser = _browser()
     if browser is None:
         pytest.skip("no headless browser (chromium) on this machine: `apt-get install chromium` (.ci/run does)")
     html = report_run.html
     shot = report_run.run / "report" / "screenshot.png"
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-dev-shm-usage",
-             "--allow-file-access-from-files"]
+             "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}"]
     url = html.resolve().as_uri()
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
