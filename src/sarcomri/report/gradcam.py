@@ -192,6 +192,11 @@ def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", 
     ``threads``: torch threads while explaining; a handful of slices run fastest on one thread (several
     threads spin against each other on a busy CPU).
     """
+    try:
+        import captum.attr  # noqa: F401
+    except ImportError:
+        return Section(id="gradcam", title="Explainability: Grad-CAM",
+                       notes=["Grad-CAM needs the captum package, which is not installed here."])
     figures, rows = [], []
     for seq in inputs.sequences:
         with torch_threads(threads):
