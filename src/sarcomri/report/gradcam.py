@@ -195,6 +195,8 @@ def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", 
     try:
         import captum.attr  # noqa: F401
     except ImportError:
+        if not any((inputs.run_dir / "models").glob("*/fold*-rep*/model.json")):
+            return None
         return Section(id="gradcam", title="Explainability: Grad-CAM",
                        notes=["Grad-CAM needs the captum package, which is not installed here."])
     figures, rows = [], []
