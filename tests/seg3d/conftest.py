@@ -29,6 +29,18 @@ def blob_volume(rng: np.random.Generator, shape=(12, 32, 32), spacing=(1.2, 1.2,
     return image, m
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test here on one thread: the networks are tiny, and on a shared small CPU a second thread mostly
+    spins (measured: several times slower under load), then the previous setting comes back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def blob_cohort(tmp_path) -> Path:
     """8 patients (centers A/B), T1 and T2 (T2 with its own mask), 12 x 32 x 32 voxels of 1.2 x 1.2 x 3 mm."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import yaml
@@ -62,6 +63,26 @@ def test_train_predict_evaluate(blob_cohort, tmp_path):
                               "--no-mirror"])
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "all").glob("*.nii.gz"))) == 8
+
+    # predict on a DICOM series: the NIfTI mask on the series grid and a DICOM-SEG that reads back to it
+    from sarcomri.cohort.manifest import CohortWriter
+    from sarcomri.io.dicomseg import load_series, seg_to_mask
+    from sarcomri.synth.dicom import write_dicom
+
+    with CohortWriter(tmp_path / "c2", labels=["sarcoma"]) as w:
+        w.add_patient("S02", "sarcoma")
+        w.add_series("S02", "T1axi", sitk.ReadImage(str(image)))
+    write_dicom(Cohort.load(tmp_path / "c2"), tmp_path / "dicom")
+    series = tmp_path / "dicom" / "S02" / "01_T1axi"
+    res = runner.invoke(app, ["predict", str(run / "models" / "T1" / "fold0-rep0"), str(series), "--out",
+                              str(tmp_path / "dcm-out"), "--no-mirror"])
+    assert res.exit_code == 0, res.output
+    nifti = sitk.ReadImage(str(tmp_path / "dcm-out" / "01_T1axi.nii.gz"))
+    source = load_series(series)
+    assert same_grid(nifti, source.image)
+    back, table = seg_to_mask(tmp_path / "dcm-out" / "01_T1axi_seg.dcm", source.image)
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(nifti))
+    assert table[0]["name"] == "tumour"
 
 
 def test_predict_refuses_a_wrong_number_of_images(blob_cohort, tmp_path):

@@ -101,3 +101,50 @@ def test_evaluate_command(blob_cohort, tmp_path):
     assert res.exit_code == 0, res.output
     assert "By site" in res.output and "thigh" in res.output
     assert len(pd.read_csv(tmp_path / "t.csv")) == 8
+
+
+def test_nnunet_predictions_of_a_numbered_export(blob_cohort, tmp_path):
+    """nnU-Net names cases after the export (STS_0001...); its prediction folder holds a copy of dataset.json,
+    a cross-validation fold's validation folder does not (then --dataset names the export)."""
+    import json
+    import shutil
+
+    from sarcomri.cli.segment import app
+    from sarcomri.io.nnunet import export_nnunet
+
+    cohort = Cohort.load(blob_cohort)
+    res = export_nnunet(cohort, tmp_path / "raw", 506, "STS", ["T1"], case_names="numbered", n_folds=4)
+    cases = pd.read_csv(res.folder / "cases.csv")
+    (tmp_path / "val").mkdir()
+    expected = {}
+    for i, (case, pid) in enumerate(zip(cases["case"], cases["patient_id"], strict=True)):
+        label = sitk.ReadImage(str(res.folder / "labelsTr" / f"{case}.nii.gz"))
+        arr = np.roll(sitk.GetArrayFromImage(label), i % 3, axis=1)
+        pred = sitk.GetImageFromArray(arr)
+        pred.CopyInformation(label)
+        sitk.WriteImage(pred, str(tmp_path / "val" / f"{case}.nii.gz"))
+        ref = cohort.read_mask(pid, "T1")
+        expected[case] = segmentation_metrics(arr, sitk.GetArrayFromImage(ref), ref.GetSpacing()[::-1])["dice"]
+    (tmp_path / "val" / "summary.json").write_text("{}")
+    with pytest.raises(InputError, match="--dataset"):
+        evaluate_folder(tmp_path / "val", cohort)
+    table = evaluate_folder(tmp_path / "val", cohort, cases=res.folder)
+    assert table["case"].tolist() == cases["case"].tolist()
+    assert table["patient_id"].tolist() == cases["patient_id"].tolist() and (table["sequence"] == "T1").all()
+    assert table.set_index("case")["dice"].to_dict() == pytest.approx(expected)
+    # nnUNetv2_predict copies dataset.json beside its predictions: found without --dataset
+    shutil.copytree(tmp_path / "val", tmp_path / "pred")
+    (tmp_path / "pred" / "dataset.json").write_text(json.dumps(json.loads((res.folder / "dataset.json").read_text())))
+    again = evaluate_folder(tmp_path / "pred", cohort)
+    pd.testing.assert_frame_equal(again, table)
+    res_cli = CliRunner().invoke(app, ["evaluate", str(tmp_path / "val"), str(blob_cohort), "--dataset",
+                                       str(res.folder), "--by", "center", "--summary", str(tmp_path / "s.csv")],
+                                 terminal_width=200)
+    assert res_cli.exit_code == 0, res_cli.output
+    summary = pd.read_csv(tmp_path / "s.csv")
+    assert set(summary["stratum"]) == {"sequence", "center"}
+    row = summary[(summary["stratum"] == "center") & (summary["value"] == "A") & (summary["metric"] == "dice")]
+    centers = cohort.patients.set_index("patient_id")["center"]
+    sub = table[table["patient_id"].map(centers) == "A"]
+    assert row["median"].item() == pytest.approx(sub["dice"].median())
+    assert row["sequence"].item() == "T1"

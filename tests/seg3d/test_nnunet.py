@@ -116,3 +116,21 @@ def test_export_command(blob_cohort, tmp_path):
     assert res.exit_code == 0, res.output
     assert "4 patient-grouped folds" in res.output
     _check_nnunet_layout(tmp_path / "Dataset504_Blobs", 1)
+
+
+def test_numbered_case_names_map_back_to_patients(blob_cohort, tmp_path):
+    from sarcomri.io.nnunet import CASES_KEY, read_case_map
+
+    cohort = Cohort.load(blob_cohort)
+    res = export_nnunet(cohort, tmp_path, 505, "STS", ["T1", "T2"], layout="cases", case_names="numbered", n_folds=4)
+    cases = _check_nnunet_layout(res.folder, 1)
+    assert cases == [f"STS_{i:04d}" for i in range(1, 17)]
+    table = pd.read_csv(res.folder / "cases.csv")
+    assert table["case"].tolist() == cases
+    assert table[["patient_id", "sequence"]].iloc[:2].values.tolist() == [["S00", "T1"], ["S00", "T2"]]
+    ds = json.loads((res.folder / "dataset.json").read_text())
+    assert ds[CASES_KEY]["STS_0002"] == ["S00", "T2"]
+    check_splits_grouped(json.loads((res.folder / "splits_final.json").read_text()), table)
+    for source in (res.folder, res.folder / "cases.csv", res.folder / "dataset.json"):
+        assert read_case_map(source).astype(str).values.tolist() == table.astype(str).values.tolist()
+    assert read_case_map(tmp_path) is None

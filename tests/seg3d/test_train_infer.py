@@ -8,6 +8,7 @@ import SimpleITK as sitk
 import torch
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.io.images import same_grid
 from sarcomri.seg3d.config import DataSettings, InferSettings, TrainSettings
 from sarcomri.seg3d.data import load_cases, prepare_case
 from sarcomri.seg3d.infer import Model, find_models, largest_component, load_model, predict_images, to_original
@@ -104,9 +105,53 @@ def test_a_trained_model_finds_the_blob(blob_cohort, tiny_plan, tmp_path):
     assert load_model(tmp_path / "m" / "fold0").plan == tiny_plan
     image = cohort.read_image("S07", "T1")
     ref = cohort.read_mask("S07", "T1")
-    mask, _ = predict_images([model], [image], InferSettings(mirror=False))
+    mask, prob = predict_images([model], [image], InferSettings(mirror=False))
     metrics = segmentation_metrics(sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(ref), ref.GetSpacing()[::-1])
     assert metrics["dice"] > 0.7, metrics
+
+    # the one-patient call of a study runner: model folder(s) and images by sequence (images or paths)
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.predict import segment_patient
+
+    path = blob_cohort / "images" / "S07" / "T1.nii.gz"
+    for images in ({"T1": path}, {"T1": image, "T2": "not read"}):
+        result = segment_patient(tmp_path / "m", images, InferSettings(mirror=False))
+        assert result.sequences == ["T1"] and result.n_models == 1
+        assert same_grid(result.mask, image) and result.mask.GetPixelID() == sitk.sitkUInt8
+        assert np.array_equal(sitk.GetArrayFromImage(result.mask), sitk.GetArrayFromImage(mask))
+        assert np.allclose(sitk.GetArrayFromImage(result.probability), sitk.GetArrayFromImage(prob), atol=1e-6)
+        assert result.volume_ml == pytest.approx(sitk.GetArrayFromImage(mask).sum() * 1.2 * 1.2 * 3.0 / 1000)
+    with pytest.raises(InputError, match="missing T1"):
+        segment_patient([model], {"T2": image})
+    # without settings: the inference settings saved with the model's config, else the defaults
+    from sarcomri.seg3d.predict import model_settings
+
+    assert model_settings([model]) == InferSettings()
+    model.meta["config"] = {"infer": {"overlap": 0.25, "mirror": False}}
+    assert model_settings([model]) == InferSettings(overlap=0.25, mirror=False)
+
+
+def test_sliding_window_is_gaussian_weighted(tiny_plan, monkeypatch):
+    """predict_grid hands MONAI Gaussian importance weighting (sigma 1/8 of the window, nnU-Net's) and the
+    plan's patch as the window; with mirroring the 8 flips are averaged."""
+    import sarcomri.seg3d.infer as infer_mod
+
+    calls = []
+    real = infer_mod.sliding_window_inference
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(infer_mod, "sliding_window_inference", spy)
+    img, _ = _odd_geometry_image(np.random.default_rng(3))
+    torch.manual_seed(0)
+    case = prepare_case("x", [img], None, tiny_plan)
+    prob = infer_mod.predict_grid(build_network(tiny_plan).eval(), case, tiny_plan, InferSettings(overlap=0.5))
+    assert len(calls) == 8
+    assert all(c["mode"] == "gaussian" and c["sigma_scale"] == 0.125 and c["overlap"] == 0.5 for c in calls)
+    assert all(list(c["roi_size"]) == tiny_plan.patch_size for c in calls)
+    assert prob.shape == (2, *case.image.shape[1:]) and np.allclose(prob.sum(0), 1, atol=1e-5)
 
 
 def test_bf16_guard(tiny_plan, blob_cohort):

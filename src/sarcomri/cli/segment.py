@@ -87,52 +87,68 @@ def _report(con: Console, per_case: pd.DataFrame) -> None:
 def predict(
     model: Path = typer.Argument(..., help="A model folder (models/<seq>/fold<k>-rep0), or a folder holding "
                                  "several (their tumour probabilities are averaged: a fold ensemble)."),
-    inputs: list[Path] = typer.Argument(..., help="NIfTI image(s) of one patient, one per input sequence in the "
-                                        "model's order; or one cohort folder (every patient with those sequences)."),
+    inputs: list[Path] = typer.Argument(..., help="One patient: NIfTI image(s) or DICOM series folder(s), one per "
+                                        "input sequence in the model's order; or one cohort folder (every patient "
+                                        "with those sequences)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for <case>.nii.gz masks on each input's own grid."),
     probabilities: bool = typer.Option(False, help="Also write <case>_prob.nii.gz (tumour probability)."),
+    dicom_seg: bool = typer.Option(True, help="When the input is a DICOM series: also write <case>_seg.dcm, the "
+                                   "mask as a DICOM-SEG referencing that series."),
     overlap: float = typer.Option(0.5, help="Sliding-window overlap (Gaussian-weighted windows)."),
     mirror: bool = typer.Option(True, help="Average over the 8 flips along z, y, x (test-time mirroring)."),
     largest_component: bool = typer.Option(True, help="Keep only the largest connected tumour component."),
 ) -> None:
     """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
-    direction and size)."""
+    direction and size), and a DICOM-SEG when the input is a DICOM series."""
     import SimpleITK as sitk
 
     from sarcomri.cohort.manifest import Cohort
     from sarcomri.io.atomic import atomic_path
     from sarcomri.seg3d.config import InferSettings
     from sarcomri.seg3d.data import patients_with, read_channels
-    from sarcomri.seg3d.infer import find_models, predict_images
+    from sarcomri.seg3d.infer import find_models
+    from sarcomri.seg3d.predict import segment_patient
 
     models = find_models(model)
     seqs = models[0].plan.sequences
     settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component)
     con = Console(highlight=False)
+    source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
         cohort = Cohort.load(inputs[0])
         pids = patients_with(cohort, seqs, need_mask=False)
         if not pids:
             raise InputError(inputs[0], f"no patient has the model's sequences {'+'.join(seqs)}")
-        jobs = [(pid, lambda pid=pid: read_channels(cohort, pid, seqs)[0]) for pid in pids]
+        jobs = [(pid, lambda pid=pid: dict(zip(seqs, read_channels(cohort, pid, seqs)[0], strict=True)))
+                for pid in pids]
     else:
         if len(inputs) != len(seqs):
             raise InputError(inputs[0], f"the model takes {len(seqs)} sequence(s) ({'+'.join(seqs)}); "
                                         f"give one image per sequence, got {len(inputs)}")
-        from sarcomri.cli.stats_seg import read_image
+        if inputs[0].is_dir():
+            from sarcomri.io.dicomseg import load_series
 
+            source = load_series(inputs[0])
+            first: sitk.Image | Path = source.image
+        else:
+            first = inputs[0]
         stem = inputs[0].name.split(".")[0]
-        jobs = [(stem, lambda: [read_image(p) for p in inputs])]
+        jobs = [(stem, lambda: {seqs[0]: first, **dict(zip(seqs[1:], inputs[1:], strict=True))})]
     out.mkdir(parents=True, exist_ok=True)
     for case, read in jobs:
-        mask, prob = predict_images(models, read(), settings, case_id=case)
+        result = segment_patient(models, read(), settings, case_id=case)
         with atomic_path(out / f"{case}.nii.gz") as tmp:
-            sitk.WriteImage(mask, str(tmp), useCompression=True)
+            sitk.WriteImage(result.mask, str(tmp), useCompression=True)
         if probabilities:
             with atomic_path(out / f"{case}_prob.nii.gz") as tmp:
-                sitk.WriteImage(prob, str(tmp), useCompression=True)
-        volume = float(sitk.GetArrayViewFromImage(mask).sum()) * float(pd.Series(mask.GetSpacing()).prod()) / 1000
-        con.print(f"{case}: tumour {volume:.1f} mL -> {out / (case + '.nii.gz')}")
+                sitk.WriteImage(result.probability, str(tmp), useCompression=True)
+        con.print(f"{case}: tumour {result.volume_ml:.1f} mL -> {out / (case + '.nii.gz')}")
+        if source is not None and dicom_seg:
+            from sarcomri.io.dicomseg import write_dicom_seg
+
+            seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
+                                  series_description=f"sarcomri tumour ({'+'.join(seqs)})")
+            con.print(f"{case}: DICOM-SEG -> {seg}")
 
 
 @app.command("evaluate")
@@ -142,8 +158,14 @@ def evaluate(
     cohort: Path = typer.Argument(..., help="Cohort folder holding the reference (manual) masks."),
     sequence: str | None = typer.Option(None, help="Sequence whose masks are the reference (default: the only "
                                         "one with masks); 'T1+T2' labels a two-channel model."),
-    by: list[str] = typer.Option([], "--by", help="Also summarise by these columns (site, histology, center...)."),
+    by: list[str] = typer.Option([], "--by", help="Also summarise by these columns of the table or of "
+                                 "patients.csv (site, histology, center, label...)."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="The nnU-Net dataset folder written by `sarcomri "
+                                        "export nnunet` (or its cases.csv / dataset.json): maps nnU-Net case names "
+                                        "back to patients. Found by itself when dataset.json lies in PRED_DIR."),
     out: Path | None = typer.Option(None, "--out", help="Write the per-case table to this CSV."),
+    summary_out: Path | None = typer.Option(None, "--summary", help="Write the summaries (median, IQR, mean, n per "
+                                            "metric, per sequence and per --by column) to this CSV."),
 ) -> None:
     """Per-case Dice, F2, sensitivity, precision, ASSD and HD95 (mm) against the reference masks; medians
     (IQR) per sequence and per stratum. Distances are summarised over cases with both masks non-empty."""
@@ -152,15 +174,25 @@ def evaluate(
     from sarcomri.seg3d.evaluate import evaluate_folder, summarise_by
 
     co = Cohort.load(cohort)
-    per_case = evaluate_folder(pred_dir, co, sequence)
+    per_case = evaluate_folder(pred_dir, co, sequence, cases=dataset)
     con = Console()
     _report(con, per_case)
+    metrics = ["dice", "f2", "assd_mm", "hd95_mm"]
+    summaries = [summarise_by(per_case, ["sequence"], co.patients, metrics).assign(stratum="sequence")
+                 .rename(columns={"sequence": "value"})]
     for col in by:
-        summary = summarise_by(per_case, [col], co.patients, ["dice", "f2", "assd_mm", "hd95_mm"])
-        _print_table(con, summary[[col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
+        summary = summarise_by(per_case, ["sequence", col], co.patients, metrics)
+        _print_table(con, summary[["sequence", col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
+        summaries.append(summary.assign(stratum=col).rename(columns={col: "value"}))
     if out is not None:
         write_csv(out, per_case)
         con.print(f"[green]per-case table:[/] {escape(str(out))}")
+    if summary_out is not None:
+        table = pd.concat(summaries, ignore_index=True)
+        table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
+        front = ["stratum", "value", "sequence", "metric"]
+        write_csv(summary_out, table[front + [c for c in table.columns if c not in front]])
+        con.print(f"[green]summary:[/] {escape(str(summary_out))}")
 
 
 @app.command("plan")
@@ -197,6 +229,8 @@ def export_nnunet(
     sequences: str = typer.Option(..., "--sequences", help="Sequences, e.g. T1 or T1+T2 (channels of one case)."),
     layout: str = typer.Option("channels", help="channels: one case per patient, sequences as channels; cases: "
                                "one single-channel case per patient and sequence."),
+    numbered: bool = typer.Option(False, "--numbered", help="Name cases <NAME>_0001, <NAME>_0002, ... (nnU-Net's "
+                                  "usual naming) instead of by patient; cases.csv and dataset.json map them back."),
     folds: int = typer.Option(5, help="Patient-grouped folds written to splits_final.json."),
     seed: int = typer.Option(0, help="Seed of the folds."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
@@ -208,10 +242,12 @@ def export_nnunet(
     from sarcomri.io.nnunet import export_nnunet as run_export
 
     res = run_export(Cohort.load(cohort), out, dataset_id, name, sequences.split("+"), layout=layout,  # type: ignore[arg-type]
-                     n_folds=folds, seed=seed, overwrite=overwrite)
+                     case_names="numbered" if numbered else "patient", n_folds=folds, seed=seed, overwrite=overwrite)
     con = Console(highlight=False)
     if res.skipped:
         con.print(f"note: {len(res.skipped)} patient(s) left out (no mask or a missing sequence)")
     con.print(f"[green]nnU-Net dataset written:[/] {escape(str(res.folder))} ({len(res.cases)} cases, "
               f"{res.cases['patient_id'].nunique()} patients, {len(res.splits)} patient-grouped folds in "
               "splits_final.json)")
+
+

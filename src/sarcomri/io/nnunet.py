@@ -4,7 +4,9 @@ Layout written (nnU-Net v2 ``documentation/dataset_format.md``)::
 
     OUT/Dataset<ID:03d>_<Name>/
       dataset.json          channel_names {"0": "T1", ...}, labels {"background": 0, "tumour": 1},
-                            numTraining, file_ending ".nii.gz"
+                            numTraining, file_ending ".nii.gz", and "sarcomri_cases" {case: [patient_id,
+                            sequence]} (nnU-Net keeps extra keys and copies dataset.json beside its
+                            predictions, so ``sarcomri segment evaluate`` maps predicted cases back)
       imagesTr/<case>_0000.nii.gz, <case>_0001.nii.gz, ...   one file per input channel
       labelsTr/<case>.nii.gz                                 0 = background, 1 = tumour (uint8)
       splits_final.json     [{"train": [cases], "val": [cases]}, ...]  patient-grouped folds
@@ -37,6 +39,7 @@ from sarcomri.io import atomic
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 FILE_ENDING = ".nii.gz"
 LABELS = {"background": 0, "tumour": 1}
+CASES_KEY = "sarcomri_cases"  # dataset.json: {case: [patient_id, sequence]}
 
 
 @dataclass
@@ -59,7 +62,8 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def _case_table(cohort: Cohort, sequences: Sequence[str], layout: str) -> tuple[pd.DataFrame, list[str]]:
+def _case_table(cohort: Cohort, sequences: Sequence[str], layout: str,
+                case_names: str = "patient", name: str = "") -> tuple[pd.DataFrame, list[str]]:
     avail = cohort.availability()
     s = cohort.series.set_index(["patient_id", "sequence"])
     rows, skipped = [], []
@@ -76,6 +80,9 @@ def _case_table(cohort: Cohort, sequences: Sequence[str], layout: str) -> tuple[
             if not kept:
                 skipped.append(pid)
             rows.extend({"case": f"{pid}_{seq}", "patient_id": pid, "sequence": seq} for seq in kept)
+    if case_names == "numbered":
+        for i, row in enumerate(rows, start=1):
+            row["case"] = f"{name}_{i:04d}"
     return pd.DataFrame(rows, columns=["case", "patient_id", "sequence"]), skipped
 
 
@@ -131,6 +138,7 @@ def export_nnunet(
     name: str,
     sequences: Sequence[str],
     layout: Literal["channels", "cases"] = "channels",
+    case_names: Literal["patient", "numbered"] = "patient",
     n_folds: int = 5,
     seed: int = 0,
     stratify_by: Sequence[str] = ("label",),
@@ -149,13 +157,15 @@ def export_nnunet(
         raise InputError(cohort.root, f"has no sequence {missing[0]!r} (it has {', '.join(cohort.sequences)})")
     if layout not in ("channels", "cases"):
         raise SarcomriError(f"layout must be 'channels' or 'cases', got {layout!r}")
-    cases, skipped = _case_table(cohort, sequences, layout)
+    if case_names not in ("patient", "numbered"):
+        raise SarcomriError(f"case_names must be 'patient' or 'numbered', got {case_names!r}")
+    dest = Path(out) / dataset_folder_name(dataset_id, name)
+    cases, skipped = _case_table(cohort, sequences, layout, case_names, name)
     if cases["patient_id"].nunique() < n_folds:
         raise InputError(cohort.root, f"{cases['patient_id'].nunique()} patient(s) with masks: too few for "
                                       f"{n_folds} folds")
     splits = patient_grouped_splits(cases, cohort.patients, n_folds, seed, stratify_by)
     channel_names = {str(i): s for i, s in enumerate(sequences)} if layout == "channels" else {"0": "MRI"}
-    dest = Path(out) / dataset_folder_name(dataset_id, name)
     with atomic.atomic_directory(dest, overwrite=overwrite) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
@@ -174,7 +184,35 @@ def export_nnunet(
             "channel_names": channel_names, "labels": LABELS, "numTraining": len(cases),
             "file_ending": FILE_ENDING, "name": name,
             "description": f"sarcomri export of {cohort.root}: {layout} of {'+'.join(sequences)}",
+            CASES_KEY: {c: [p, q] for c, p, q in cases[["case", "patient_id", "sequence"]].itertuples(index=False)},
         })
         atomic.write_json(tmp / "splits_final.json", splits)
         atomic.write_csv(tmp / "cases.csv", cases)
     return NnunetExport(dest, cases, splits, skipped)
+
+
+def read_case_map(path: str | Path) -> pd.DataFrame | None:
+    """The ``case, patient_id, sequence`` table of an export, from a dataset folder, its ``dataset.json`` (also
+    the copy nnU-Net writes beside its predictions) or its ``cases.csv``; None when ``path`` holds none."""
+    import json
+
+    path = Path(path)
+    candidates = [path] if path.is_file() else [path / "cases.csv", path / "dataset.json"]
+    for candidate in candidates:
+        if not candidate.is_file():
+            continue
+        if candidate.suffix == ".csv":
+            table = pd.read_csv(candidate, dtype=str)
+            if {"case", "patient_id", "sequence"} <= set(table.columns):
+                return table[["case", "patient_id", "sequence"]]
+            raise InputError(candidate, "a case table needs the columns case, patient_id, sequence")
+        if candidate.suffix == ".json":
+            try:
+                data = json.loads(candidate.read_text())
+            except ValueError as exc:
+                raise InputError(candidate, f"not JSON: {exc}") from None
+            mapping = data.get(CASES_KEY) if isinstance(data, dict) else None
+            if mapping:
+                return pd.DataFrame([(c, str(p), str(q)) for c, (p, q) in mapping.items()],
+                                    columns=["case", "patient_id", "sequence"])
+    return None

@@ -17,8 +17,8 @@ import SimpleITK as sitk
 import torch
 from monai.transforms import (
     Compose,
-    RandCropByPosNegLabeld,
     RandAdjustContrastd,
+    RandCropByPosNegLabeld,
     RandFlipd,
     RandGaussianNoised,
     RandRotated,

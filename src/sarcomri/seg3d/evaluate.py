@@ -4,8 +4,11 @@ The metrics are :func:`sarcomri.stats.segmentation.segmentation_metrics` (Dice, 
 precision, HD95, ASSD, HD in mm, with its empty-mask policy) and the summaries
 :func:`sarcomri.stats.segmentation.summarise_segmentation` (medians and IQRs; distances over cases where
 both masks are non-empty). A prediction folder holds ``<case>.nii.gz`` files whose case identifier is the
-patient id, as written by ``sarcomri segment train/predict`` and by nnU-Net on a dataset exported with
-:func:`sarcomri.io.nnunet.export_nnunet`. The tumour is every non-zero voxel of either mask.
+patient id (as written by ``sarcomri segment train/predict``), ``<patient>_<sequence>``, or any case name of
+a dataset exported with :func:`sarcomri.io.nnunet.export_nnunet` (e.g. ``STS_0001``): the export's
+``cases.csv`` or ``dataset.json`` maps it back to its patient and sequence, given explicitly or found in the
+prediction folder (``nnUNetv2_predict`` copies dataset.json there). The tumour is every non-zero voxel of
+either mask.
 """
 
 from __future__ import annotations
@@ -82,21 +85,55 @@ def parse_case(case: str, cohort: Cohort) -> tuple[str, str | None]:
     raise KeyError(case)
 
 
-def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None = None) -> pd.DataFrame:
+def case_map(pred_dir: str | Path, cases: pd.DataFrame | str | Path | None = None) -> dict[str, tuple[str, str]]:
+    """``{case: (patient_id, sequence)}`` from ``cases`` (a table, an nnU-Net export folder, its cases.csv or
+    dataset.json), else from a dataset.json or cases.csv in ``pred_dir``; empty when there is none."""
+    from sarcomri.io.nnunet import read_case_map
+
+    if cases is None:
+        table = read_case_map(pred_dir)
+    elif isinstance(cases, pd.DataFrame):
+        table = cases
+    else:
+        table = read_case_map(cases)
+        if table is None:
+            raise InputError(cases, "holds no case table (an nnU-Net export folder, its cases.csv or dataset.json)")
+    if table is None:
+        return {}
+    return {str(c): (str(p), str(q)) for c, p, q in table[["case", "patient_id", "sequence"]].itertuples(index=False)}
+
+
+def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None = None,
+                    cases: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
     """The per-case table of a folder of predicted masks: ``case, patient_id, sequence`` and the metrics.
 
     Files are ``<patient_id>.nii.gz`` (reference: the masks of ``sequence``, the first of ``'T1+T2'`` for a
-    two-channel model, by default the cohort's only sequence with masks) or ``<patient_id>_<sequence>.nii.gz``
-    (reference: that sequence's mask).
+    two-channel model, by default the cohort's only sequence with masks), ``<patient_id>_<sequence>.nii.gz``
+    (reference: that sequence's mask), or cases of an nnU-Net export mapped by ``cases`` (see :func:`case_map`;
+    reference: the first sequence of the case).
     """
     files = prediction_files(pred_dir)
+    mapping = case_map(pred_dir, cases)
+    patients = set(cohort.patient_ids)
     rows = []
     for case, path in files.items():
+        if case in mapping:
+            pid, case_seq = mapping[case]
+            if pid not in patients:
+                raise InputError(path, f"case {case!r} is patient {pid}, who is not in the cohort {cohort.root}")
+            ref_seq, label = case_seq.split("+")[0], case_seq
+            ref = cohort.read_mask(pid, ref_seq) if _has_series(cohort, pid, ref_seq) else None
+            if ref is None:
+                raise InputError(path, f"patient {pid} has no {ref_seq} mask to compare with")
+            rows.append({"case": case, "patient_id": pid, "sequence": label,
+                         **case_metrics(sitk.ReadImage(str(path)), ref, str(path))})
+            continue
         try:
             pid, case_seq = parse_case(case, cohort)
         except KeyError:
+            hint = " (an nnU-Net case name? give the exported dataset folder: --dataset)" if mapping == {} else ""
             raise InputError(path, f"case {case!r} is not a patient of the cohort {cohort.root} (files must be "
-                                   "named <patient_id>.nii.gz or <patient_id>_<sequence>.nii.gz)") from None
+                                   f"named <patient_id>.nii.gz or <patient_id>_<sequence>.nii.gz){hint}") from None
         if case_seq is None:
             ref_seq = reference_sequence(cohort, sequence)
             label = sequence or ref_seq

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,11 +29,13 @@ from sarcomri.seg3d.train import WEIGHTS
 
 @dataclass
 class Model:
-    """A trained network with its plan, ready for inference."""
+    """A trained network with its plan, ready for inference; ``meta`` is what training saved beside the
+    weights (fold, seed, training patients, the config, versions)."""
 
     network: torch.nn.Module
     plan: Plan
     folder: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def load_model(folder: str | Path) -> Model:
@@ -46,7 +49,7 @@ def load_model(folder: str | Path) -> Model:
     network = build_network(plan)
     network.load_state_dict(state["model"])
     network.eval()
-    return Model(network, plan, folder)
+    return Model(network, plan, folder, dict(state.get("meta") or {}))
 
 
 def find_models(path: str | Path) -> list[Model]:

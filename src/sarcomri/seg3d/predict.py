@@ -1,0 +1,104 @@
+"""Segment one new patient with a trained 3D model: the call a study runner or ``sarcomri predict`` makes.
+
+::
+
+    from sarcomri.seg3d.predict import segment_patient
+
+    result = segment_patient("runs/seg3d-cpu/models/T1", {"T1": "patient/T1.nii.gz"})
+    sitk.WriteImage(result.mask, "T1_mask.nii.gz")      # uint8 0/1 on the grid of the T1 image
+    print(result.volume_ml)
+
+The model is one model folder (``models/<seq>/fold<k>-rep0``), a folder holding several (the folds of a
+cross-validation: their tumour probabilities are averaged), or models already loaded with
+:func:`sarcomri.seg3d.infer.find_models` (load once, segment many patients). Images are given by sequence
+name, as SimpleITK images, NIfTI paths or DICOM series folders; the models' sequences are taken in their
+order (extra ones are ignored) and the later ones are resampled onto the first, whose grid the mask and
+probability have (same size, spacing, origin and direction). Without ``settings`` the inference settings
+the models were trained with are used (overlap, mirroring, largest component, threshold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from sarcomri.errors import InputError
+from sarcomri.seg3d.config import InferSettings
+from sarcomri.seg3d.infer import Model, find_models, predict_images
+
+ImageLike = sitk.Image | str | Path
+
+
+@dataclass
+class PatientSegmentation:
+    """The result of :func:`segment_patient`: ``mask`` (uint8, 1 = tumour) and ``probability`` (float32) on the
+    grid of the first input sequence, the sequences used, and the number of models averaged."""
+
+    mask: sitk.Image
+    probability: sitk.Image
+    sequences: list[str]
+    n_models: int
+
+    @property
+    def volume_ml(self) -> float:
+        """The tumour volume of the mask in mL."""
+        voxels = float(np.count_nonzero(sitk.GetArrayViewFromImage(self.mask)))
+        return voxels * float(np.prod(self.mask.GetSpacing())) / 1000.0
+
+
+def read_input_image(value: ImageLike, what: str = "image") -> sitk.Image:
+    """A SimpleITK image from an image, a NIfTI (or other SimpleITK-readable) file, or a DICOM series folder."""
+    if isinstance(value, sitk.Image):
+        return value
+    path = Path(value)
+    if path.is_dir():
+        from sarcomri.io.dicomseg import load_series
+
+        return load_series(path).image
+    if not path.is_file():
+        raise InputError(path, f"no such file ({what})")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(path, f"not a readable image: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def model_settings(models: Sequence[Model]) -> InferSettings:
+    """The inference settings of the config the (first) model was trained with, else the defaults."""
+    for model in models:
+        infer = (model.meta.get("config") or {}).get("infer")
+        if infer:
+            return InferSettings(**infer)
+    return InferSettings()
+
+
+def segment_patient(
+    model: str | Path | Model | Sequence[Model],
+    images: Mapping[str, ImageLike],
+    settings: InferSettings | None = None,
+    case_id: str = "patient",
+) -> PatientSegmentation:
+    """Segment the tumour of one patient (see the module docstring): ``images`` maps sequence names to
+    images, NIfTI paths or DICOM series folders; returns the mask and probability on the grid of the first
+    of the models' sequences."""
+    if isinstance(model, str | Path):
+        models = find_models(model)
+    elif isinstance(model, Model):
+        models = [model]
+    else:
+        models = list(model)
+    if not models:
+        raise InputError(None, "no model to segment with")
+    sequences = list(models[0].plan.sequences)
+    missing = [s for s in sequences if s not in images]
+    if missing:
+        raise InputError(case_id, f"the model takes {'+'.join(sequences)}; missing {', '.join(missing)} "
+                                  f"(given: {', '.join(images) or 'nothing'})")
+    channels = [read_input_image(images[s], s) for s in sequences]
+    s = settings or model_settings(models)
+    mask, prob = predict_images(models, channels, s, case_id=case_id)
+    return PatientSegmentation(mask, prob, sequences, len(models))
