@@ -210,7 +210,19 @@ def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
     if cfg.segmentation is not None:
         out.append(Stage("segmentation", cfg.segmentation, lambda: segment(cfg, run, log), folders=["segmentation"],
                          after=["cohort"], outputs=["segmentation/tables/per_case.csv"]))
+    if cfg.report:
+        done = [st.name for st in out]
+        out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=["report"],
+                         after=done, outputs=["report/report.html"]))
     return out
+
+
+def report(cfg: StudyConfig, run: Path, log: Log) -> None:
+    """The HTML report of everything the study produced."""
+    from sarcomri.report.html import build_report
+
+    path = build_report(run, cohort=Cohort.load(cohort_dir(cfg, run), check_files=False))
+    log(f"report: {path}")
 
 
 def run_study(cfg: StudyConfig, run_dir: str | Path, log: Log = print) -> dict[str, str]:

@@ -33,7 +33,7 @@ def _config(**over):
             "slices": {"mode": "tumour", "size": 32}, "model": {"name": "mobilenetv2_050"},
             "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "sampling": "balanced", "threads": 1},
         },
-        "report": False,
+        "report": True,
         **over,
     }
 
@@ -52,7 +52,7 @@ def test_study_outputs(study):
     _, run, _ = study
     for name in ("config.yaml", "versions.json", "seeds.json", "stages.json", "study.json", "id_map.csv",
                  "classification/predictions.parquet", "readers/readers.csv", "readers/tables/accuracy.csv",
-                 "readers/tables/tests.csv"):
+                 "readers/tables/tests.csv", "report/report.html", "report/model_card.md"):
         assert (run / name).is_file(), name
     seeds = json.loads((run / "seeds.json").read_text())
     assert seeds["synthetic_cohort"] == 5 and seeds["classification"]["splits"] == 1
@@ -66,6 +66,9 @@ def test_study_outputs(study):
     assert {"first", "ai_assisted"} == set(reads["session"])
     acc = pd.read_csv(run / "readers" / "tables" / "accuracy.csv")
     assert {"CNN"} < set(acc["interpreter"]) and set(acc["sequence"]) == {"T2axi", "ADC"}
+    html = (run / "report" / "report.html").read_text()
+    assert "First vs AI-assisted" in html or "AI-assisted" in html
+    assert not any(i in html for i in ids)  # only pseudonyms in the report
     summary = json.loads((run / "study.json").read_text())
     assert 0 < summary["ideal_observer_auc"] <= 1 and set(summary["per_sequence_auc"]) == {"T2axi", "ADC"}
 
@@ -117,7 +120,7 @@ def test_rerun_skips_and_a_change_reruns_only_its_stage(study):
     changed = _config()
     changed["readers"] = {"cut": 0.2}
     res = runner.invoke(app, ["study", "run", str(_write(root / "changed.yaml", changed)), "--run-dir", str(run)])
-    assert res.exit_code == 0 and "1 stage(s) ran (readers)" in res.output, res.output
+    assert res.exit_code == 0 and "2 stage(s) ran (readers, report)" in res.output, res.output
     assert {p: p.stat().st_mtime for p in weights} == weights
 
 
