@@ -251,3 +251,6 @@ def export_nnunet(
               "splits_final.json)")
 
 
+
+
+app.command("transfer-study")(__import__("sarcomri.cli.segment_transfer", fromlist=["_"]).transfer_study)

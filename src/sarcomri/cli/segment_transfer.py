@@ -1,0 +1,89 @@
+"""`sarcomri segment transfer-study`: the 2D transfer-learning study of tumour segmentation (DeepLabV3+ or
+U-Net; source, target-only, transfer per freezing level and aggregated models x training fractions)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def _print_table(con: Console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.{digits}f}" if isinstance(v, float) else escape(str(v)) for v in row))
+    con.print(table)
+
+
+def transfer_study(
+    config: Path = typer.Argument(..., help="Transfer-study config YAML (configs/demo-transfer.yaml, "
+                                  "configs/transfer-dwi.yaml)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (default: <runs>/<name>)."),
+    runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
+    cohort: Path | None = typer.Option(None, "--cohort", help="Cohort folder (overrides the config's 'cohort')."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train the source model, then target-only, transfer (fine-tuned from the source model, frozen up to
+    L1/L2/L3) and aggregated (source + target) models on nested fractions of the target training patients;
+    evaluate each on the source, target and combined test patients. Writes per-case Dice/F2/HD95/ASSD,
+    DSC by model x training size x test set, ANOVA + Tukey across models, the learning-curve figure and
+    the ICC of ADC first-order features between manual and automatic masks. Finished models are skipped on
+    a rerun."""
+    from sarcomri.seg2d.config import load_transfer_config
+    from sarcomri.seg2d.transfer import run_transfer_study
+
+    cfg = load_transfer_config(config)
+    if cohort is not None:
+        cfg.cohort = str(cohort.resolve())
+    run_dir = out if out is not None else runs / cfg.name
+    con = Console(highlight=False)
+    t0 = time.perf_counter()
+    if quiet:
+        tables = run_transfer_study(cfg, run_dir)
+    else:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=con) as bar:
+            state: dict = {}
+
+            def progress(e: dict) -> None:
+                ev = e["event"]
+                if ev == "stage":
+                    con.print(f"[bold]{escape(e['stage'])}[/]")
+                    if "models" in e:
+                        state["all"] = bar.add_task("models", total=e["models"], loss="")
+                elif ev == "model_start":
+                    if "task" in state:
+                        bar.remove_task(state["task"])
+                    state["task"] = bar.add_task(f"{e['model']} n={e['n_target']} ({e['slices']} slices)",
+                                                 total=e["steps"], loss="-")
+                elif ev == "step" and "task" in state:
+                    bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
+                elif ev == "model_skipped":
+                    con.print(f"  {e['model']} n={e['n_target']}: done already")
+                elif ev == "predicted" and "all" in state:
+                    bar.update(state["all"], advance=1)
+
+            tables = run_transfer_study(cfg, run_dir, progress)
+    paper = tables["paper"]
+    _print_table(con, paper, "DSC mean / median by model x target training size x test set")
+    anova = tables["anova"]
+    if not anova.empty:
+        _print_table(con, anova[["test_set", "fraction", "models", "n", "F", "p", "note"]],
+                     f"One-way ANOVA of {cfg.anova_metric} across models")
+    rel = tables["reliability"]
+    if not rel.empty:
+        best = rel[rel["test_set"] == "combined"].groupby("model")["icc"].median().reset_index()
+        _print_table(con, best.rename(columns={"icc": "median ICC(2,1)"}),
+                     f"{cfg.radiomics.sequence} first-order features, manual vs automatic masks (combined test set)")
+    con.print(f"[green]tables:[/] {escape(str(Path(run_dir) / 'tables'))}  [green]figure:[/] "
+              f"{escape(str(Path(run_dir) / 'figures' / 'learning_curve.png'))}  ({time.perf_counter() - t0:.0f} s)")
+

@@ -1,0 +1,145 @@
+"""2D segmentation networks (segmentation_models_pytorch with timm encoders), Dice + cross-entropy loss and
+the freezing levels of the transfer-learning study.
+
+Freezing levels (each contains the previous one; the parts are smp's module names):
+
+======  ============================================================  ==========================================
+level   DeepLabV3+ frozen                                             U-Net frozen
+======  ============================================================  ==========================================
+L0      nothing (the whole network is fine-tuned)                     nothing
+L1      ``encoder`` (the backbone)                                    ``encoder``
+L2      L1 + ``decoder.aspp`` (atrous spatial pyramid pooling with    L1 + ``decoder.center`` + ``decoder.blocks.0``
+        its projection and the 3x3 separable conv after it)           (the deepest decoder block: like ASPP, the
+                                                                      context module at the coarsest resolution)
+L3      L2 + ``decoder.block1`` (the 1x1 projection of the            L2 + every decoder block but the last
+        low-level encoder features): everything before the final      (``decoder.blocks.0`` .. ``blocks.{n-2}``)
+        fusion block
+======  ============================================================  ==========================================
+
+What stays trainable at L3 is the last decoder block and the segmentation head: for DeepLabV3+
+``decoder.block2`` (the 3x3 separable conv that fuses the upsampled ASPP output with the low-level features)
+and ``segmentation_head``; for U-Net ``decoder.blocks.{n-1}`` and ``segmentation_head``.
+
+BatchNorm when frozen: a frozen module's parameters get ``requires_grad = False`` (and are left out of the
+optimiser) and the module is kept in evaluation mode during fine-tuning (:func:`set_train_mode`), so its
+BatchNorm layers normalise with the running mean and variance learnt on the source and never update them,
+and its dropout is off. Unfrozen modules train normally, their BatchNorm statistics adapting to the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from sarcomri.errors import InputError
+from sarcomri.seg2d.config import LEVELS, NetworkSettings
+
+
+def build_network(settings: NetworkSettings, in_channels: int) -> nn.Module:
+    """A DeepLabV3+ or U-Net with one output channel (tumour logit), randomly initialised unless
+    ``settings.encoder_weights`` names a local encoder state_dict. Nothing is downloaded."""
+    common = dict(encoder_name=settings.encoder, encoder_weights=None, in_channels=in_channels, classes=1,
+                  encoder_depth=settings.encoder_depth)
+    try:
+        if settings.arch == "deeplabv3plus":
+            net = smp.DeepLabV3Plus(decoder_channels=settings.decoder_channels, **common)
+        else:
+            chans = [max(8, settings.decoder_channels // 2**i) for i in range(settings.encoder_depth)]
+            net = smp.Unet(decoder_channels=chans, **common)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise InputError(None, f"cannot build {settings.arch} with encoder {settings.encoder}: {err}") from None
+    if settings.encoder_weights:
+        path = Path(settings.encoder_weights)
+        if not path.is_file():
+            raise InputError(path, "encoder_weights: no such file (a state_dict of the encoder)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = net.encoder.load_state_dict(state, strict=False)
+        if len(missing) == len(list(net.encoder.state_dict())):
+            raise InputError(path, "no key of this file matches the encoder's state_dict")
+    return net
+
+
+def frozen_prefixes(network: nn.Module, arch: str, level: str) -> list[str]:
+    """The module names frozen at ``level`` for ``arch`` (see the module docstring)."""
+    if level not in LEVELS:
+        raise InputError(None, f"unknown freezing level {level!r}; choose from {', '.join(LEVELS)}")
+    depth = LEVELS.index(level)
+    if depth == 0:
+        return []
+    if arch == "deeplabv3plus":
+        parts = [["encoder"], ["decoder.aspp"], ["decoder.block1"]]
+    elif arch == "unet":
+        n = len(network.decoder.blocks)
+        parts = [["encoder"], ["decoder.center", "decoder.blocks.0"], [f"decoder.blocks.{i}" for i in range(1, n - 1)]]
+    else:
+        raise InputError(None, f"unknown architecture {arch!r}")
+    return [name for group in parts[:depth] for name in group]
+
+
+def freeze(network: nn.Module, arch: str, level: str) -> list[nn.Module]:
+    """Freeze ``network`` up to ``level``: ``requires_grad = False`` on the frozen modules' parameters.
+    Returns those modules (pass them to :func:`set_train_mode`)."""
+    modules = dict(network.named_modules())
+    frozen = []
+    for name in frozen_prefixes(network, arch, level):
+        if name not in modules:
+            raise InputError(None, f"{arch} has no module {name!r} to freeze")
+        frozen.append(modules[name])
+        for p in modules[name].parameters():
+            p.requires_grad_(False)
+    return frozen
+
+
+def set_train_mode(network: nn.Module, frozen: list[nn.Module]) -> None:
+    """Training mode for the network but evaluation mode for frozen modules (their BatchNorm running
+    statistics stay as they were and their dropout is off)."""
+    network.train()
+    for m in frozen:
+        m.eval()
+
+
+def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
+    """Parameters the optimiser updates."""
+    return [p for p in network.parameters() if p.requires_grad]
+
+
+def part_of(name: str) -> str:
+    """The part of the network a parameter or buffer name belongs to: ``encoder``, ``decoder.<child>``
+    (``decoder.aspp``, ``decoder.block1``, ...; U-Net: ``decoder.blocks.<i>``) or ``segmentation_head``."""
+    bits = name.split(".")
+    if bits[0] != "decoder" or len(bits) < 2:
+        return bits[0]
+    return ".".join(bits[:3]) if bits[1] == "blocks" else ".".join(bits[:2])
+
+
+class DiceCELoss(nn.Module):
+    """Soft Dice loss over the whole batch plus binary cross-entropy, on one tumour logit per pixel.
+
+    Dice = 1 - (2 sum(p y) + 1) / (sum(p) + sum(y) + 1) with p = sigmoid(logit), summed over every pixel of
+    the batch (a batch of background-only slices still has a defined loss)."""
+
+    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0) -> None:
+        super().__init__()
+        self.dice_weight, self.ce_weight = dice_weight, ce_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float().reshape(logits.shape)
+        p = torch.sigmoid(logits)
+        dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+        ce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+        return self.dice_weight * dice + self.ce_weight * ce
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def count_parameters(network: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in network.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,141 @@
+"""Tables and the figure of the transfer study, pure functions of the per-case table.
+
+The per-case table has one row per (model, fraction, test patient): ``model`` (``source``, ``target``,
+``transfer-L1``..., ``aggregated``), ``kind``, ``level``, ``fraction`` (of the target training patients; 0 for
+the source model), ``n_target_train``, ``test_set`` (the patient's domain: ``source`` or ``target``),
+``patient_id`` and the metrics of :func:`sarcomri.stats.segmentation.segmentation_metrics`. The *combined*
+test set is the union of both (its rows are added by :func:`with_combined`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarcomri.errors import InputError
+from sarcomri.io.atomic import atomic_path
+from sarcomri.stats.groups import anova_tukey
+
+TEST_SETS = ("source", "target", "combined")
+KEYS = ["test_set", "model", "kind", "level", "fraction", "n_target_train"]
+
+
+def with_combined(per_case: pd.DataFrame) -> pd.DataFrame:
+    """The per-case rows plus a copy of every row with ``test_set = 'combined'``."""
+    both = per_case.assign(test_set="combined")
+    return pd.concat([per_case, both], ignore_index=True)
+
+
+def _order(frame: pd.DataFrame, models: Sequence[str] | None) -> pd.DataFrame:
+    ts = pd.Categorical(frame["test_set"], [t for t in TEST_SETS if t in set(frame["test_set"])], ordered=True)
+    frame = frame.assign(test_set=ts)
+    if models is not None:
+        frame = frame.assign(model=pd.Categorical(frame["model"], list(models), ordered=True))
+    out = frame.sort_values(["test_set", "model", "fraction"]).reset_index(drop=True)
+    return out.assign(test_set=out["test_set"].astype(str), model=out["model"].astype(str))
+
+
+def summarise(per_case: pd.DataFrame, metric: str = "dice", models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean, SD, median and quartiles of ``metric`` per (test set incl. combined, model, fraction).
+
+    Distance metrics use only cases with both masks non-empty (``n`` says how many), overlap metrics all."""
+    if metric not in per_case.columns:
+        raise InputError(None, f"per-case table has no column {metric!r}")
+    data = with_combined(per_case)
+    if metric.endswith("_mm"):
+        data = data[~data["empty_pred"].astype(bool) & ~data["empty_ref"].astype(bool)]
+    g = data.groupby(KEYS, dropna=False)[metric]
+    out = g.agg(n="count", mean="mean", sd="std", median="median").reset_index()
+    out["q1"] = g.quantile(0.25).to_numpy()
+    out["q3"] = g.quantile(0.75).to_numpy()
+    out.insert(1, "metric", metric)
+    return _order(out, models)
+
+
+def paper_table(summary: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """The paper's format: one row per (test set, model), one column per training size (% of the target
+    training patients, with the number of patients), each cell "mean / median" of the metric; the source
+    model (no target patient) sits in the column ``0%``."""
+    s = summary.copy()
+    s["size"] = [f"{round(100 * f, 1):g}% (n={int(n)})" for f, n in zip(s["fraction"], s["n_target_train"],
+                                                                        strict=True)]
+    s["cell"] = [f"{m:.{digits}f} / {md:.{digits}f}" for m, md in zip(s["mean"], s["median"], strict=True)]
+    cols = list(dict.fromkeys(s.sort_values("fraction")["size"]))
+    wide = s.pivot_table(index=["test_set", "model"], columns="size", values="cell", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=cols).fillna("")
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def anova_by_fraction(per_case: pd.DataFrame, metric: str = "dice",
+                      exclude: Sequence[str] = ("source",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One-way ANOVA and Tukey HSD of ``metric`` across models, per (test set, training fraction)
+    (:func:`sarcomri.stats.groups.anova_tukey`); the source model, trained on no target patient, is left
+    out by default. A cell with fewer than two models or fewer than two cases in every model gets a row
+    with NaN and the reason in ``note``."""
+    data = with_combined(per_case)
+    data = data[~data["model"].isin(exclude)]
+    anova_rows, tukey = [], []
+    for (ts, frac), sub in data.groupby(["test_set", "fraction"], sort=False):
+        row = {"test_set": ts, "fraction": frac, "metric": metric, "models": int(sub["model"].nunique()),
+               "n": len(sub), "F": np.nan, "df1": np.nan, "df2": np.nan, "p": np.nan, "note": ""}
+        counts = sub.groupby("model")[metric].count()
+        if len(counts) < 2 or (counts < 2).all() or sub[metric].nunique() < 2:
+            row["note"] = "too few models or cases, or no variation"
+        else:
+            try:
+                with np.errstate(all="ignore"):
+                    res, table = anova_tukey(sub, metric, "model")
+            except (InputError, ValueError, ZeroDivisionError) as err:
+                row["note"] = str(err)
+            else:
+                row.update(F=res.statistic, df1=res.df, df2=res.df2, p=res.p_value)
+                tukey.append(table.assign(test_set=ts, fraction=frac, metric=metric))
+        anova_rows.append(row)
+    anova = pd.DataFrame(anova_rows)
+    cols = ["test_set", "fraction", "metric", "group1", "group2", "meandiff", "p_adj", "lower", "upper", "reject"]
+    tk = pd.concat(tukey, ignore_index=True)[cols] if tukey else pd.DataFrame(columns=cols)
+    if not anova.empty:
+        anova = _order(anova.assign(model=""), None).drop(columns="model")
+    return anova, tk
+
+
+def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Sequence[str] | None = None,
+                          metric_label: str = "DSC") -> Path:
+    """Mean metric against the number of target training patients, one panel per test set, one line per
+    model; the source model (no target patient) is a dashed horizontal line. Written as PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [t for t in TEST_SETS if t in set(summary["test_set"])]
+    models = list(models) if models is not None else list(dict.fromkeys(summary["model"]))
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.6), sharey=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, ts in zip(axes[0], sets, strict=True):
+        sub = summary[summary["test_set"] == ts]
+        for i, m in enumerate(models):
+            line = sub[sub["model"] == m].sort_values("n_target_train")
+            if line.empty:
+                continue
+            colour = colours[i % len(colours)]
+            if (line["n_target_train"] == 0).all():
+                ax.axhline(float(line["mean"].iloc[0]), ls="--", color=colour, label=m)
+            else:
+                ax.plot(line["n_target_train"], line["mean"], marker="o", color=colour, label=m)
+        ax.set_xscale("log")
+        ax.set_title(f"{ts} test set")
+        ax.set_xlabel("target training patients")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"mean {metric_label}")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
