@@ -66,6 +66,9 @@ def train(
                     bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
                 elif e["event"] == "predicted":
                     con.print(f"  predicted {e['patient_id']}", highlight=False)
+                elif e["event"] == "fold_done":
+                    con.print(f"{e['model']} fold {e['fold']}: trained and predicted (worker process)",
+                              highlight=False)
 
             per_case = run_crossval(cfg, out, progress)
     _report(con, per_case)
@@ -97,6 +100,8 @@ def predict(
     overlap: float = typer.Option(0.5, help="Sliding-window overlap (Gaussian-weighted windows)."),
     mirror: bool = typer.Option(True, help="Average over the 8 flips along z, y, x (test-time mirroring)."),
     largest_component: bool = typer.Option(True, help="Keep only the largest connected tumour component."),
+    threads: int | None = typer.Option(None, help="PyTorch CPU threads (default: PyTorch's; 1 is the most "
+                                       "efficient on a small CPU that other processes share)."),
 ) -> None:
     """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
     direction and size), and a DICOM-SEG when the input is a DICOM series."""
@@ -111,7 +116,7 @@ def predict(
 
     models = find_models(model)
     seqs = models[0].plan.sequences
-    settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component)
+    settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component, threads=threads)
     con = Console(highlight=False)
     source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
@@ -251,6 +256,3 @@ def export_nnunet(
               "splits_final.json)")
 
 
-
-
-app.command("transfer-study")(__import__("sarcomri.cli.segment_transfer", fromlist=["_"]).transfer_study)

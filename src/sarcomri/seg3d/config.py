@@ -1,7 +1,8 @@
 """The 3D segmentation config: pydantic models of the YAML a user writes (``configs/seg3d-*.yaml``).
 
 A config names the cohort, the sequences (one model per entry; ``"T1+T2"`` stacks co-registered sequences as
-channels, the mask of the first being the reference), the patient-level folds, a planner preset (``cpu``: a
+channels, the mask of the first being the reference), the patient-level folds (``workers`` of them trained at
+once in separate processes), a planner preset (``cpu``: a
 small network and patch on a coarser grid, about 1 s per step on 2 cores; ``gpu``: nnU-Net-sized) with
 optional overrides, the training schedule and the inference settings.
 """
@@ -91,7 +92,8 @@ class TrainSettings(_Strict):
 
 
 class InferSettings(_Strict):
-    """Sliding-window inference (MONAI, Gaussian weighting) and post-processing."""
+    """Sliding-window inference (MONAI, Gaussian weighting) and post-processing; ``threads`` sets PyTorch's
+    CPU threads for the process (None: leave them)."""
 
     overlap: float = Field(0.5, ge=0, lt=1)
     mirror: bool = True
@@ -99,6 +101,7 @@ class InferSettings(_Strict):
     sw_batch_size: int = Field(2, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
 
 
 class Seg3DConfig(_Strict):
@@ -108,6 +111,7 @@ class Seg3DConfig(_Strict):
     cohort: str
     sequences: list[str]
     folds: int = Field(4, ge=2)
+    workers: int = Field(1, ge=1)
     seed: int = 0
     stratify_by: list[str] = ["label"]
     preset: Literal["cpu", "gpu"] = "cpu"

@@ -4,18 +4,28 @@ Run folder (every stage skipped when its outputs exist, so an interrupted run re
 
     <run>/config.yaml, versions.json
     <run>/splits.csv                         patient_id, repeat, fold, role (one table for every model)
-    <run>/models/<seq>/fold<k>-rep0/         plan.json, model.pt, history.csv (checkpoint.pt while training)
+    <run>/models/<seq>/fold<k>-rep0/         plan.json, model.pt, history.csv (checkpoint.pt while training),
+                                             timing.json (wall and CPU seconds of training and prediction)
     <run>/predictions/<seq>/<patient>.nii.gz out-of-fold masks on each patient's original grid
     <run>/tables/per_case.csv                case, patient_id, sequence, fold and the metrics
     <run>/tables/summary.csv, paper.csv      medians (IQR) per sequence
+    <run>/tables/per_fold.csv                mean and median Dice and HD95 per (sequence, fold)
+    <run>/tables/timing.csv                  timing.json of every fold
 
 Each fold is planned from its own training patients (no geometry or intensity of a test patient reaches
-the plan), trained with a seed derived from (seed, fold), and predicts only its test patients.
+the plan), trained with a seed derived from (seed, fold), and predicts only its test patients. With
+``workers`` > 1 the folds run in that many spawned processes at once (each with ``train.threads`` threads,
+by default the cores divided among the workers); the results do not depend on it.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
+import os
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +37,7 @@ from sarcomri.classification import open_run, versions
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage, kfold
 from sarcomri.errors import InputError
-from sarcomri.io.atomic import atomic_path, write_csv
+from sarcomri.io.atomic import atomic_path, write_csv, write_json
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, read_channels
 from sarcomri.seg3d.evaluate import evaluate_folder, paper_table, summarise_by
@@ -68,6 +78,7 @@ def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_i
     plan = make_plan(fp, list(group), cfg.plan_settings())
     cases = load_cases(cohort, train_ids, plan)
     settings = cfg.train.model_copy(update={"seed": fold_seed(cfg.train.seed, fold)})
+    clock = (time.perf_counter(), time.process_time())
     total = settings.epochs * settings.iterations
     if progress:
         progress({"event": "fold_start", "model": "+".join(group), "fold": fold, "steps": total, "plan": plan})
@@ -77,6 +88,7 @@ def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_i
                meta={"fold": fold, "seed": settings.seed, "train_patients": list(train_ids),
                      "config": cfg.model_dump(mode="json"), "versions": versions()})
     (model_dir / CHECKPOINT).unlink(missing_ok=True)
+    _record_time(model_dir, "train", clock, resumed=result.resumed_from is not None)
 
 
 def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_ids: list[str], model_dir: Path,
@@ -85,6 +97,7 @@ def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_
     todo = [p for p in test_ids if not (pred_dir / f"{p}.nii.gz").is_file()]
     if not todo:
         return
+    clock = (time.perf_counter(), time.process_time())
     model = load_model(model_dir)
     for pid in todo:
         images, _ = read_channels(cohort, pid, group)
@@ -93,6 +106,47 @@ def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_
             sitk.WriteImage(mask, str(tmp), useCompression=True)
         if progress:
             progress({"event": "predicted", "patient_id": pid})
+    _record_time(model_dir, "predict", clock, cases=len(todo))
+
+
+TIMING = "timing.json"
+#: How worker processes start: spawn (a fresh interpreter: safe with PyTorch's thread pools and CUDA).
+MP_CONTEXT = "spawn"
+
+
+def _record_time(model_dir: Path, stage: str, clock: tuple[float, float], **extra) -> None:
+    """Add ``<stage>_wall_s`` and ``<stage>_cpu_s`` (this process's CPU time, all its threads) to timing.json."""
+    import torch
+
+    path = model_dir / TIMING
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update({f"{stage}_wall_s": round(time.perf_counter() - clock[0], 2),
+                 f"{stage}_cpu_s": round(time.process_time() - clock[1], 2),
+                 f"{stage}_threads": torch.get_num_threads(), **{f"{stage}_{k}": v for k, v in extra.items()}})
+    write_json(path, data)
+
+
+def _fold_job(cfg_json: dict, group: tuple[str, ...], train_ids: list[str], test_ids: list[str], model_dir: str,
+              pred_dir: str, fold: int, threads: int) -> int:
+    """Train (unless done) and predict one fold in a worker process; returns the fold."""
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg = Seg3DConfig(**cfg_json)
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads}),
+                                 "infer": cfg.infer.model_copy(update={"threads": threads})})
+    cohort = Cohort.load(cfg.cohort)
+    if not is_model_folder(model_dir):
+        train_fold(cfg, cohort, group, train_ids, Path(model_dir), fold)
+    predict_fold(cfg, cohort, group, test_ids, Path(model_dir), Path(pred_dir))
+    return fold
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | None = None) -> pd.DataFrame:
@@ -100,28 +154,75 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
     run_dir = open_run(cfg, run_dir)
     cohort = Cohort.load(cfg.cohort)
     splits = study_splits(cfg, cohort, run_dir)
-    tables = []
+    jobs, fold_of = [], {}
     for group in cfg.channel_groups():
         name = "+".join(group)
         eligible = set(patients_with(cohort, group))
-        pred_dir = run_dir / "predictions" / name
-        pred_dir.mkdir(parents=True, exist_ok=True)
-        fold_of = {}
+        (run_dir / "predictions" / name).mkdir(parents=True, exist_ok=True)
         for fold in sorted(splits["fold"].unique()):
             sub = splits[splits["fold"] == fold]
             train_ids = sorted(set(sub.loc[sub["role"] != "test", "patient_id"]) & eligible)
             test_ids = sorted(set(sub.loc[sub["role"] == "test", "patient_id"]) & eligible)
-            fold_of.update(dict.fromkeys(test_ids, int(fold)))
-            model_dir = run_dir / "models" / name / f"fold{fold}-rep0"
+            fold_of.update({(name, p): int(fold) for p in test_ids})
+            jobs.append((group, int(fold), train_ids, test_ids, run_dir / "models" / name / f"fold{fold}-rep0",
+                         run_dir / "predictions" / name))
+    todo = [j for j in jobs if not is_model_folder(j[4]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
+    if cfg.workers > 1 and len(todo) > 1:
+        _run_parallel(cfg, todo, progress)
+    else:
+        for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
             if not is_model_folder(model_dir):
-                train_fold(cfg, cohort, group, train_ids, model_dir, int(fold), progress)
+                train_fold(cfg, cohort, group, train_ids, model_dir, fold, progress)
             predict_fold(cfg, cohort, group, test_ids, model_dir, pred_dir, progress)
-        table = evaluate_folder(pred_dir, cohort, name)
-        table.insert(3, "fold", table["patient_id"].map(fold_of).astype(int))
+    tables = []
+    for group in cfg.channel_groups():
+        name = "+".join(group)
+        table = evaluate_folder(run_dir / "predictions" / name, cohort, name)
+        table.insert(3, "fold", [fold_of[(name, p)] for p in table["patient_id"]])
         tables.append(table)
     per_case = pd.concat(tables, ignore_index=True)
     write_csv(run_dir / "tables" / "per_case.csv", per_case)
     write_csv(run_dir / "tables" / "summary.csv", summarise_by(per_case, ["sequence"]))
     write_csv(run_dir / "tables" / "paper.csv", paper_table(per_case))
+    write_csv(run_dir / "tables" / "per_fold.csv", per_fold(per_case))
+    write_csv(run_dir / "tables" / "timing.csv", timing_table(jobs))
     return per_case
+
+
+def _run_parallel(cfg: Seg3DConfig, todo: list, progress: Progress | None) -> None:
+    workers = min(cfg.workers, len(todo))
+    threads = cfg.train.threads or max(1, _cores() // workers)
+    cfg_json = cfg.model_dump(mode="json")
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(MP_CONTEXT)) as pool:
+        futures = {}
+        for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
+            fut = pool.submit(_fold_job, cfg_json, group, train_ids, test_ids, str(model_dir), str(pred_dir), fold,
+                              threads)
+            futures[fut] = ("+".join(group), fold)
+        for fut in as_completed(futures):
+            fut.result()
+            if progress:
+                name, fold = futures[fut]
+                progress({"event": "fold_done", "model": name, "fold": fold})
+
+
+def per_fold(per_case: pd.DataFrame) -> pd.DataFrame:
+    """Mean and median Dice and HD95 per (sequence, fold), and over all folds (fold ``all``)."""
+    rows = []
+    for (seq, fold), sub in list(per_case.groupby(["sequence", "fold"])) + [
+            ((seq, "all"), sub) for seq, sub in per_case.groupby("sequence")]:
+        rows.append({"sequence": seq, "fold": fold, "n": len(sub),
+                     "dice_mean": sub["dice"].mean(), "dice_median": sub["dice"].median(),
+                     "hd95_mean_mm": sub["hd95_mm"].mean(), "hd95_median_mm": sub["hd95_mm"].median()})
+    return pd.DataFrame(rows)
+
+
+def timing_table(jobs: list) -> pd.DataFrame:
+    """The timing.json of every fold's model folder (missing folds left out)."""
+    rows = []
+    for group, fold, *_, model_dir, _pred in jobs:
+        path = Path(model_dir) / TIMING
+        if path.is_file():
+            rows.append({"sequence": "+".join(group), "fold": fold, **json.loads(path.read_text())})
+    return pd.DataFrame(rows)
 

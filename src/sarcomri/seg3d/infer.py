@@ -76,6 +76,8 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
     the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring).
     """
     s = settings or InferSettings()
+    if s.threads:
+        torch.set_num_threads(s.threads)
     device = resolve_device(s.device)
     network = network.to(device).eval()
     x = torch.from_numpy(np.ascontiguousarray(case.image))[None].to(device)
