@@ -13,6 +13,7 @@ from sarcomri.cli.segment import app
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
 from sarcomri.io.images import same_grid
+from sarcomri.seg3d.plan import Plan
 
 TINY = {
     "name": "tiny",
@@ -118,17 +119,24 @@ def test_folds_in_worker_processes_match_one_process(blob_cohort, tmp_path, monk
 
     monkeypatch.setattr(crossval, "MP_CONTEXT", "fork")
 
-    base = {**TINY, "cohort": str(blob_cohort), "folds": 2, "train": {**TINY["train"], "epochs": 1}}
+    # one single-sequence model and one with T1 and T2 as channels
+    base = {**TINY, "cohort": str(blob_cohort), "sequences": ["T1", "T1+T2"], "folds": 2,
+            "train": {**TINY["train"], "epochs": 1}}
     one = run_crossval(Seg3DConfig(**{**base, "name": "one"}), tmp_path / "one")
     two = run_crossval(Seg3DConfig(**{**base, "name": "two", "workers": 2}), tmp_path / "two")
     pd.testing.assert_frame_equal(one, two)
-    for pid in Cohort.load(blob_cohort).patient_ids:
-        a = sitk.ReadImage(str(tmp_path / "one" / "predictions" / "T1" / f"{pid}.nii.gz"))
-        b = sitk.ReadImage(str(tmp_path / "two" / "predictions" / "T1" / f"{pid}.nii.gz"))
-        assert np.array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
+    assert one.groupby("sequence").size().to_dict() == {"T1": 8, "T1+T2": 8}
+    assert Plan.load(tmp_path / "two" / "models" / "T1+T2" / "fold0-rep0").sequences == ["T1", "T2"]
+    for seq in ("T1", "T1+T2"):
+        for pid in Cohort.load(blob_cohort).patient_ids:
+            a = sitk.ReadImage(str(tmp_path / "one" / "predictions" / seq / f"{pid}.nii.gz"))
+            b = sitk.ReadImage(str(tmp_path / "two" / "predictions" / seq / f"{pid}.nii.gz"))
+            assert np.array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
     folds = pd.read_csv(tmp_path / "two" / "tables" / "per_fold.csv")
-    assert folds["fold"].astype(str).tolist() == ["0", "1", "all"]
-    assert folds.loc[2, "dice_mean"] == pytest.approx(two["dice"].mean())
+    assert folds["fold"].astype(str).tolist() == ["0", "1", "0", "1", "all", "all"]
+    overall = folds[folds["fold"].astype(str) == "all"].set_index("sequence")["dice_mean"]
+    assert overall.to_dict() == pytest.approx(two.groupby("sequence")["dice"].mean().to_dict())
+    assert len(pd.read_csv(tmp_path / "two" / "tables" / "paper.csv")) == 2
     timing = pd.read_csv(tmp_path / "two" / "tables" / "timing.csv")
-    assert len(timing) == 2 and (timing["train_threads"] == 1).all() and (timing["train_cpu_s"] > 0).all()
+    assert len(timing) == 4 and (timing["train_threads"] == 1).all() and (timing["train_cpu_s"] > 0).all()
     assert (timing["predict_cases"] == 4).all()
