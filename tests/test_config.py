@@ -42,3 +42,24 @@ def test_errors_name_file_and_field(tmp_path):
     p.write_text("name: [unclosed\n")
     with pytest.raises(InputError, match="not valid YAML"):
         load_config(p)
+
+
+def test_demo_study_preset_is_valid_and_complete():
+    from sarcomri.config import load_study_config
+    from sarcomri.demo import preset_path
+
+    cfg = load_study_config(preset_path())
+    assert cfg.synth is not None and cfg.dicom_roundtrip and cfg.report
+    assert cfg.classification_config("c").positive_label == "sarcoma"
+    assert cfg.segmentation_config("c").sequences == ["T2axi"]
+    assert set(cfg.transfer_config().models) == {"source", "target", "transfer", "aggregated"}
+
+
+def test_study_config_transfer_errors_name_the_section(tmp_path):
+    from sarcomri.config import load_study_config
+    from sarcomri.errors import InputError
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nsynth: {task: sarcoma, patients: 20}\ntransfer: {levels: [L9]}\n")
+    with pytest.raises(InputError, match="transfer.levels"):
+        load_study_config(path)

@@ -196,10 +196,19 @@ class StudyConfig(_Strict):
                                            "cohort": cohort})
 
 
+    def transfer_config(self):
+        """The transfer section as a :class:`~sarcomri.seg2d.config.TransferStudyConfig` (its own cohorts)."""
+        from sarcomri.seg2d.config import TransferStudyConfig
+
+        return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **(self.transfer or {})})
+
+
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read a study YAML and validate every section now, so a typo fails before hours of training."""
     cfg = load_config(path, StudyConfig)
-    for section, check in (("classification", cfg.classification_config), ("segmentation", cfg.segmentation_config)):
+    checks = (("classification", cfg.classification_config), ("segmentation", cfg.segmentation_config),
+              ("transfer", lambda _: cfg.transfer_config()))
+    for section, check in checks:
         if getattr(cfg, section) is None:
             continue
         try:

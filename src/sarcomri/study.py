@@ -60,7 +60,9 @@ def seeds(cfg: StudyConfig) -> dict[str, Any]:
         s = cfg.segmentation_config("cohort")
         out["segmentation"] = {"splits": s.seed, "training": s.train.seed}
     if cfg.transfer is not None:
-        out["transfer"] = cfg.transfer.get("seed", 0)
+        t = cfg.transfer_config()
+        out["transfer"] = {"splits": t.split_seed, "training": t.train.seed,
+                           "synthetic_pair": t.synth.seed if t.synth else None}
     return out
 
 
@@ -190,6 +192,14 @@ def segment(cfg: StudyConfig, run: Path, log: Log) -> None:
     log(f"segmentation: {len(per_case)} cases, median Dice {per_case['dice'].median():.3f}")
 
 
+def transfer(cfg: StudyConfig, run: Path, log: Log) -> None:
+    """The transfer-learning study of 2D DWI segmentation (its own source and target cohorts)."""
+    from sarcomri.seg2d.transfer import run_transfer_study
+
+    tables = run_transfer_study(cfg.transfer_config(), run / "transfer")
+    log(f"transfer: {len(tables['per_case'])} evaluated cases")
+
+
 def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
     """The study's stages in order, with the config section each depends on."""
     source = cfg.cohort if cfg.cohort else {"synth": cfg.synth.model_dump(), "dicom": cfg.dicom_roundtrip}
@@ -210,6 +220,9 @@ def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
     if cfg.segmentation is not None:
         out.append(Stage("segmentation", cfg.segmentation, lambda: segment(cfg, run, log), folders=["segmentation"],
                          after=["cohort"], outputs=["segmentation/tables/per_case.csv"]))
+    if cfg.transfer is not None:
+        out.append(Stage("transfer", cfg.transfer, lambda: transfer(cfg, run, log), folders=["transfer"],
+                         outputs=["transfer/tables/paper.csv"]))
     if cfg.report:
         done = [st.name for st in out]
         out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=["report"],
