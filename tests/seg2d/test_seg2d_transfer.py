@@ -40,7 +40,7 @@ def test_transfer_study_end_to_end_then_resume(pair_cohort, tmp_path):
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["segment", "transfer-study", str(cfg_file), "--out", str(run)])
     assert res.exit_code == 0, res.output
-    assert "DSC mean / median" in res.output
+    assert "Mean DSC, target test set" in res.output and "paper.csv" in res.output
 
     # splits: a hold-out per domain, nobody in both roles, source = cervix and target = corpus
     splits = pd.read_csv(run / "splits.csv", dtype={"patient_id": str})

@@ -73,17 +73,22 @@ def transfer_study(
                     bar.update(state["all"], advance=1)
 
             tables = run_transfer_study(cfg, run_dir, progress)
-    paper = tables["paper"]
-    _print_table(con, paper, "DSC mean / median by model x target training size x test set")
+    summary = tables["summary"]
+    for ts, sub in summary.groupby("test_set", sort=False):
+        wide = sub.pivot_table(index="model", columns="n_target_train", values="mean", sort=False)
+        wide.columns = [f"n={c}" for c in wide.columns]
+        _print_table(con, wide.astype(object).where(wide.notna(), "").reset_index(),
+                     f"Mean DSC, {ts} test set ({int(sub['n'].max())} patients), by target training patients", 2)
     anova = tables["anova"]
     if not anova.empty:
-        _print_table(con, anova[["test_set", "fraction", "models", "n", "F", "p", "note"]],
+        _print_table(con, anova[["test_set", "fraction", "models", "n", "F", "p", "note"]].fillna({"note": ""}),
                      f"One-way ANOVA of {cfg.anova_metric} across models")
     rel = tables["reliability"]
     if not rel.empty:
         best = rel[rel["test_set"] == "combined"].groupby("model")["icc"].median().reset_index()
         _print_table(con, best.rename(columns={"icc": "median ICC(2,1)"}),
                      f"{cfg.radiomics.sequence} first-order features, manual vs automatic masks (combined test set)")
+    con.print("DSC mean / median by model x training size x test set (the paper's format): tables/paper.csv")
     con.print(f"[green]tables:[/] {escape(str(Path(run_dir) / 'tables'))}  [green]figure:[/] "
               f"{escape(str(Path(run_dir) / 'figures' / 'learning_curve.png'))}  ({time.perf_counter() - t0:.0f} s)")
 

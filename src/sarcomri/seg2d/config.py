@@ -54,7 +54,7 @@ class DataSettings2D(_Strict):
     ``sequences`` are the input channels (the later ones resampled onto the first; the first's grid is the
     grid the prediction is written on); ``mask_sequence`` holds the reference mask (default: the first).
     ``normalisation``: z-score of each image (each sequence of each patient, over the whole volume) or of
-    each slice. Slices are padded to a square and resized to ``image_size`` (a multiple of 32).
+    each slice. Slices are padded to a square and resized to ``image_size`` (a multiple of 16).
     Training uses every tumour slice plus ``background_ratio`` times as many slices without tumour (drawn
     per patient with a fixed seed); inference runs on every slice. ``augmentation`` ``paper``: each slice
     also rotated by +-20 and +-60 degrees and flipped horizontally (six images per slice).
@@ -69,9 +69,9 @@ class DataSettings2D(_Strict):
 
     @field_validator("image_size")
     @classmethod
-    def _multiple_of_32(cls, v: int) -> int:
-        if v % 32:
-            raise ValueError("image_size must be a multiple of 32 (the encoders downsample five times)")
+    def _multiple_of_16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError("image_size must be a multiple of 16 (the encoders downsample by 16 or more)")
         return v
 
     @field_validator("sequences")

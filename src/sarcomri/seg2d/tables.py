@@ -111,6 +111,7 @@ def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Seque
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sets = [t for t in TEST_SETS if t in set(summary["test_set"])]
     models = list(models) if models is not None else list(dict.fromkeys(summary["model"]))
@@ -128,6 +129,10 @@ def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Seque
             else:
                 ax.plot(line["n_target_train"], line["mean"], marker="o", color=colour, label=m)
         ax.set_xscale("log")
+        ticks = sorted(int(n) for n in set(sub["n_target_train"]) if n > 0)
+        if ticks:
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(f"{ts} test set")
         ax.set_xlabel("target training patients")
         ax.grid(alpha=0.3)

@@ -1,0 +1,166 @@
+"""The design of the transfer study: source and target patients, the patient-level hold-out per domain,
+the nested target training subsets, and the list of models to train (see :mod:`sarcomri.seg2d.transfer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.splits import LeakageError, check_no_leakage, holdout, nested_subsets
+from sarcomri.errors import InputError
+from sarcomri.io.atomic import write_csv
+from sarcomri.seg2d.config import LEVELS, MODEL_KINDS, TransferStudyConfig
+from sarcomri.seg2d.data import eligible_patients
+
+Progress = Callable[[dict[str, Any]], None]
+DOMAINS = ("source", "target")
+
+
+@dataclass
+class Domain:
+    """The patients of one domain: their cohort and the eligible patient ids."""
+
+    name: str
+    cohort: Cohort
+    patients: list[str]
+
+
+@dataclass
+class Job:
+    """One model to train: its name, kind and level, its training patients as (domain, patient) keys, the
+    model it starts from, its folder (relative to the run) and seed; ``fractions`` it stands for."""
+
+    model: str
+    kind: str
+    level: str
+    n_target: int
+    train: list[tuple[str, str]]
+    folder: str
+    seed: int
+    init: str | None = None
+    fractions: list[float] = field(default_factory=list)
+
+
+def emit(progress: Progress | None, **event: Any) -> None:
+    """Send one progress event (a dict with ``event``) when a callback is given."""
+    if progress is not None:
+        progress(event)
+
+
+def resolve_domains(cfg: TransferStudyConfig, run_dir: Path, progress: Progress | None = None) -> dict[str, Domain]:
+    """The source and target patients: from two cohorts, from one cohort split by ``domain.column``, or from
+    a synthetic pair generated once into ``<run>/cohort``."""
+    if cfg.cohort and cfg.target_cohort:
+        cohorts = {"source": Cohort.load(cfg.cohort), "target": Cohort.load(cfg.target_cohort)}
+        return {d: Domain(d, c, eligible_patients(c, cfg.data)) for d, c in cohorts.items()}
+    if cfg.cohort:
+        cohort = Cohort.load(cfg.cohort)
+    else:
+        from sarcomri.seg2d.synthpair import synthesise_pair
+        from sarcomri.synth.acquisition import Protocol
+
+        s, dom = cfg.synth, cfg.domain
+        if s is None:
+            raise InputError(None, "give 'cohort' (and optionally 'target_cohort') or 'synth'")
+        if dom.column != "site" or {dom.source, dom.target} != {"cervix", "corpus"}:
+            raise InputError(None, "a synthetic pair splits by domain.column 'site' into 'cervix' and 'corpus'")
+        target = run_dir / "cohort"
+        if not (target / "cohort.json").is_file():
+            emit(progress, event="stage", stage="synthesising the source/target cohort")
+            synthesise_pair(target, {dom.source: s.source_patients, dom.target: s.target_patients}, seed=s.seed,
+                            protocol=Protocol(fov_mm=s.fov_mm, size=s.size, slices=s.slices),
+                            sequences=sorted(set(cfg.data.sequences) | {cfg.radiomics.sequence}))
+        cohort = Cohort.load(target)
+    col = cfg.domain.column
+    if col not in cohort.patients.columns:
+        raise InputError(cohort.root, f"patients.csv has no column {col!r} to split source from target")
+    eligible = set(eligible_patients(cohort, cfg.data))
+    values = cohort.patients.set_index("patient_id")[col].astype(str)
+    out = {}
+    for d in DOMAINS:
+        value = getattr(cfg.domain, d)
+        ids = [p for p in cohort.patient_ids if p in eligible and values[p] == value]
+        out[d] = Domain(d, cohort, ids)
+    return out
+
+
+def study_splits(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path) -> pd.DataFrame:
+    """A patient-level hold-out per domain (``domain, patient_id, repeat, fold, role``); read back when
+    already written. Leakage is checked per domain, and a patient of one cohort never sits in both domains."""
+    path = run_dir / "splits.csv"
+    if path.is_file():
+        table = pd.read_csv(path, dtype={"patient_id": str})
+    else:
+        parts = []
+        for d, dom in domains.items():
+            need = max(2, int(np.ceil(1 / cfg.test_ratio)))
+            if len(dom.patients) < need:
+                raise InputError(dom.cohort.root, f"the {d} domain has {len(dom.patients)} eligible patient(s) "
+                                                  f"(sequences {cfg.data.sequences} with a mask): too few")
+            pats = dom.cohort.patients[dom.cohort.patients["patient_id"].isin(dom.patients)]
+            split = holdout(pats, test_ratio=cfg.test_ratio, seed=cfg.split_seed, val_ratio=0.0,
+                            stratify_by=cfg.stratify_by or ["label"])
+            parts.append(split.assign(domain=d))
+        table = pd.concat(parts, ignore_index=True)[["domain", "patient_id", "repeat", "fold", "role"]]
+        write_csv(path, table)
+    for _, sub in table.groupby("domain"):
+        check_no_leakage(sub.drop(columns="domain"), kfold_complete=False)
+    if domains["source"].cohort is domains["target"].cohort:
+        both = set(table.loc[table["domain"] == "source", "patient_id"]) & set(
+            table.loc[table["domain"] == "target", "patient_id"])
+        if both:
+            raise LeakageError(f"patients {sorted(both)[:5]} are in both the source and the target domain")
+    return table
+
+
+def target_subsets(cfg: TransferStudyConfig, domains: dict[str, Domain], splits: pd.DataFrame,
+                   run_dir: Path) -> pd.DataFrame:
+    """Nested subsets of the target training patients (``patient_id, fraction``); read back when written."""
+    path = run_dir / "subsets.csv"
+    if path.is_file():
+        return pd.read_csv(path, dtype={"patient_id": str})
+    train = splits[(splits["domain"] == "target") & (splits["role"] == "train")]["patient_id"]
+    pats = domains["target"].cohort.patients
+    table = nested_subsets(pats[pats["patient_id"].isin(set(train))], cfg.fractions, seed=cfg.split_seed,
+                           stratify_by=cfg.stratify_by or ["label"])
+    write_csv(path, table)
+    return table
+
+
+def model_seed(seed: int, kind: str, level: str) -> int:
+    """The seed of a model: a function of the study seed, its kind and its level (not of the fraction)."""
+    return int(np.random.SeedSequence([seed, MODEL_KINDS.index(kind), LEVELS.index(level) if level else 9])
+               .generate_state(1)[0] % 2**31)
+
+
+def plan_jobs(cfg: TransferStudyConfig, splits: pd.DataFrame, subsets: pd.DataFrame) -> list[Job]:
+    """Every model of the study in training order (the source model first), sharing folders between
+    fractions with the same target patients."""
+    src = sorted(splits[(splits["domain"] == "source") & (splits["role"] == "train")]["patient_id"])
+    src_keys = [("source", p) for p in src]
+    jobs = [Job("source", "source", "", 0, src_keys, "models/source", model_seed(cfg.train.seed, "source", ""),
+                fractions=[0.0])] if {"source", "transfer"} & set(cfg.models) else []
+    sets: dict[int, list[tuple[str, str]]] = {}
+    frac_of: dict[int, list[float]] = {}
+    for f in cfg.fractions:
+        ids = sorted(subsets.loc[np.isclose(subsets["fraction"], f), "patient_id"])
+        sets[len(ids)] = [("target", p) for p in ids]
+        frac_of.setdefault(len(ids), []).append(f)
+    for kind in MODEL_KINDS[1:]:
+        if kind not in cfg.models:
+            continue
+        for level in (cfg.levels if kind == "transfer" else [""]):
+            name = f"transfer-{level}" if kind == "transfer" else kind
+            for n, keys in sets.items():
+                train = src_keys + keys if kind == "aggregated" else keys
+                jobs.append(Job(name, kind, level, n, train, f"models/{name}/n{n:03d}",
+                                model_seed(cfg.train.seed, kind, level), "source" if kind == "transfer" else None,
+                                frac_of[n]))
+    return jobs
