@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 from sarcomri.errors import InputError
@@ -120,3 +121,26 @@ def test_encoder_must_be_a_timm_encoder_and_unknown_names_fail_clearly():
         NetworkSettings(encoder="resnet34")
     with pytest.raises(InputError):
         build_network(NetworkSettings(encoder="tu-no_such_model_xyz"), 3)
+
+
+def test_a_saved_model_segments_new_images_on_the_first_images_grid(pair_cohort, tmp_path):
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.seg2d.config import InferSettings2D
+    from sarcomri.seg2d.infer import Segmenter, predict_images
+    from sarcomri.seg2d.train import model_spec, save_model
+
+    from .conftest import TINY_DATA
+
+    net = _net("deeplabv3plus")
+    save_model(tmp_path / "m", net, model_spec(TINY_NET, TINY_DATA))
+    seg = Segmenter.load(tmp_path / "m")
+    assert seg.data.image_size == 32 and not seg.network.training
+    co = Cohort.load(pair_cohort)
+    images = [co.read_image("T004", s) for s in ("DWI_b0", "DWI_b1000", "ADC")]
+    mask, prob = predict_images(seg, images, InferSettings2D(threshold=0.5, largest_component=False))
+    for out in (mask, prob):
+        assert out.GetSize() == images[0].GetSize() and out.GetSpacing() == images[0].GetSpacing()
+        assert out.GetOrigin() == images[0].GetOrigin() and out.GetDirection() == images[0].GetDirection()
+    p = sitk.GetArrayFromImage(prob)
+    assert 0.0 <= p.min() <= p.max() <= 1.0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), (p >= 0.5).astype(np.uint8))
