@@ -6,7 +6,8 @@ Stages (each a function of the run folder, each skipped when its outputs exist):
 2. :func:`resolve_cohort` loads the cohort folder, or synthesises it into ``<run>/cohort``.
 3. :func:`run_classification` writes splits, slice caches, the models and ``predictions.parquet``.
 4. :func:`ensemble_tables` writes ``tables/patient_predictions.csv``, ``tables/ensembles.csv``,
-   ``tables/per_sequence.csv`` and ``tables/ensemble_summary.csv``.
+   ``tables/per_sequence.csv``, ``tables/ensemble_summary.csv`` and ``tables/combined.csv`` (the patient's
+   mean likelihood over its sequences).
 5. :func:`combine_tables` writes ``tables/votes.csv``, ``tables/summed_score.csv`` and
    ``tables/combinations.csv`` (+ ``combinations_top10.csv``).
 """
@@ -105,7 +106,7 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, cohort: C
 
 def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str, pd.DataFrame]:
     """Patient predictions, leave-one-out ensembles and per-sequence metrics, written to ``tables/``."""
-    from sarcomri.analysis.scoring import per_ensemble_table, per_sequence_table, summarise_ensembles
+    from sarcomri.analysis.scoring import combined_table, per_ensemble_table, per_sequence_table, summarise_ensembles
     from sarcomri.infer.aggregate import loo_ensembles, mean_likelihood, patient_predictions
 
     run_dir = Path(run_dir)
@@ -119,6 +120,7 @@ def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str,
         "likelihood": likelihood,
         "per_sequence": per_sequence_table(likelihood),
         "ensemble_summary": summarise_ensembles(per_ensemble_table(ens)),
+        "combined": combined_table(likelihood),
     }
     for name, t in tables.items():
         write_csv(run_dir / "tables" / f"{name}.csv", t)

@@ -66,3 +66,16 @@ def test_combined_model_is_out_of_fold_logistic_regression():
     clin.loc["P0", "age"] = np.nan
     with pytest.raises(SarcomriError, match="missing values"):
         combined_predictions(lik, clin, y, folds, ["age"])
+
+
+def test_combined_likelihood_is_the_mean_over_a_patients_sequences():
+    import pandas as pd
+
+    from sarcomri.analysis.scoring import COMBINED, combined_likelihood, combined_table
+
+    lik = pd.DataFrame({"sequence": ["A", "B", "A", "A", "B", "B"], "patient_id": ["p1", "p1", "p2", "p3", "p3", "p4"],
+                        "label": [1, 1, 0, 1, 1, 0], "likelihood": [0.9, 0.5, 0.2, 0.4, 0.6, 0.1]})
+    both = combined_likelihood(lik).set_index("patient_id")
+    assert both.loc["p1", "likelihood"] == pytest.approx(0.7) and both.loc["p2", "n_sequences"] == 1
+    row = combined_table(lik).iloc[0]
+    assert row["sequence"] == COMBINED and row["n"] == 4 and row["auc"] == pytest.approx(1.0)

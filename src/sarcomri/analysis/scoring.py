@@ -41,6 +41,24 @@ def per_sequence_table(likelihoods: pd.DataFrame, cutoff: float | None = 0.5) ->
     return pd.DataFrame(rows)
 
 
+COMBINED = "mean of sequences"
+
+
+def combined_likelihood(likelihoods: pd.DataFrame) -> pd.DataFrame:
+    """Per patient the mean likelihood over the sequences the patient has (a fixed rule: nothing is fitted,
+    so its AUC is not optimistic); columns patient_id, label, likelihood, n_sequences."""
+    g = likelihoods.groupby("patient_id", sort=False)
+    return pd.DataFrame({"label": g["label"].first(), "likelihood": g["likelihood"].mean(),
+                         "n_sequences": g["likelihood"].size()}).reset_index()
+
+
+def combined_table(likelihoods: pd.DataFrame, cutoff: float | None = 0.5) -> pd.DataFrame:
+    """One row, like :func:`per_sequence_table`'s, for the patient-level mean of the sequence likelihoods."""
+    both = combined_likelihood(likelihoods)
+    return pd.DataFrame([{"sequence": COMBINED,
+                          **performance_row(both["label"].to_numpy(), both["likelihood"].to_numpy(), cutoff)}])
+
+
 def per_ensemble_table(ensembles: pd.DataFrame, cutoff: float = 0.5) -> pd.DataFrame:
     """Per sequence and ensemble: AUC and metrics at ``cutoff``; then the mean and SD over ensembles."""
     rows = []

@@ -38,7 +38,7 @@ def run(
     con = Console()
     con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "
               f"{out / 'predictions.parquet'}")
-    print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"))
+    print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"), tables["combined"])
     if cfg.clinical_columns:
         print_clinical(con, cls_study.clinical_tables(out, cohort, cfg.clinical_columns))
 
@@ -51,7 +51,7 @@ def ensemble(
     """Leave-one-out ensembles (R ensembles of R-1 repeats) and per-sequence AUC with DeLong 95% CI."""
     tables = cls_study.ensemble_tables(run, aggregation)
     meta = _cohort_meta(run)
-    print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"))
+    print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"), tables["combined"])
 
 
 @app.command("combine")
@@ -93,10 +93,12 @@ def _cohort_meta(run: Path) -> dict:
     return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
-def print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None) -> None:
+def print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None,
+                       combined: pd.DataFrame | None = None) -> None:
     t = Table("sequence", "patients", "positives", "AUC (95% CI, DeLong)", "sens @0.5", "spec @0.5",
               title="Patient-level performance of the leave-one-out ensembles")
-    for r in table.itertuples():
+    rows = table if combined is None or len(table) < 2 else pd.concat([table, combined], ignore_index=True)
+    for r in rows.itertuples():
         t.add_row(str(r.sequence), str(r.n), str(r.n_pos), f"{r.auc:.3f} ({r.auc_lower:.3f}-{r.auc_upper:.3f})",
                   f"{r.sensitivity:.3f}", f"{r.specificity:.3f}")
     con.print(t)
