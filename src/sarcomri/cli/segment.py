@@ -72,6 +72,15 @@ def train(
 
             per_case = run_crossval(cfg, out, progress)
     _report(con, per_case)
+    from sarcomri.seg3d.crossval import per_fold
+
+    _print_table(con, per_fold(per_case), "Per fold (HD95 in mm)")
+    timing = out / "tables" / "timing.csv"
+    if timing.is_file():
+        t = pd.read_csv(timing)
+        cols = [c for c in ("train_wall_s", "train_cpu_s", "predict_wall_s", "predict_cpu_s") if c in t.columns]
+        if cols:
+            con.print("folds, summed: " + ", ".join(f"{c} {t[c].sum():.0f}" for c in cols), highlight=False)
     con.print(f"[green]per-case table:[/] {escape(str(out / 'tables' / 'per_case.csv'))}")
 
 
