@@ -74,9 +74,9 @@ def test_small_images_get_the_whole_image_as_patch():
     assert strides == [[1, 1, 1], [2, 2, 2], [2, 2, 2]]  # 32 -> 16 -> 8, not to 4
 
 
-def test_cpu_preset_coarsens_in_plane_until_the_patch_covers_half_the_image():
+def test_coarsening_in_plane_until_the_patch_covers_half_the_image():
     fp = _fp([(3.27, 0.977, 0.977)] * 5, [(60, 150, 150)] * 5)
-    settings = PlanSettings(**PRESETS["cpu"])
+    settings = PlanSettings(**{**PRESETS["cpu"], "max_patch_voxels": 48 * 64 * 64})
     plan = make_plan(fp, ["T1"], settings)
     assert plan.fullres_spacing == pytest.approx([3.27, 0.977, 0.977])
     assert plan.target_spacing[0] == pytest.approx(3.27)  # the coarse axis is kept
@@ -89,6 +89,19 @@ def test_cpu_preset_coarsens_in_plane_until_the_patch_covers_half_the_image():
     assert np.prod(p_finer) < settings.min_coverage * np.prod(median_shape(fp, finer))
     assert plan.filters == [16, 32, 64, 128][: len(plan.strides)]
     assert plan.deep_supervision == min(2, len(plan.strides) - 2)  # heads only where the decoder has levels
+
+
+def test_cpu_preset_coarsens_every_axis_up_to_four_times_the_finest_spacing():
+    # sts-t1-like geometry: in-plane is coarsened to the slice spacing first, then all axes together, until the
+    # patch covers half the image or the spacing reaches 4 x the finest median spacing (here the limit)
+    fp = _fp([(3.27, 0.977, 0.977)] * 5, [(60, 150, 150)] * 5)
+    settings = PlanSettings(**PRESETS["cpu"])
+    plan = make_plan(fp, ["T1"], settings)
+    sp = np.asarray(plan.target_spacing)
+    assert sp[0] == sp[1] == sp[2] > 3.27
+    assert 0.977 * settings.max_spacing_factor / 1.03 < sp[0] <= 0.977 * settings.max_spacing_factor
+    assert np.prod(plan.patch_size) <= settings.max_patch_voxels
+    assert plan.patch_size == [40, 28, 32] and plan.filters == [16, 32, 64]
 
 
 def test_gpu_preset_keeps_the_median_spacing():

@@ -2,9 +2,9 @@
 
 A config names the cohort, the sequences (one model per entry; ``"T1+T2"`` stacks co-registered sequences as
 channels, the mask of the first being the reference), the patient-level folds (``workers`` of them trained at
-once in separate processes), a planner preset (``cpu``: a
-small network and patch on a coarser grid, about 1 s per step on 2 cores; ``gpu``: nnU-Net-sized) with
-optional overrides, the training schedule and the inference settings.
+once in separate processes), a planner preset (``cpu``: a small network and patch on a coarser grid, about 0.3
+CPU-seconds per step on this project's CPU; ``gpu``: nnU-Net-sized) with optional overrides, the training
+schedule and the inference settings.
 """
 
 from __future__ import annotations
@@ -44,11 +44,13 @@ class PlanSettings(_Strict):
     deep_supervision: int = Field(2, ge=0)
 
 
-#: Planner presets. ``cpu``: 16-128 filters, patches of at most 48 x 64 x 64 voxels, on a grid coarse enough
-#: that the patch covers half the median image. ``gpu``: nnU-Net's ``3d_fullres`` budget (about 128^3 voxels,
-#: 32-320 filters, batch 2), median spacing kept.
+#: Planner presets. ``cpu``: 16-128 filters, patches of at most 38,400 voxels (e.g. 40 x 32 x 30), on a grid
+#: coarse enough that the patch covers half the median image, or at most 4 times the finest median spacing
+#: (on the sts-t1 T1 images: 3.9 mm isotropic, patch 40 x 28 x 32, 16-64 filters; chosen by measurement, see
+#: docs/segmentation3d.md). ``gpu``: nnU-Net's ``3d_fullres`` budget (about 128^3 voxels, 32-320 filters,
+#: batch 2), median spacing kept.
 PRESETS: dict[str, dict] = {
-    "cpu": {"max_patch_voxels": 48 * 64 * 64, "min_coverage": 0.5, "base_filters": 16, "max_filters": 128,
+    "cpu": {"max_patch_voxels": 38_400, "min_coverage": 0.5, "base_filters": 16, "max_filters": 128,
             "batch_size": 2, "max_depth": 5},
     "gpu": {"max_patch_voxels": 128 * 128 * 128, "min_coverage": 0.0, "base_filters": 32, "max_filters": 320,
             "batch_size": 2, "max_depth": 6},
