@@ -16,9 +16,9 @@ from sarcomri.cli import predict as predict_cli
 from sarcomri.cli import radiomics as radiomics_cli
 from sarcomri.cli import report as report_cli
 from sarcomri.cli import segment as segment_cli
+from sarcomri.cli import segment_transfer, stats_seg
 from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
-from sarcomri.cli import stats_seg
 from sarcomri.cli import study as study_cli
 from sarcomri.cli import synth as synth_cli
 from sarcomri.errors import SarcomriError
@@ -37,6 +37,7 @@ app.add_typer(classify_cli.app, name="classify")
 stats_cli.app.command("seg")(stats_seg.seg)
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(radiomics_cli.app, name="radiomics")
+segment_cli.app.command("transfer-study")(segment_transfer.transfer_study)
 app.add_typer(segment_cli.app, name="segment")
 app.add_typer(study_cli.app, name="study")
 export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
