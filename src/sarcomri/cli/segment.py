@@ -113,19 +113,34 @@ def predict(
                                        "efficient on a small CPU that other processes share)."),
 ) -> None:
     """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
-    direction and size), and a DICOM-SEG when the input is a DICOM series."""
+    direction and size), and a DICOM-SEG when the input is a DICOM series. The model is a 3D model (or a
+    folder of them: a fold ensemble) or a 2D model of a transfer study (``models/<model>/n<k>``)."""
     import SimpleITK as sitk
 
     from sarcomri.cohort.manifest import Cohort
     from sarcomri.io.atomic import atomic_path
+    from sarcomri.seg2d.config import InferSettings2D
+    from sarcomri.seg2d.infer import Segmenter, is_2d_model, segment_patient_2d
     from sarcomri.seg3d.config import InferSettings
     from sarcomri.seg3d.data import patients_with, read_channels
     from sarcomri.seg3d.infer import find_models
-    from sarcomri.seg3d.predict import segment_patient
+    from sarcomri.seg3d.predict import PatientSegmentation, segment_patient
 
-    models = find_models(model)
-    seqs = models[0].plan.sequences
-    settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component, threads=threads)
+    if is_2d_model(model):
+        segmenter = Segmenter.load(model)
+        seqs = list(segmenter.data.sequences)
+        settings_2d = InferSettings2D(largest_component=largest_component)
+
+        def segment(images: dict, case: str) -> PatientSegmentation:
+            return segment_patient_2d(segmenter, images, settings_2d, case_id=case)
+    else:
+        models = find_models(model)
+        seqs = models[0].plan.sequences
+        settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component,
+                                 threads=threads)
+
+        def segment(images: dict, case: str) -> PatientSegmentation:
+            return segment_patient(models, images, settings, case_id=case)
     con = Console(highlight=False)
     source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
@@ -150,7 +165,7 @@ def predict(
         jobs = [(stem, lambda: {seqs[0]: first, **dict(zip(seqs[1:], inputs[1:], strict=True))})]
     out.mkdir(parents=True, exist_ok=True)
     for case, read in jobs:
-        result = segment_patient(models, read(), settings, case_id=case)
+        result = segment(read(), case)
         with atomic_path(out / f"{case}.nii.gz") as tmp:
             sitk.WriteImage(result.mask, str(tmp), useCompression=True)
         if probabilities:

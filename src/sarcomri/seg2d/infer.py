@@ -3,7 +3,7 @@ into a 3D mask on the case's original grid (see :mod:`sarcomri.seg2d.data`), wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,12 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
+from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_path
 from sarcomri.seg2d.config import DataSettings2D, InferSettings2D
 from sarcomri.seg2d.data import CaseSlices, prepare_case, reassemble
-from sarcomri.seg2d.train import load_network
+from sarcomri.seg2d.train import WEIGHTS, load_network
+from sarcomri.seg3d.predict import ImageLike, PatientSegmentation, read_input_image
 
 
 @dataclass
@@ -61,6 +63,31 @@ def predict_images(segmenter: Segmenter, images: Sequence[sitk.Image], settings:
     the first): mask and probability on the first image's grid."""
     case = prepare_case(case_id, images, None, segmenter.data)
     return predict_case(segmenter.network, case, settings)
+
+
+def is_2d_model(folder: str | Path) -> bool:
+    """True when ``folder`` holds a model written by :func:`sarcomri.seg2d.train.save_model` (a 3D model
+    folder holds a ``model.pt`` too, with a plan instead of a 2D spec)."""
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        return False
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return isinstance(state, dict) and "spec" in state and "plan" not in state
+
+
+def segment_patient_2d(segmenter: Segmenter, images: Mapping[str, ImageLike],
+                       settings: InferSettings2D | None = None, case_id: str = "patient") -> PatientSegmentation:
+    """Segment one new patient with a 2D model: ``images`` maps sequence names to SimpleITK images, NIfTI
+    files or DICOM series folders; the model's sequences are taken in its order (extra keys ignored), the
+    later ones resampled onto the first. The result has the same form as the 3D
+    :func:`sarcomri.seg3d.predict.segment_patient`'s."""
+    seqs = list(segmenter.data.sequences)
+    missing = [s for s in seqs if s not in images]
+    if missing:
+        raise InputError(case_id, f"the model needs the sequence(s) {missing}; given {sorted(images)}")
+    read = [read_input_image(images[s], s) for s in seqs]
+    mask, prob = predict_images(segmenter, read, settings, case_id)
+    return PatientSegmentation(mask, prob, seqs, 1)
 
 
 def write_mask(mask: sitk.Image, path: str | Path) -> Path:
