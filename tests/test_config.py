@@ -51,7 +51,7 @@ def test_demo_study_preset_is_valid_and_complete():
     cfg = load_study_config(preset_path())
     assert cfg.synth is not None and cfg.dicom_roundtrip and cfg.report
     assert cfg.classification_config("c").positive_label == "sarcoma"
-    assert cfg.segmentation_config("c").sequences == ["T2axi"]
+    assert cfg.segmentation_config("c").sequences == ["DWI_b1000"]
     assert set(cfg.transfer_config().models) == {"source", "target", "transfer", "aggregated"}
 
 

@@ -61,5 +61,29 @@ def new_patient(out: Path, cfg: StudyConfig, log: Log) -> tuple[Path, str]:
             shutil.rmtree(seg)
     folder = next(p for p in dicom.iterdir() if p.is_dir())
     label = str(cohort.patients["label"].iloc[0])
-    log(f"new patient: {folder} (DICOM without masks; truth, for the demo only: {label})")
+    log(f"new patient: {folder} (DICOM without masks)")
     return folder, label
+
+
+def mask_against_truth(new_patient_dir: Path, predicted_mask: Path, sequence: str) -> dict[str, float]:
+    """How well the segmentation model found the new patient's tumour: Dice, HD95 (mm) and both volumes (mL)
+    of ``predicted_mask`` against the synthetic truth of ``sequence`` (which the demo alone knows; the
+    prediction never sees it). The prediction is taken onto the truth's grid (nearest neighbour)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.errors import InputError
+    from sarcomri.stats.segmentation import segmentation_metrics
+
+    cohort = Cohort.load(new_patient_dir / "synthetic")
+    truth = cohort.read_mask(cohort.patient_ids[0], sequence)
+    if truth is None:
+        raise InputError(new_patient_dir, f"the synthetic patient has no {sequence} mask")
+    pred = sitk.Resample(sitk.ReadImage(str(predicted_mask)), truth, sitk.Transform(), sitk.sitkNearestNeighbor,
+                         0, sitk.sitkUInt8)
+    m = segmentation_metrics(sitk.GetArrayFromImage(pred) > 0, sitk.GetArrayFromImage(truth) > 0,
+                             truth.GetSpacing()[::-1])
+    ml = float(np.prod(truth.GetSpacing())) / 1000.0
+    return {"dice": float(m["dice"]), "hd95_mm": float(m["hd95_mm"]),
+            "predicted_ml": m["pred_voxels"] * ml, "true_ml": m["ref_voxels"] * ml}

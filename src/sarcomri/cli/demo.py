@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,10 +31,18 @@ def demo(
     con.rule(f"demo study ({cfg.synth.patients} synthetic patients)")
     study_lib.run_study(cfg, out / "study", log=con.print)
     con.rule("one new patient")
-    folder, _ = demo_lib.new_patient(out / "new-patient", cfg, con.print)
+    folder, label = demo_lib.new_patient(out / "new-patient", cfg, con.print)
     seg = out / "study" / "segmentation" if cfg.segmentation is not None else None
     predict(folder, model=out / "study" / "classification", segmentation_model=seg,
             out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True)
+    result = json.loads((out / "new-patient" / "prediction" / "result.json").read_text())
+    con.print(f"truth, for the demo only: {label}; the decision was {result['decision']}")
+    source = str(result.get("mask_source", ""))
+    if seg is not None and source.startswith("segmentation model on "):
+        seq = source.removeprefix("segmentation model on ")
+        m = demo_lib.mask_against_truth(out / "new-patient", out / "new-patient" / "prediction" / "mask.nii.gz", seq)
+        con.print(f"the segmentation model's mask against the synthetic truth ({seq}): Dice {m['dice']:.2f}, "
+                  f"HD95 {m['hd95_mm']:.1f} mm, volume {m['predicted_ml']:.1f} mL (true {m['true_ml']:.1f} mL)")
     con.rule("done")
     con.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     con.print(f"study report: {(out / 'study' / 'report' / 'report.html').resolve()}")

@@ -9,23 +9,13 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
+from sarcomri.cli.console import print_table, training_progress
 from sarcomri.errors import InputError
 
 app = typer.Typer(help="3D tumour segmentation on MRI (e.g. soft-tissue sarcoma): an nnU-Net-style plan "
                        "(spacing, patch, DynUNet) scaled to the machine, patient-level cross-validation, "
                        "sliding-window inference, Dice/F2/ASSD/HD95.", no_args_is_help=True)
-
-
-def _print_table(con: Console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.{digits}f}" if isinstance(v, float) else escape(str(v)) for v in row))
-    con.print(table)
 
 
 @app.command("train")
@@ -51,9 +41,7 @@ def train(
     if quiet:
         per_case = run_crossval(cfg, out)
     else:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=con) as bar:
+        with training_progress(con) as bar:
             state: dict = {}
 
             def progress(e: dict) -> None:
@@ -74,7 +62,7 @@ def train(
     _report(con, per_case)
     from sarcomri.seg3d.crossval import per_fold
 
-    _print_table(con, per_fold(per_case), "Per fold (HD95 in mm)")
+    print_table(con, per_fold(per_case), "Per fold (HD95 in mm)")
     timing = out / "tables" / "timing.csv"
     if timing.is_file():
         t = pd.read_csv(timing)
@@ -89,10 +77,10 @@ def _report(con: Console, per_case: pd.DataFrame) -> None:
 
     cols = ["case", "sequence"] + (["fold"] if "fold" in per_case.columns else []) + \
         ["dice", "f2", "assd_mm", "hd95_mm", "empty_pred"]
-    _print_table(con, per_case[cols], "Per case (HD95, ASSD in mm)")
-    _print_table(con, paper_table(per_case), "Median (IQR) per sequence")
+    print_table(con, per_case[cols], "Per case (HD95, ASSD in mm)")
+    print_table(con, paper_table(per_case), "Median (IQR) per sequence")
     means = per_case.groupby("sequence")[["dice", "hd95_mm"]].mean().reset_index()
-    _print_table(con, means.rename(columns={"dice": "mean Dice", "hd95_mm": "mean HD95 (mm)"}), "Means")
+    print_table(con, means.rename(columns={"dice": "mean Dice", "hd95_mm": "mean HD95 (mm)"}), "Means")
 
 
 @app.command("predict")
@@ -211,7 +199,7 @@ def evaluate(
                  .rename(columns={"sequence": "value"})]
     for col in by:
         summary = summarise_by(per_case, ["sequence", col], co.patients, metrics)
-        _print_table(con, summary[["sequence", col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
+        print_table(con, summary[["sequence", col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
         summaries.append(summary.assign(stratum=col).rename(columns={col: "value"}))
     if out is not None:
         write_csv(out, per_case)

@@ -6,21 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-
-def _print_table(con: Console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.{digits}f}" if isinstance(v, float) else escape(str(v)) for v in row))
-    con.print(table)
+from sarcomri.cli.console import print_table, training_progress
 
 
 def transfer_study(
@@ -49,9 +39,7 @@ def transfer_study(
     if quiet:
         tables = run_transfer_study(cfg, run_dir)
     else:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=con) as bar:
+        with training_progress(con) as bar:
             state: dict = {}
 
             def progress(e: dict) -> None:
@@ -77,16 +65,16 @@ def transfer_study(
     for ts, sub in summary.groupby("test_set", sort=False):
         wide = sub.pivot_table(index="model", columns="n_target_train", values="mean", sort=False)
         wide.columns = [f"n={c}" for c in wide.columns]
-        _print_table(con, wide.astype(object).where(wide.notna(), "").reset_index(),
+        print_table(con, wide.astype(object).where(wide.notna(), "").reset_index(),
                      f"Mean DSC, {ts} test set ({int(sub['n'].max())} patients), by target training patients", 2)
     anova = tables["anova"]
     if not anova.empty:
-        _print_table(con, anova[["test_set", "fraction", "models", "n", "F", "p", "note"]].fillna({"note": ""}),
+        print_table(con, anova[["test_set", "fraction", "models", "n", "F", "p", "note"]].fillna({"note": ""}),
                      f"One-way ANOVA of {cfg.anova_metric} across models")
     rel = tables["reliability"]
     if not rel.empty:
         best = rel[rel["test_set"] == "combined"].groupby("model")["icc"].median().reset_index()
-        _print_table(con, best.rename(columns={"icc": "median ICC(2,1)"}),
+        print_table(con, best.rename(columns={"icc": "median ICC(2,1)"}),
                      f"{cfg.radiomics.sequence} first-order features, manual vs automatic masks (combined test set)")
     con.print("DSC mean / median by model x training size x test set (the paper's format): tables/paper.csv")
     con.print(f"[green]tables:[/] {escape(str(Path(run_dir) / 'tables'))}  [green]figure:[/] "

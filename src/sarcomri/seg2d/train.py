@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,7 @@ from sarcomri.seg2d.model import (
     set_train_mode,
     trainable_parameters,
 )
-
-CHECKPOINT = "checkpoint.pt"
-WEIGHTS = "model.pt"
-
-
-@dataclass
-class FitResult:
-    """Loss and timing per epoch, where the run resumed from, and the trained network (on the CPU)."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    resumed_from: int | None = None
-    network: nn.Module | None = None
+from sarcomri.seg3d.train import CHECKPOINT, WEIGHTS, FitResult  # the same run-folder conventions as 3D
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
