@@ -16,6 +16,8 @@ from sarcomri.seg3d.model import bf16_safe, build_network, level_shapes
 from sarcomri.seg3d.train import CHECKPOINT, fit, save_model
 from sarcomri.stats.segmentation import segmentation_metrics
 
+from .conftest import blob_volume
+
 SETTINGS = TrainSettings(epochs=3, iterations=2, lr=1e-2, seed=5, threads=1)
 
 
@@ -180,3 +182,51 @@ def test_deep_supervision_heads_and_loss(tiny_plan):
     assert supervised_loss(loss_fn, out, y).item() == pytest.approx(expected.item(), rel=1e-6)
     net.eval()
     assert net(x).shape == (2, 2, 8, 16, 16)
+
+
+def test_nonzero_region_is_the_union_of_the_sequences_with_holes_filled():
+    from sarcomri.seg3d.infer import nonzero_region
+
+    a = np.zeros((6, 20, 20), np.float32)
+    a[1:5, 4:16, 4:16] = 5.0
+    a[2:4, 8:12, 8:12] = 0.0          # an enclosed hole of exact zeros: tissue, filled
+    b = np.zeros_like(a)
+    b[1:5, 4:16, 16:19] = 2.0         # a second sequence reaching further in x
+    images = []
+    for arr in (a, b):
+        img = sitk.GetImageFromArray(arr)
+        img.SetSpacing((1.0, 1.0, 2.0))
+        images.append(img)
+    region = nonzero_region(images)
+    expected = np.zeros(a.shape, bool)
+    expected[1:5, 4:16, 4:19] = True
+    np.testing.assert_array_equal(region, expected)
+
+
+@pytest.mark.parametrize("normalisation", ["zscore_nonzero", "zscore"])
+def test_no_tumour_is_predicted_in_zero_padding_of_a_nonzero_normalised_plan(tiny_plan, normalisation):
+    from dataclasses import replace
+
+    plan = replace(tiny_plan, normalisation=normalisation)
+    torch.manual_seed(0)
+    net = build_network(plan).eval()
+    with torch.no_grad():  # a network that calls everything tumour
+        net.output_block.conv.conv.bias.copy_(torch.tensor([-20.0, 20.0]))
+    rng = np.random.default_rng(0)
+    image, _ = blob_volume(rng)
+    array = sitk.GetArrayFromImage(image)
+    array[:, :, :6] = 0.0             # padding from cropping: 6 columns of exact zeros
+    padded = sitk.GetImageFromArray(array)
+    padded.CopyInformation(image)
+    on = InferSettings(mirror=False, largest_component=False)
+    mask, prob = predict_images([Model(net, plan)], [padded], on)
+    m, p = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(prob)
+    assert prob.GetPixelID() == sitk.sitkFloat32
+    assert m[:, :, 8:].all()
+    if normalisation == "zscore_nonzero":
+        assert not m[:, :, :6].any() and not p[:, :, :6].any()
+    else:  # zero means a real value under a whole-volume z-score: nothing is removed
+        assert m[:, :, :6].all()
+    off = on.model_copy(update={"restrict_to_nonzero": False})
+    mask_off, _ = predict_images([Model(net, plan)], [padded], off)
+    assert sitk.GetArrayFromImage(mask_off).all()

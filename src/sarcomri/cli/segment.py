@@ -97,6 +97,8 @@ def predict(
     overlap: float = typer.Option(0.5, help="Sliding-window overlap (Gaussian-weighted windows)."),
     mirror: bool = typer.Option(True, help="Average over the 8 flips along z, y, x (test-time mirroring)."),
     largest_component: bool = typer.Option(True, help="Keep only the largest connected tumour component."),
+    restrict_to_nonzero: bool = typer.Option(True, help="3D models normalised over non-zero voxels: no tumour in "
+                                             "the zero padding around the image."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads (default: PyTorch's; 1 is the most "
                                        "efficient on a small CPU that other processes share)."),
 ) -> None:
@@ -125,7 +127,7 @@ def predict(
         models = find_models(model)
         seqs = models[0].plan.sequences
         settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component,
-                                 threads=threads)
+                                 restrict_to_nonzero=restrict_to_nonzero, threads=threads)
 
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient(models, images, settings, case_id=case)

@@ -95,13 +95,20 @@ class TrainSettings(_Strict):
 
 class InferSettings(_Strict):
     """Sliding-window inference (MONAI, Gaussian weighting) and post-processing; ``threads`` sets PyTorch's
-    CPU threads for the process (None: leave them)."""
+    CPU threads for the process (None: leave them).
+
+    ``restrict_to_nonzero``: with a plan normalised over the non-zero voxels (``zscore_nonzero``, where zero
+    means padding from cropping, resampling or rotation, not tissue), no tumour is predicted outside the
+    non-zero region of the inputs (any sequence non-zero, holes filled: nnU-Net's nonzero mask). Zero padding
+    becomes the tissue mean after that normalisation, and flat regions of it were mistaken for tumour.
+    """
 
     overlap: float = Field(0.5, ge=0, lt=1)
     mirror: bool = True
     largest_component: bool = True
     sw_batch_size: int = Field(2, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
+    restrict_to_nonzero: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
 

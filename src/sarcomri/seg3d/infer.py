@@ -21,7 +21,7 @@ from monai.inferers import sliding_window_inference
 
 from sarcomri.errors import InputError
 from sarcomri.seg3d.config import InferSettings
-from sarcomri.seg3d.data import Case, prepare_case
+from sarcomri.seg3d.data import Case, on_reference_grid, prepare_case
 from sarcomri.seg3d.model import build_network, resolve_device
 from sarcomri.seg3d.plan import Plan
 from sarcomri.seg3d.train import WEIGHTS
@@ -101,6 +101,15 @@ def to_original(prob: np.ndarray, case: Case) -> sitk.Image:
     return sitk.Resample(img, case.original, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
+def nonzero_region(images: Sequence[sitk.Image]) -> np.ndarray:
+    """Where any of ``images`` is non-zero, with enclosed holes filled (nnU-Net's nonzero mask), as a boolean
+    (z, y, x) array on the grid of the first image (the later ones resampled onto it)."""
+    from scipy import ndimage
+
+    arrays = [sitk.GetArrayViewFromImage(img) != 0 for img in on_reference_grid(images)]
+    return ndimage.binary_fill_holes(np.logical_or.reduce(arrays))
+
+
 def largest_component(mask: sitk.Image) -> sitk.Image:
     """Keep the largest face-, edge- or corner-connected component of a binary mask (uint8)."""
     cc = sitk.ConnectedComponent(mask, True)
@@ -115,8 +124,9 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
     """The tumour mask (uint8 0/1) and tumour probability (float32) of one case, on the grid of ``images[0]``.
 
     ``images`` are the models' sequences in order (the later ones are resampled onto the first). The
-    probability is the mean over ``models``; the mask thresholds it and, with ``largest_component``, keeps
-    the largest connected component.
+    probability is the mean over ``models``, set to 0 outside :func:`nonzero_region` with
+    ``restrict_to_nonzero`` (see :class:`InferSettings`); the mask thresholds it and, with
+    ``largest_component``, keeps the largest connected component.
     """
     s = settings or InferSettings()
     if not models:
@@ -127,6 +137,11 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
         prob = to_original(predict_grid(model.network, case, model.plan, s)[1], case)
         total = prob if total is None else total + prob
     prob = total / len(models)
+    if s.restrict_to_nonzero and all(m.plan.normalisation == "zscore_nonzero" for m in models):
+        array = sitk.GetArrayFromImage(prob)
+        array[~nonzero_region(images)] = 0
+        prob = sitk.GetImageFromArray(array)
+    prob = sitk.Cast(prob, sitk.sitkFloat32)
     prob.CopyInformation(images[0])
     mask = sitk.Cast(prob >= s.threshold, sitk.sitkUInt8)
     if s.largest_component:
