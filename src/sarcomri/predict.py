@@ -147,6 +147,9 @@ def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.
     raise InputError(seg_run, f"no segmentation model for the patient's sequences {sorted(have)}")
 
 
+#: How result.json's ``mask_source`` begins when the mask came from a segmentation model (then the sequence).
+FROM_SEGMENTATION_MODEL = "segmentation model on "
+
 IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
                "OtherPatientNames", "AccessionNumber", "PatientAddress", "ReferringPhysicianName", "InstitutionName")
 
@@ -235,7 +238,7 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
             outputs["mask"] = "mask.nii.gz"
             if write_seg_for(seg_mask, Path(src), seq, pid, out / "mask.seg.dcm") is not None:
                 outputs["dicom_seg"] = "mask.seg.dcm"
-            mask_source = f"segmentation model on {seq}"
+            mask_source = f"{FROM_SEGMENTATION_MODEL}{seq}"
             times["segment"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         sc = cfg.slices

@@ -12,6 +12,7 @@ from rich.console import Console
 from sarcomri import demo as demo_lib
 from sarcomri import study as study_lib
 from sarcomri.cli.predict import predict
+from sarcomri.predict import FROM_SEGMENTATION_MODEL
 
 
 def demo(
@@ -38,8 +39,8 @@ def demo(
     result = json.loads((out / "new-patient" / "prediction" / "result.json").read_text())
     con.print(f"truth, for the demo only: {label}; the decision was {result['decision']}")
     source = str(result.get("mask_source", ""))
-    if seg is not None and source.startswith("segmentation model on "):
-        seq = source.removeprefix("segmentation model on ")
+    if seg is not None and source.startswith(FROM_SEGMENTATION_MODEL):
+        seq = source.removeprefix(FROM_SEGMENTATION_MODEL)
         m = demo_lib.mask_against_truth(out / "new-patient", out / "new-patient" / "prediction" / "mask.nii.gz", seq)
         con.print(f"the segmentation model's mask against the synthetic truth ({seq}): Dice {m['dice']:.2f}, "
                   f"HD95 {m['hd95_mm']:.1f} mm, volume {m['predicted_ml']:.1f} mL (true {m['true_ml']:.1f} mL)")
