@@ -28,10 +28,16 @@ def test_synth_writes_cohort_and_dicom(tmp_path):
 def test_synth_refuses_an_existing_folder(tmp_path):
     out = tmp_path / "c"
     out.mkdir()
-    res = CliRunner().invoke(app, ["synth", "--out", str(out), "--patients", "2", "--size", "32", "--slices", "6",
-                                   "--quiet"])
+    (out / "notes.txt").write_text("mine")
+    args = ["synth", "--out", str(out), "--patients", "2", "--size", "32", "--slices", "6", "--quiet"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code != 0
     assert isinstance(res.exception, FileExistsError)
+    res = CliRunner().invoke(app, [*args, "--overwrite"])  # --overwrite replaces only a cohort
+    assert res.exit_code != 0 and "another kind" in str(res.exception)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()  # an empty folder is filled
+    assert CliRunner().invoke(app, args).exit_code == 0
 
 
 @pytest.mark.parametrize("args", [["--task", "lymphoma"], ["--patients", "0"]])

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from sarcomri.cohort import splits as sp
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.io.atomic import write_csv
+from sarcomri.io.atomic import check_writable, write_csv
 
 app = typer.Typer(help="Patient-level splits: no patient is ever in training and test of one fold.",
                   no_args_is_help=True)
@@ -37,8 +37,11 @@ def make(
     stratify: str = typer.Option("label", help="Comma-separated patients.csv columns to stratify by jointly."),
     group: str = typer.Option("center", help="Column whose values are left out in turn for --scheme groups."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same splits."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (never a cohort's "
+                                   "own files)."),
 ) -> None:
     """Write patient-level splits for a cohort and prove they do not leak patients."""
+    check_writable(out, overwrite=overwrite)  # before any work: a cohort's own files or an existing file
     c = Cohort.load(cohort)
     by = tuple(s.strip() for s in stratify.split(",") if s.strip())
     if scheme is Scheme.kfold:
@@ -48,7 +51,7 @@ def make(
     else:
         table = sp.leave_group_out(c.patients, group, val_ratio, seed)
     sp.check_no_leakage(table)
-    write_csv(out, table)
+    write_csv(out, table, overwrite=overwrite)
     print_summary(table, c.patients)
     Console().print(f"wrote {out}; leakage check passed")
 

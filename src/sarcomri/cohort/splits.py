@@ -41,7 +41,12 @@ def _split_validation(
     """Split training patients into train and validation, stratified when every stratum allows it."""
     if val_ratio <= 0:
         return train_ids, np.array([], dtype=object)
+    if val_ratio >= 1:
+        raise SarcomriError(f"val_ratio must lie in [0, 1), got {val_ratio}")
     n_val = max(1, int(round(val_ratio * len(train_ids))))
+    if n_val >= len(train_ids):
+        raise SarcomriError(f"a training fold of {len(train_ids)} patient(s) is too small to keep {n_val} for "
+                            "validation: use more patients or a validation ratio of 0")
     y = stratum.loc[train_ids].to_numpy()
     counts = pd.Series(y).value_counts()
     stratify = y if counts.min() >= 2 and n_val >= counts.size else None
@@ -102,6 +107,13 @@ def holdout(
     stratum = strata(patients, stratify_by)
     if stratum.value_counts().min() < 2:
         stratum = strata(patients, ("label",))
+    n_test = int(np.ceil(test_ratio * len(ids)))
+    if len(ids) - n_test < 1 or n_test < stratum.nunique() or len(ids) - n_test < stratum.nunique():
+        raise SarcomriError(f"{len(ids)} patient(s) are too few for a stratified hold-out of {test_ratio:.3g} "
+                            f"over {stratum.nunique()} strata")
+    if stratum.value_counts().min() < 2:
+        raise SarcomriError(f"the rarest class has {int(stratum.value_counts().min())} patient(s): too few for a "
+                            "stratified hold-out")
     tr, te = train_test_split(ids, test_size=test_ratio, stratify=stratum.to_numpy(), random_state=seed)
     tr, va = _split_validation(tr, stratum, val_ratio, _child_seed(seed, 1))
     rows = _rows(0, 0, tr, va, te)

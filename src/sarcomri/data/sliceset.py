@@ -50,7 +50,7 @@ class SliceSet:
 
     def save(self, path: str | Path) -> Path:
         """Write to an ``.npz`` file atomically."""
-        with atomic_path(path, suffix=".npz") as tmp:
+        with atomic_path(path, suffix=".npz", overwrite=True) as tmp:
             np.savez(tmp, images=self.images, labels=self.labels, patient_ids=self.patient_ids.astype(str),
                      slice_index=self.slice_index, central=self.central,
                      masks=self.masks if self.masks is not None else np.zeros((0,), np.uint8))

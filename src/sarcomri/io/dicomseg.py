@@ -238,6 +238,7 @@ def write_dicom_seg(
     series_description: str = "sarcomri tumour segmentation",
     series_number: int = 900,
     algorithm_name: str = "sarcomri seg3d",
+    overwrite: bool = False,
     algorithm_version: str = __version__,
     content_label: str = "TUMOUR",
 ) -> Path:
@@ -247,7 +248,8 @@ def write_dicom_seg(
     (z, y, x) in the series' slice order. ``source``: the series folder, a :class:`SourceSeries`, or its
     headers (any order). ``segments`` maps label values 1..n to segment labels (default ``{1: 'tumour'}``,
     with every non-zero voxel as tumour); segment numbers are the label values, so
-    :func:`seg_to_mask` gives back the same label mask. Frames of empty slices are kept.
+    :func:`seg_to_mask` gives back the same label mask. Frames of empty slices are kept. An existing
+    ``out_path`` is replaced only with ``overwrite``.
     """
     from sarcomri.io.atomic import atomic_path
 
@@ -289,7 +291,7 @@ def write_dicom_seg(
                             series_description, content_label)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, overwrite=overwrite) as tmp:
         seg.save_as(tmp)
     return out_path
 

@@ -41,7 +41,7 @@ class Curve:
 
 def save_png(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG atomically."""
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png", overwrite=True) as tmp:
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
     return Path(path)
 

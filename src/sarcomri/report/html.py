@@ -113,17 +113,17 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
     _check_out(out_dir)
     inputs = load_run(classification, cohort, readers)
     name = (read_yaml(run_dir / "config.yaml") or {}).get("name") or run_dir.name
-    with atomic_directory(out_dir, overwrite=True) as tmp:
+    with atomic_directory(out_dir, overwrite=True, replaceable=lambda d: (d / REPORT).is_file()) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
         sections = build_sections(inputs, figures, segmentation_dirs or (), gradcam, transfer_dir, figure_dirs)
         card = model_card(inputs) if inputs.tables else None
         if card is not None:
             sections.append(model_card_section(card))
-            write_text(tmp / MODEL_CARD, render_markdown(card))
+            write_text(tmp / MODEL_CARD, render_markdown(card), overwrite=True)
         pos, neg = inputs.class_names
         subtitle = f"{pos} vs {neg}" if inputs.positive_label else "segmentation"
         if inputs.cohort is not None:
             subtitle += f" - {len(inputs.cohort.patients)} patients"
-        write_text(tmp / REPORT, render_html(sections, f"sarcomri report: {name}", subtitle, name))
+        write_text(tmp / REPORT, render_html(sections, f"sarcomri report: {name}", subtitle, name), overwrite=True)
     return out_dir / REPORT

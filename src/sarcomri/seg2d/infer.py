@@ -92,6 +92,6 @@ def segment_patient_2d(segmenter: Segmenter, images: Mapping[str, ImageLike],
 
 def write_mask(mask: sitk.Image, path: str | Path) -> Path:
     """Write a mask as compressed NIfTI, atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=True) as tmp:
         sitk.WriteImage(mask, str(tmp), useCompression=True)
     return Path(path)

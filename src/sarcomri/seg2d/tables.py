@@ -140,7 +140,7 @@ def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Seque
     axes[0][-1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path

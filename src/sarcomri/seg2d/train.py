@@ -113,7 +113,7 @@ def fit_segmenter(
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "images": int(len(order)),
                                "seconds": time.perf_counter() - t0})
         if ckpt is not None:
-            with atomic_path(ckpt) as tmp:
+            with atomic_path(ckpt, overwrite=True) as tmp:
                 torch.save({"model": network.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                             "history": result.history}, tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -134,10 +134,10 @@ def save_model(folder: str | Path, network: nn.Module, spec: dict[str, Any], his
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if history:
-        write_csv(folder / "history.csv", pd.DataFrame(history))
+        write_csv(folder / "history.csv", pd.DataFrame(history), overwrite=True)
     info = {"parameters": count_parameters(network),
             "trainable_parameters": count_parameters(network, trainable_only=True), **(meta or {})}
-    with atomic_path(folder / WEIGHTS) as tmp:
+    with atomic_path(folder / WEIGHTS, overwrite=True) as tmp:
         torch.save({"model": network.state_dict(), "spec": spec, "meta": info}, tmp)
     return folder / WEIGHTS
 

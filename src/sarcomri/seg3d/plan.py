@@ -81,7 +81,7 @@ class Plan:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``plan.json`` atomically into ``folder``."""
-        return write_json(Path(folder) / PLAN_FILE, asdict(self))
+        return write_json(Path(folder) / PLAN_FILE, asdict(self), overwrite=True)
 
     @classmethod
     def load(cls, folder_or_file: str | Path) -> Plan:

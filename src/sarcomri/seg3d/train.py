@@ -121,7 +121,7 @@ def fit(
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "lr_end": lr,
                                "seconds": time.perf_counter() - t0, "step_seconds": step_seconds})
         if ckpt is not None:
-            with atomic_path(ckpt) as tmp:
+            with atomic_path(ckpt, overwrite=True) as tmp:
                 torch.save({"model": network.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                             "history": result.history, "plan": asdict(plan)}, tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -139,9 +139,9 @@ def save_model(folder: str | Path, network: torch.nn.Module, plan: Plan, history
     folder.mkdir(parents=True, exist_ok=True)
     plan.save(folder)
     if history:
-        write_csv(folder / "history.csv", pd.DataFrame(history))
+        write_csv(folder / "history.csv", pd.DataFrame(history), overwrite=True)
     info = {"parameters": count_parameters(network), **(meta or {})}
-    with atomic_path(folder / WEIGHTS) as tmp:
+    with atomic_path(folder / WEIGHTS, overwrite=True) as tmp:
         torch.save({"model": network.state_dict(), "plan": asdict(plan), "meta": info}, tmp)
     return folder / WEIGHTS
 

@@ -197,7 +197,8 @@ def write_dicom(cohort: Cohort, out: str | Path, overwrite: bool = False) -> Dic
     """Write every series of ``cohort`` under ``out`` (atomically: the folder appears when complete)."""
     seed = int(cohort.meta.get("provenance", {}).get("seed", 0))
     n_series = n_files = 0
-    with atomic.atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic.atomic_directory(out, overwrite=overwrite, replaceable=lambda d: (d / "labels.csv").is_file(),
+                                 protect=[cohort.root] if cohort.root else []) as tmp:
         for pid in cohort.patient_ids:
             for folder, slices, seg in patient_series(cohort, pid, seed):
                 for k, ds in enumerate(slices, start=1):

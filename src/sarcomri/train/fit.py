@@ -157,7 +157,7 @@ def fit(
         logs["seconds"] = time.perf_counter() - t0
         result.history.append(logs)
         if ckpt is not None:
-            with atomic_path(ckpt) as tmp:
+            with atomic_path(ckpt, overwrite=True) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                             "history": result.history, "best_epoch": result.best_epoch,
                             "best_state": result.best_state, "best_value": best_value,

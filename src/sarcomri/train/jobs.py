@@ -97,8 +97,8 @@ def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int 
     save_model(model.to(memory_format=torch.contiguous_format), spec, folder)
     write_json(folder / "history.json", {"best_epoch": result.best_epoch, "history": result.history,
                                          "train_patients": len(ids["train"]), "val_patients": len(ids["val"]),
-                                         "test_patients": len(ids["test"]), "seed": tcfg.seed})
-    write_parquet(folder / "predictions.parquet", preds)
-    write_text(folder / "DONE", json.dumps({"job": job.name}) + "\n")
+                                         "test_patients": len(ids["test"]), "seed": tcfg.seed}, overwrite=True)
+    write_parquet(folder / "predictions.parquet", preds, overwrite=True)
+    write_text(folder / "DONE", json.dumps({"job": job.name}) + "\n", overwrite=True)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return job.name
