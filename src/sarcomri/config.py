@@ -134,9 +134,11 @@ def load_config(path: str | Path, model: type[BaseModel] = ClassificationConfig)
     """Read and validate a YAML config; errors name the file and the offending field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(path, f"cannot read the config: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not valid YAML: not UTF-8 text (a binary or corrupt file?)") from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

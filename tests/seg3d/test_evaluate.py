@@ -148,3 +148,17 @@ def test_nnunet_predictions_of_a_numbered_export(blob_cohort, tmp_path):
     sub = table[table["patient_id"].map(centers) == "A"]
     assert row["median"].item() == pytest.approx(sub["dice"].median())
     assert row["sequence"].item() == "T1"
+
+
+def test_both_empty_column(blob_cohort, tmp_path):
+    from sarcomri.seg3d.evaluate import case_metrics
+
+    cohort = Cohort.load(blob_cohort)
+    _write_predictions(cohort, tmp_path / "pred")
+    table = evaluate_folder(tmp_path / "pred", cohort, "T1")
+    assert "both_empty" in table.columns
+    assert table["both_empty"].tolist() == (table["empty_pred"] & table["empty_ref"]).tolist()
+    assert not table["both_empty"].any()  # S07's prediction is empty, its reference is not: Dice 0
+    empty = sitk.Image(8, 8, 4, sitk.sitkUInt8)
+    m = case_metrics(empty, empty)
+    assert m["both_empty"] and m["dice"] == 1.0  # two empty masks agree, and the table says why

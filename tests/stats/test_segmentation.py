@@ -359,3 +359,57 @@ def test_real_sarcoma_contour_against_medpy_and_monai(shared_data):
         hd95 = metrics.compute_hausdorff_distance(y_pred, y, percentile=95, spacing=list(spacing)).item()
         assert ours["hd95_mm"] == pytest.approx(hd95, rel=1e-5)
         assert 0.5 < ours["dice"] < 0.95 and ours["hd95_mm"] > 1.0  # a real, imperfect pair
+
+
+# ---------------------------------------------------------------- two empty masks: both_empty and --empty-dice
+
+OVERLAP = ("dice", "iou", "f2", "sensitivity", "precision")
+DISTANCES = ("hd95_mm", "assd_mm", "hd_mm")
+
+
+def test_both_empty_flag_and_the_empty_dice_policy():
+    shape, spacing = (4, 5, 6), (3.0, 1.0, 0.5)
+    empty, full = np.zeros(shape, bool), np.zeros(shape, bool)
+    full[1:3, 1:4, 2:5] = True
+    one = segmentation_metrics(empty, empty, spacing)
+    assert one["both_empty"] and all(one[k] == 1.0 for k in OVERLAP) and all(one[k] == 0.0 for k in DISTANCES)
+    assert segmentation_metrics(empty, empty, spacing, empty_dice=1.0) == one
+    nan = segmentation_metrics(empty, empty, spacing, empty_dice=float("nan"))
+    assert nan["both_empty"] and all(math.isnan(nan[k]) for k in OVERLAP + DISTANCES)
+    assert nan["tp"] == nan["fp"] == nan["fn"] == 0
+    for pred, ref in ((empty, full), (full, empty), (full, full)):
+        for policy in (1.0, float("nan")):
+            m = segmentation_metrics(pred, ref, spacing, empty_dice=policy)
+            assert not m["both_empty"]
+            assert not any(isinstance(v, float) and math.isnan(v) for v in m.values())  # the policy is unused
+            assert m["dice"] == (1.0 if pred.any() and ref.any() else 0.0)
+    for bad in (0.0, 0.5, 2.0, float("inf"), "one"):
+        with pytest.raises(InputError, match="empty_dice must be 1 or nan"):
+            segmentation_metrics(empty, empty, spacing, empty_dice=bad)
+
+
+def test_cli_both_empty_and_empty_dice(tmp_path, seg_app):
+    from typer.testing import CliRunner
+
+    empty, blob = np.zeros((4, 6, 6), np.uint8), np.zeros((4, 6, 6), np.uint8)
+    blob[1:3, 2:4, 2:4] = 1
+    e1, e2 = _write(tmp_path / "e1.nii.gz", empty), _write(tmp_path / "e2.nii.gz", empty)
+    b = _write(tmp_path / "b.nii.gz", blob)
+    run = CliRunner().invoke
+
+    default = json.loads(run(seg_app, ["seg", "--pred", str(e1), "--ref", str(e2), "--json"]).output)
+    assert default["both_empty"] is True and default["dice"] == 1.0 and default["hd95_mm"] == 0.0
+    res = run(seg_app, ["seg", "--pred", str(e1), "--ref", str(e2), "--json", "--empty-dice", "nan"])
+    undefined = json.loads(res.output)  # strict JSON: NaN is written as null
+    assert undefined["both_empty"] is True and all(undefined[k] is None for k in OVERLAP + DISTANCES)
+    for policy in ("1", "nan"):
+        one_empty = json.loads(run(seg_app, ["seg", "--pred", str(e1), "--ref", str(b), "--json",
+                                             "--empty-dice", policy]).output)
+        assert one_empty["both_empty"] is False and one_empty["dice"] == 0.0
+    table = run(seg_app, ["seg", "--pred", str(e1), "--ref", str(e2), "--empty-dice", "nan"], terminal_width=200)
+    assert table.exit_code == 0 and "Both masks empty" in table.output and "yes" in table.output
+    assert "nan" in table.output
+    table = run(seg_app, ["seg", "--pred", str(b), "--ref", str(b)], terminal_width=200)
+    assert "Both masks empty" in table.output and "no" in table.output
+    bad = run(seg_app, ["seg", "--pred", str(e1), "--ref", str(e2), "--empty-dice", "0"])
+    assert bad.exit_code == 2 and "--empty-dice" in bad.output

@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sarcomri.cli.stats_seg import read_image, require_same_grid
+from sarcomri.cli.stats_seg import require_same_grid
 from sarcomri.errors import InputError
+from sarcomri.io.niftifile import read_image
 from sarcomri.radiomics.discretise import ADC_UNIT_SCALE
 from sarcomri.radiomics.firstorder import IBSI_CODES, PYRADIOMICS_NAMES, discretise, firstorder_features, roi_values
 from sarcomri.radiomics.histogram import histogram_features

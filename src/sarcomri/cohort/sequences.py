@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -122,31 +123,23 @@ class SequenceMap:
             source = "<default>"
         else:
             try:
-                text = Path(path).read_text()
+                text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
                 raise InputError(path, f"cannot read the sequence map: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise InputError(path, "not valid YAML: not UTF-8 text (a binary or corrupt file?)") from None
             source = str(path)
         try:
-            doc = yaml.safe_load(text) or {}
+            doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise InputError(source, f"not valid YAML: {exc}") from None
-        rules = []
-        for i, raw in enumerate(doc.get("rules", [])):
-            if not isinstance(raw, dict) or "name" not in raw or "match" not in raw:
-                raise InputError(source, f"rule {i + 1} needs 'name' and 'match'")
-            try:
-                rules.append(
-                    Rule(
-                        name=str(raw["name"]),
-                        match=tuple(re.compile(p, re.I) for p in _as_list(raw["match"])),
-                        exclude=tuple(re.compile(p, re.I) for p in _as_list(raw.get("exclude", []))),
-                        planar=bool(raw.get("planar", False)),
-                        diffusion=bool(raw.get("diffusion", False)),
-                        skip=bool(raw.get("skip", False)),
-                    )
-                )
-            except re.error as exc:
-                raise InputError(source, f"rule {i + 1} ('{raw['name']}'): bad regular expression: {exc}") from None
+        unknown = sorted(map(str, set(doc) - {"rules"})) if isinstance(doc, dict) else []
+        if unknown:
+            raise InputError(source, f"unknown key(s) {unknown}: a sequence map has one key, 'rules'")
+        if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list) or not doc["rules"]:
+            raise InputError(source, "a sequence map is a YAML mapping with one key, 'rules': a non-empty list of "
+                                     "{name, match, exclude, planar, diffusion, skip}")
+        rules = [_rule(raw, i, source) for i, raw in enumerate(doc["rules"], start=1)]
         return cls(rules=rules, source=source)
 
     def name_series(
@@ -175,5 +168,35 @@ class SequenceMap:
         return SeriesNaming(None)
 
 
-def _as_list(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+_RULE_KEYS = {"name", "match", "exclude", "planar", "diffusion", "skip"}
+
+
+def _rule(raw: Any, i: int, source: str) -> Rule:
+    """Rule ``i`` (1-based) of a sequence map; InputError naming it when a key is missing, unknown or mistyped."""
+    if not isinstance(raw, dict) or "name" not in raw or "match" not in raw:
+        raise InputError(source, f"rule {i} needs 'name' and 'match'")
+    unknown = sorted(map(str, set(raw) - _RULE_KEYS))
+    if unknown:
+        raise InputError(source, f"rule {i}: unknown key(s) {unknown} (known: {sorted(_RULE_KEYS)})")
+    flags = {k: raw.get(k, False) for k in ("planar", "diffusion", "skip")}
+    wrong = [k for k, v in flags.items() if not isinstance(v, bool)]
+    if wrong or not isinstance(raw["name"], str) or not raw["name"]:
+        what = f"'{wrong[0]}' must be true or false" if wrong else "'name' must be a non-empty text"
+        raise InputError(source, f"rule {i}: {what}")
+    try:
+        return Rule(name=raw["name"], match=_patterns(raw["match"]), exclude=_patterns(raw.get("exclude", [])),
+                    **flags)
+    except re.error as exc:
+        raise InputError(source, f"rule {i} ('{raw['name']}'): bad regular expression: {exc}") from None
+    except TypeError:
+        raise InputError(source, f"rule {i} ('{raw['name']}'): 'match' and 'exclude' are texts or lists of "
+                                 "texts") from None
+
+
+def _patterns(value: Any) -> tuple[re.Pattern, ...]:
+    """Case-insensitive regular expressions from one text or a list of texts (TypeError for anything else)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise TypeError("not a text or a list of texts")
+    return tuple(re.compile(p, re.I) for p in items)
+

@@ -29,6 +29,9 @@ DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 SPEC_KEY = "sarcomri.model_spec"
+#: :func:`export_onnx` writes ``doc_string`` = this + the SHA-256 of everything else in the file. The
+#: doc_string comes before the graph and the metadata in the file, so a file cut short keeps it.
+DIGEST_PREFIX = "sarcomri sha256:"
 
 
 def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int = DEFAULT_OPSET,
@@ -50,7 +53,7 @@ def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int 
     was_training = model.training
     model.eval()
     try:
-        with atomic_path(path) as tmp, warnings.catch_warnings():
+        with atomic_path(path, overwrite=True) as tmp, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             with torch.no_grad():
@@ -64,6 +67,7 @@ def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int 
                 entry = graph.metadata_props.add()
                 entry.key, entry.value = str(key), json.dumps(value)
             onnx.checker.check_model(graph)
+            graph.doc_string = DIGEST_PREFIX + onnx_digest(graph)
             onnx.save(graph, str(tmp))
     finally:
         model.train(was_training)
@@ -81,6 +85,48 @@ def export_saved_model(folder: str | Path, path: str | Path | None = None, opset
     model = load_model(folder)
     dest = Path(folder) / "model.onnx" if path is None else Path(path)
     return export_onnx(model, dest, spec.input_shape, opset=opset, metadata={SPEC_KEY: spec.to_dict()})
+
+
+def onnx_digest(model) -> str:
+    """SHA-256 (hex) of an ONNX ModelProto without its ``doc_string``, deterministically serialised."""
+    import hashlib
+
+    import onnx
+
+    clone = onnx.ModelProto()
+    clone.CopyFrom(model)
+    clone.ClearField("doc_string")
+    return hashlib.sha256(clone.SerializeToString(deterministic=True)).hexdigest()
+
+
+def check_onnx_file(path: str | Path) -> None:
+    """Raise :class:`InputError` when an ONNX file no longer matches the digest :func:`export_onnx` stored in it.
+
+    Protobuf has no checksum: ONNX Runtime runs a graph with a changed byte in its weights, or a file cut short
+    after the graph (its metadata lost), as if nothing happened. A file whose doc_string is (or, damaged, looks
+    like) the digest must match it; files from other exporters or older sarcomri versions have no digest and
+    are checked by ONNX Runtime only.
+    """
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors for damaged files
+        raise InputError(path, f"not a readable ONNX model ({err})") from None
+    try:  # protobuf decodes strings when they are read (UnicodeDecodeError, or bytes back) or written
+        doc = model.doc_string
+        if isinstance(doc, str):
+            if not (doc.startswith("sarcomri") or len(doc) == len(DIGEST_PREFIX) + 64):
+                return
+            intact = doc == DIGEST_PREFIX + onnx_digest(model)
+        else:
+            intact = False
+    except UnicodeDecodeError:
+        intact = False
+    if not intact:
+        raise InputError(path, "corrupt: its content does not match the checksum stored at export (a damaged "
+                               "copy? export it again)")
 
 
 def default_threads() -> int:
@@ -129,6 +175,7 @@ class OnnxClassifier:
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for invalid graphs
             raise InputError(self.path, f"cannot be loaded by ONNX Runtime ({err})") from err
+        check_onnx_file(self.path)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise InputError(self.path, f"a classifier graph has one input; this one has {len(inputs)}")

@@ -12,6 +12,7 @@ Instances are grouped by patient (PatientID), study (StudyInstanceUID) and serie
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from sarcomri.errors import InputError
 from sarcomri.io.bvalues import b_value
@@ -29,6 +30,9 @@ MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}  # binary/fractional, label map
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+#: What pydicom raises on a damaged file, when it reads the file or later when it converts a value.
+_PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, ValueError, KeyError, TypeError,
+                 AttributeError, IndexError, NotImplementedError, OverflowError, struct.error)
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,14 @@ def read_header(path: Path) -> Instance | None:
         warnings.simplefilter("always")
         try:
             ds = pydicom.dcmread(path, defer_size=1024)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InputError(path, f"corrupt DICOM file: {exc}") from None
-    hint = f" ({caught[0].message})" if caught else ""
+            hint = f" ({caught[0].message})" if caught else ""
+            return _instance(ds, path, hint)
+        except _PARSE_ERRORS as exc:  # pydicom parses element values when they are read: anywhere in here
+            raise InputError(path, f"corrupt DICOM file: {type(exc).__name__}: {exc}") from None
+
+
+def _instance(ds: pydicom.Dataset, path: Path, hint: str) -> Instance | None:
+    """The :class:`Instance` of a dataset read from ``path`` (see :func:`read_header`)."""
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.file_meta, "MediaStorageSOPClassUID", ""))
     try:
         sop_class_name = pydicom.uid.UID(sop_class).name if sop_class else ""

@@ -10,6 +10,8 @@ is an error naming the row. Messages name rows, never patient identifiers.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,14 +50,41 @@ def no_labels() -> Labels:
     return Labels(table=pd.DataFrame(columns=["label"]), allowed=[UNKNOWN])
 
 
+def _read_text(path: Path) -> str:
+    """The file as text (UTF-8, with or without a byte-order mark)."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, "the labels file does not exist") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not a readable CSV table (not UTF-8 text)") from None
+
+
+def _check_complete_rows(text: str, path: Path) -> None:
+    """Refuse a file whose last line has no line end, or a row with fewer fields than the header: both are
+    what a file cut short looks like, and pandas would read them as empty or shortened values."""
+    if text and not text.endswith(("\n", "\r")):
+        raise InputError(path, "the last line has no line end: was the file cut short? (if it is complete, end it "
+                               "with a newline)")
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    except csv.Error as exc:
+        raise InputError(path, f"not a readable CSV table ({exc})") from None
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) < len(rows[0]):
+            raise ValidationError(path, f"{len(row)} fields, the header has {len(rows[0])} (a row cut short?)", row=i)
+
+
 def read_labels(path: str | Path, allowed: list[str] | None = None, positive: str | None = None) -> Labels:
     """Read and check a labels file; raise naming the file, row and field of the first problem."""
     path = Path(path)
+    text = _read_text(path)
+    _check_complete_rows(text, path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "the labels file does not exist") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(path, f"not a readable CSV table ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     for col in ("patient_id", "label"):

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from sarcomri.errors import InputError
 from sarcomri.io.images import check_finite, check_same_grid
 from sarcomri.io.labelmap import MAX_LABEL
+from sarcomri.io.niftifile import check_nifti_file, read_image
 from sarcomri.io.volume import clean_image
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -103,10 +104,18 @@ def scan_nifti(root: Path, files: list[Path], sequence: str | None = None) -> tu
 
 
 def check_finite_file(path: Path) -> None:
-    """Raise when a floating-point NIfTI file holds NaN or infinite voxels.
+    """Raise when a NIfTI file is truncated or corrupt, or when a floating-point one holds NaN or infinite voxels.
 
-    Read with nibabel because SimpleITK's NIfTI reader silently turns NaN and infinity into 0.
+    The integrity check is :func:`sarcomri.io.niftifile.check_nifti_file` (nibabel too fills a truncated
+    file with zeros); the values are read with nibabel because SimpleITK's NIfTI reader silently turns NaN
+    and infinity into 0.
     """
+    check_nifti_file(path, full=True)
+    _check_finite_values(path)
+
+
+def _check_finite_values(path: Path) -> None:
+    """The NaN/infinity part of :func:`check_finite_file`, for a file already checked for integrity."""
     try:
         nii = nib.load(str(path))
         if not np.issubdtype(nii.get_data_dtype(), np.floating):
@@ -121,11 +130,8 @@ def check_finite_file(path: Path) -> None:
 
 def read_nifti_image(path: Path) -> sitk.Image:
     """A 3D image from a NIfTI file, without metadata; raise on unreadable, 4D or NaN images."""
-    check_finite_file(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError:
-        raise InputError(path, "not a readable NIfTI image (corrupt or truncated)") from None
+    image = read_image(path)  # strict: InputError on a truncated or corrupt file
+    _check_finite_values(path)
     if image.GetDimension() == 2:
         image = sitk.JoinSeries(image)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from sarcomri.errors import InputError
+from sarcomri.errors import InputError, SarcomriError
 from sarcomri.io.atomic import atomic_path, write_json
 
 MODEL_JSON = "model.json"
@@ -111,10 +111,10 @@ def save_model(model: torch.nn.Module, spec: ModelSpec, folder: str | Path) -> P
     if head is not None and int(head) != spec.num_classes:
         raise ValueError(f"the model has {head} outputs but the spec says {spec.num_classes} classes")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
+    with atomic_path(folder / WEIGHTS, overwrite=True) as tmp:
         torch.save(state, tmp)
     write_json(folder / MODEL_JSON, {"format": FORMAT, "schema": SCHEMA, "spec": spec.to_dict(),
-                                     "weights": WEIGHTS, "versions": _versions()})
+                                     "weights": WEIGHTS, "versions": _versions()}, overwrite=True)
     return folder
 
 
@@ -129,30 +129,42 @@ def read_spec(folder: str | Path) -> ModelSpec:
         raise InputError(path, f"not valid JSON ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "spec" not in meta:
         raise InputError(path, f"not a sarcomri model description (expected format '{FORMAT}' and a 'spec')")
-    if int(meta.get("schema", 0)) > SCHEMA:
-        raise InputError(path, f"schema {meta['schema']} is newer than this sarcomri reads ({SCHEMA}); upgrade")
+    schema = meta.get("schema", 0)
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise InputError(path, f"schema must be a whole number, got {schema!r}")
+    if schema > SCHEMA:
+        raise InputError(path, f"schema {schema} is newer than this sarcomri reads ({SCHEMA}); upgrade")
     try:
         return ModelSpec.from_dict(meta["spec"])
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise InputError(path, f"invalid spec: {err}") from err
 
 
 def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the classifier of a model folder and load its weights strictly; returned in eval mode."""
     from sarcomri.models.registry import _create, resolve_name
+    from sarcomri.models.weights import check_archive
 
     folder = Path(folder)
     spec = read_spec(folder)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise InputError(weights, "the weights file of this model folder is missing")
-    model = _create(resolve_name(spec.name), spec.in_channels, spec.num_classes)
+    try:
+        arch = resolve_name(spec.name)
+    except SarcomriError as err:
+        raise InputError(folder / MODEL_JSON, str(err)) from None
+    model = _create(arch, spec.in_channels, spec.num_classes)
+    check_archive(weights)  # torch.load alone reads a damaged tensor without noticing
     try:
         state = torch.load(weights, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
         raise InputError(weights, f"cannot be read as a PyTorch state_dict ({err})") from err
     if not isinstance(state, dict):
         raise InputError(weights, f"holds a {type(state).__name__}, not a state_dict")
+    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise InputError(weights, f"is not a state_dict: entries {_few(not_tensors)} are not tensors")
     expected = model.state_dict()
     problems = []
     missing = [k for k in expected if k not in state]

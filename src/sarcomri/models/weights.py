@@ -20,6 +20,9 @@ takes the same tensors with symmetric padding and classifies photographs nearly 
 from __future__ import annotations
 
 import importlib
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,8 @@ import torch
 
 from sarcomri.errors import InputError, SarcomriError
 from sarcomri.models.convert import efficientnet_pytorch_to_timm, is_efficientnet_pytorch_layout
+
+_ZIP_MAGIC = b"PK\x03\x04"  # a zip local file header: torch.save's format since PyTorch 1.6
 
 IMAGENET_REQUEST = "imagenet"
 
@@ -134,6 +139,26 @@ def imagenet_weights_path(arch: str) -> Path:
     return pkg.path()
 
 
+def check_archive(path: str | Path) -> None:
+    """Raise :class:`InputError` when a zip-format checkpoint (``torch.save``'s format) is damaged.
+
+    ``torch.load`` reads a changed byte in a tensor, or in a key, without noticing; the archive's CRC-32s catch
+    it. Files of other formats (legacy pickle, safetensors) are left to their loader.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if fh.read(4) != _ZIP_MAGIC:
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, struct.error, ValueError,
+            RuntimeError, NotImplementedError) as err:
+        raise InputError(path, f"corrupt or truncated checkpoint archive ({err})") from None
+    if bad is not None:
+        raise InputError(path, f"corrupt: the checksum of {bad} does not match (a damaged copy?)")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a .pt/.pth/.safetensors file, unwrapped and without ``module.`` prefixes."""
     from timm.models import load_state_dict
@@ -141,6 +166,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "weights file not found")
+    check_archive(path)
     try:
         state = load_state_dict(str(path), use_ema=False, weights_only=True)
     except Exception as err:  # torch/safetensors raise several types for foreign or corrupt files

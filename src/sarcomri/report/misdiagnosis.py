@@ -59,6 +59,8 @@ def tumour_sizes(cohort, patient_ids: Sequence[str], sequences: Sequence[str] = 
     the three extents and their ellipsoid volume. Patients without a readable mask are left out."""
     import SimpleITK as sitk
 
+    from sarcomri.io.niftifile import read_image
+
     if cohort is None or cohort.root is None:
         return pd.DataFrame()
     series = cohort.series.dropna(subset=["mask"]) if "mask" in cohort.series.columns else cohort.series.head(0)
@@ -72,7 +74,7 @@ def tumour_sizes(cohort, patient_ids: Sequence[str], sequences: Sequence[str] = 
         path = cohort.path(row["mask"])
         if not path.is_file():
             continue
-        image = sitk.ReadImage(str(path))
+        image = read_image(path)
         mask = sitk.GetArrayViewFromImage(image)
         spacing = image.GetSpacing()[::-1]  # (z, y, x) like the array
         d = mask_diameters_mm(mask, spacing)

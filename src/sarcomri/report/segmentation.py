@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.io.niftifile import read_image
 from sarcomri.report.figures import overlay_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import read_tables, read_yaml, resolve_cohort
@@ -77,7 +78,7 @@ def overlay_panels(seg_dir: Path, cohort: Cohort, cases: pd.DataFrame) -> list[d
         seq = case_seq or str(r.sequence).split("+")[0]
         try:
             image, ref = cohort.read_image(pid, seq), cohort.read_mask(pid, seq)
-        except (KeyError, RuntimeError):
+        except KeyError:  # the patient lacks the sequence; a damaged file raises InputError
             continue
         if ref is None:
             continue
@@ -85,7 +86,7 @@ def overlay_panels(seg_dir: Path, cohort: Cohort, cases: pd.DataFrame) -> list[d
         if img.ndim == 4:  # a vector image: first component
             img = img[..., 0]
         ref_a = sitk.GetArrayFromImage(ref) != 0
-        pred_a = sitk.GetArrayFromImage(sitk.ReadImage(str(pred_path))) != 0
+        pred_a = sitk.GetArrayFromImage(read_image(pred_path)) != 0
         if img.shape != ref_a.shape or ref_a.shape != pred_a.shape:
             continue
         area = ref_a.sum(axis=(1, 2)) + (0 if ref_a.any() else pred_a.sum(axis=(1, 2)))

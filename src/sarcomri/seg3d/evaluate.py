@@ -23,6 +23,7 @@ import SimpleITK as sitk
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError
 from sarcomri.io.images import same_grid
+from sarcomri.io.niftifile import read_image
 from sarcomri.stats.segmentation import METRIC_KEYS, segmentation_metrics, summarise_segmentation
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
@@ -126,7 +127,7 @@ def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None =
             if ref is None:
                 raise InputError(path, f"patient {pid} has no {ref_seq} mask to compare with")
             rows.append({"case": case, "patient_id": pid, "sequence": label,
-                         **case_metrics(sitk.ReadImage(str(path)), ref, str(path))})
+                         **case_metrics(read_image(path), ref, str(path))})
             continue
         try:
             pid, case_seq = parse_case(case, cohort)
@@ -143,7 +144,7 @@ def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None =
         if ref is None:
             raise InputError(path, f"patient {pid} has no {ref_seq} mask to compare with")
         rows.append({"case": case, "patient_id": pid, "sequence": label,
-                     **case_metrics(sitk.ReadImage(str(path)), ref, str(path))})
+                     **case_metrics(read_image(path), ref, str(path))})
     return pd.DataFrame(rows, columns=CASE_COLUMNS + list(METRIC_KEYS))
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sarcomri.errors import InputError
+from sarcomri.io.niftifile import read_image
 from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.infer import Model, find_models, predict_images
 
@@ -61,10 +62,7 @@ def read_input_image(value: ImageLike, what: str = "image") -> sitk.Image:
         return load_series(path).image
     if not path.is_file():
         raise InputError(path, f"no such file ({what})")
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(path, f"not a readable image: {str(exc).strip().splitlines()[-1]}") from None
+    return read_image(path)
 
 
 def model_settings(models: Sequence[Model]) -> InferSettings:

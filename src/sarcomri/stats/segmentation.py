@@ -26,9 +26,13 @@ background outside gives the same surfaces as eroding the whole volume; (2) the 
 minimum distance to any zero of its input, and all zeros (the surface voxels) of the full volume lie in
 the crop, so distances inside the crop are unchanged. ``tests/stats/test_segmentation.py`` checks it.
 
-Empty masks never turn into NaN (policy, applied by :func:`segmentation_metrics`):
+Empty masks (policy, applied by :func:`segmentation_metrics`; the flags ``empty_pred``, ``empty_ref`` and
+``both_empty`` mark every case it touches):
 
-* both empty: Dice, IoU, F2, sensitivity and precision are 1 and all distances 0 (perfect agreement);
+* both empty: Dice, IoU, F2, sensitivity and precision are all 0/0. By default (``empty_dice=1.0``, the
+  common convention, e.g. MONAI's ``DiceMetric(ignore_empty=False)``) they are 1 and all distances 0
+  (perfect agreement: no tumour predicted where there is none); with ``empty_dice=nan`` they and the
+  distances are NaN (undefined: the case says nothing about the segmentation);
 * exactly one empty: a ratio whose denominator is 0 (sensitivity with an empty reference, precision with
   an empty prediction) is 0, like Dice, IoU and F2; every distance is set to ``empty_distance``, by default
   the diagonal of the whole volume in mm (larger than any distance the grid can hold), and the columns
@@ -49,8 +53,10 @@ from sarcomri.errors import InputError
 METRIC_KEYS: tuple[str, ...] = (
     "dice", "iou", "f2", "sensitivity", "precision", "hd95_mm", "assd_mm", "hd_mm",
     "tp", "fp", "fn", "pred_voxels", "ref_voxels", "pred_volume_mm3", "ref_volume_mm3",
-    "empty_pred", "empty_ref",
+    "empty_pred", "empty_ref", "both_empty",
 )
+#: The allowed values of ``empty_dice`` (Dice and the other overlap ratios when both masks are empty).
+EMPTY_DICE_POLICIES: tuple[str, ...] = ("1", "nan")
 #: Overlap metrics (all cases are summarised) and distance metrics (cases with both masks non-empty).
 OVERLAP_METRICS: tuple[str, ...] = ("dice", "iou", "f2", "sensitivity", "precision")
 DISTANCE_METRICS: tuple[str, ...] = ("hd95_mm", "assd_mm", "hd_mm")
@@ -135,28 +141,45 @@ def volume_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
     return float(np.sqrt(np.sum((np.asarray(shape, float) * np.asarray(spacing, float)) ** 2)))
 
 
-def _ratio(num: int, den: int, both_empty: bool) -> float:
+def check_empty_dice(empty_dice: float | str) -> float:
+    """The empty-mask policy as a float, 1.0 or NaN; refuse anything else (a Dice of 0.5 for two empty masks
+    would be a number nobody can interpret)."""
+    try:
+        value = float(empty_dice)
+    except (TypeError, ValueError):
+        value = 0.0
+    if value == 1.0 or np.isnan(value):
+        return value
+    raise InputError(None, f"empty_dice must be 1 or nan (the Dice of two empty masks), got {empty_dice!r}")
+
+
+def _ratio(num: int, den: int, both_empty: bool, empty_dice: float) -> float:
     if den == 0:
-        return 1.0 if both_empty else 0.0
+        return empty_dice if both_empty else 0.0
     return num / den
 
 
 def segmentation_metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx: Sequence[float],
-                         empty_distance: float | None = None) -> dict[str, float | int | bool]:
+                         empty_distance: float | None = None,
+                         empty_dice: float = 1.0) -> dict[str, float | int | bool]:
     """Overlap and surface-distance metrics of one predicted mask against its reference.
 
     ``pred`` and ``ref`` are binary arrays of the same shape (boolean, or numeric 0/1); ``spacing_zyx`` is
     the voxel size in mm in array order. ``empty_distance`` (mm) replaces every distance when exactly one
     mask is empty; None means the volume diagonal (:func:`volume_diagonal_mm`); ``float('inf')`` is allowed
-    for callers who prefer to see the failure as infinite. Keys are :data:`METRIC_KEYS`:
+    for callers who prefer to see the failure as infinite. ``empty_dice`` is the policy for two empty masks,
+    where Dice, IoU, F2, sensitivity and precision are all 0/0: ``1.0`` (default, the usual convention:
+    perfect agreement, distances 0) or ``float('nan')`` (undefined: those five and the distances are NaN);
+    any other value raises :class:`InputError`. Keys are :data:`METRIC_KEYS`:
 
     * ``dice`` = 2TP / (2TP + FP + FN); ``iou`` = TP / (TP + FP + FN);
     * ``f2`` = F-beta with beta = 2 (recall weighted): 5TP / (5TP + 4FN + FP);
     * ``sensitivity`` (recall) = TP / (TP + FN); ``precision`` = TP / (TP + FP);
     * ``hd95_mm``, ``assd_mm``, ``hd_mm``: see the module docstring;
     * ``tp``, ``fp``, ``fn``, ``pred_voxels``, ``ref_voxels`` (voxel counts) and the volumes in mm3;
-    * ``empty_pred``, ``empty_ref``: booleans flagging the empty-mask policy.
+    * ``empty_pred``, ``empty_ref``, ``both_empty``: booleans flagging the empty-mask policy.
     """
+    empty_dice = check_empty_dice(empty_dice)
     p, r, sp = _pair(pred, ref, spacing_zyx)
     box = _union_box(p, r)
     voxel_mm3 = float(np.prod(sp))
@@ -171,14 +194,14 @@ def segmentation_metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx: Sequenc
     empty_pred, empty_ref = pc == 0, rc == 0
     both = empty_pred and empty_ref
     out: dict[str, float | int | bool] = {
-        "dice": _ratio(2 * tp, 2 * tp + fp + fn, both),
-        "iou": _ratio(tp, tp + fp + fn, both),
-        "f2": _ratio(5 * tp, 5 * tp + 4 * fn + fp, both),
-        "sensitivity": _ratio(tp, tp + fn, both),
-        "precision": _ratio(tp, tp + fp, both),
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn, both, empty_dice),
+        "iou": _ratio(tp, tp + fp + fn, both, empty_dice),
+        "f2": _ratio(5 * tp, 5 * tp + 4 * fn + fp, both, empty_dice),
+        "sensitivity": _ratio(tp, tp + fn, both, empty_dice),
+        "precision": _ratio(tp, tp + fp, both, empty_dice),
     }
     if both:
-        hd95 = assd = hd = 0.0
+        hd95 = assd = hd = 0.0 if empty_dice == 1.0 else float("nan")
     elif empty_pred or empty_ref:
         penalty = volume_diagonal_mm(p.shape, sp) if empty_distance is None else float(empty_distance)
         hd95 = assd = hd = penalty
@@ -190,7 +213,7 @@ def segmentation_metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx: Sequenc
         hd = float(max(d_pr.max(), d_rp.max()))
     out.update(hd95_mm=hd95, assd_mm=assd, hd_mm=hd, tp=tp, fp=fp, fn=fn, pred_voxels=pc, ref_voxels=rc,
                pred_volume_mm3=pc * voxel_mm3, ref_volume_mm3=rc * voxel_mm3,
-               empty_pred=empty_pred, empty_ref=empty_ref)
+               empty_pred=empty_pred, empty_ref=empty_ref, both_empty=both)
     return out
 
 
@@ -220,7 +243,8 @@ def summarise_segmentation(table: pd.DataFrame, metrics: Iterable[str] | None = 
         values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
         if np.isnan(values).any():
             raise InputError(None, f"column {name!r} has {int(np.isnan(values).sum())} missing values; "
-                                   "compute every case with segmentation_metrics (it never returns NaN)")
+                                   "compute every case with segmentation_metrics (with the default "
+                                   "empty_dice=1 it never returns NaN)")
         if name in DISTANCE_METRICS and not include_empty_distances:
             values = values[both_present]
         q1, med, q3 = np.percentile(values, [25, 50, 75]) if values.size else (np.nan,) * 3
