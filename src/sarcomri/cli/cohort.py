@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.problems import ValidationReport
 from sarcomri.cohort.summary import availability_by_label, summarise
 
 app = typer.Typer(help="Inspect and validate cohort folders (patients, labels, MRI sequences).", no_args_is_help=True)
@@ -55,8 +58,48 @@ def info(
         con.print(m)
 
 
+class Level(StrEnum):
+    """How deep ``cohort validate`` looks."""
+
+    headers = "headers"
+    content = "content"
+
+
 @app.command("validate")
-def validate(cohort: Path = typer.Argument(..., help="Cohort folder.")) -> None:
-    """Check a cohort folder against its contract; exits non-zero naming the file, row and field at fault."""
-    c = Cohort.load(cohort)
-    typer.echo(f"{cohort}: valid ({len(c.patients)} patients, {len(c.series)} series)")
+def validate(
+    cohort: Path = typer.Argument(..., help="Cohort folder."),
+    level: Level = typer.Option(Level.content, "--level", help="headers: tables, paths, file headers, grids (what "
+                                "every stage checks on loading); content: also every voxel (NaN, mask values)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON (cohort, level, errors, "
+                                 "warnings, problems: [{file, row, field, problem, severity}])."),
+) -> None:
+    """Check a cohort folder against its contract and list EVERY problem (file, row, field, problem, severity);
+    exit code 2 when there is an error, 0 when there are only warnings."""
+    from sarcomri.cohort.validate import validate_cohort
+
+    c = Cohort.read(cohort)
+    report = validate_cohort(c, level=level.value)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(Console(highlight=False), cohort, c, report)
+    if report.errors:
+        raise typer.Exit(code=2)
+
+
+def _print_report(con: Console, root: Path, c: Cohort, report: ValidationReport) -> None:
+    """The problems as a table, then one line: valid or not, with the counts."""
+    if report.problems:
+        t = Table("file", "row", "field", "problem", "severity", title=f"Problems ({report.level} level)")
+        for p in report.problems:
+            file = Path(p.file).relative_to(root) if Path(p.file).is_relative_to(root) else Path(p.file)
+            colour = "red" if p.severity == "error" else "yellow"
+            t.add_row(escape(str(file)), "" if p.row is None else str(p.row), escape(p.field or ""),
+                      escape(p.problem), f"[{colour}]{p.severity}[/]")
+        con.print(t)
+    counts = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    if report.errors:
+        con.print(f"[bold red]{escape(str(root))}: not valid[/] ({counts})")
+    else:
+        con.print(f"[green]{escape(str(root))}: valid[/] ({len(c.patients)} patients, {len(c.series)} series; "
+                  f"{report.level} checked; {counts})")

@@ -20,15 +20,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from sarcomri.errors import InputError, ValidationError
 from sarcomri.io import atomic
 
+if TYPE_CHECKING:
+    from sarcomri.cohort.problems import ValidationReport
+
 SCHEMA_VERSION = 1
+#: cohort.json key: the number of rows of patients.csv and series.csv, checked on reading.
+ROWS_KEY = "rows"
 PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SERIES_COLUMNS = [
     "patient_id", "sequence", "image", "mask",
@@ -52,8 +56,22 @@ class Cohort:
 
     # ---------------------------------------------------------------- reading
     @classmethod
-    def load(cls, root: str | Path, check_files: bool = True) -> Cohort:
-        """Read and validate a cohort folder."""
+    def load(cls, root: str | Path, check_files: bool = True, level: str = "headers") -> Cohort:
+        """Read a cohort folder and validate it (:mod:`sarcomri.cohort.validate`); raise a
+        :class:`ValidationError` naming the first errors and their count when it has any.
+
+        ``level``: ``headers`` (the default, cheap: paths, file headers, grids) or ``content`` (also every
+        voxel). ``check_files=False`` checks the tables only (for reports on a cohort whose images are away).
+        """
+        cohort = cls.read(root)
+        cohort.validate(check_files=check_files, level=level)
+        cohort.check_row_counts()
+        return cohort
+
+    @classmethod
+    def read(cls, root: str | Path) -> Cohort:
+        """Read a cohort folder's tables without validating them (``sarcomri cohort validate`` lists the
+        problems itself); :meth:`load` is what stages use."""
         root = Path(root)
         if not root.is_dir():
             raise InputError(root, "not a cohort folder (no such directory)")
@@ -61,71 +79,47 @@ class Cohort:
         if not meta_path.is_file():
             raise InputError(meta_path, "missing: a cohort folder needs cohort.json")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValidationError(meta_path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except UnicodeDecodeError:
+            raise ValidationError(meta_path, "not valid JSON (not UTF-8 text: corrupt?)") from None
+        if not isinstance(meta, dict):
+            raise ValidationError(meta_path, f"must hold a JSON object, not {type(meta).__name__}")
         patients = _read_csv(root / "patients.csv", {"patient_id": str, "label": str})
         series = _read_csv(root / "series.csv", {"patient_id": str, "sequence": str, "image": str, "mask": str})
-        cohort = cls(patients=patients, series=series, meta=meta, root=root)
-        cohort.validate(check_files=check_files)
-        return cohort
+        return cls(patients=patients, series=series, meta=meta, root=root)
 
     # ------------------------------------------------------------- validation
-    def validate(self, check_files: bool = True) -> None:
-        """Check the cohort's contract; raise :class:`ValidationError` naming file, row and field."""
-        meta_file = "cohort.json" if self.root is None else self.root / "cohort.json"
-        pfile = "patients.csv" if self.root is None else self.root / "patients.csv"
-        sfile = "series.csv" if self.root is None else self.root / "series.csv"
-        version = self.meta.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValidationError(meta_file, f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})",
-                                  field="schema_version")
-        labels = self.meta.get("labels")
-        if not isinstance(labels, list) or not labels:
-            raise ValidationError(meta_file, "needs a non-empty list of allowed labels", field="labels")
-        pos = self.meta.get("positive_label")
-        if pos is not None and pos not in labels:
-            raise ValidationError(meta_file, f"positive_label {pos!r} is not one of {labels}", field="positive_label")
+    def validate(self, check_files: bool = True, level: str = "headers") -> ValidationReport:
+        """Check the cohort's contract at ``level`` (``tables`` when ``check_files`` is False; see
+        :mod:`sarcomri.cohort.validate`); raise :class:`ValidationError` naming file, row and field of the first
+        errors, with their count; return the report (its warnings) otherwise."""
+        from sarcomri.cohort.validate import validate_cohort
 
-        for col in ("patient_id", "label"):
-            if col not in self.patients.columns:
-                raise ValidationError(pfile, f"missing column '{col}'", field=col)
-        seen: set[str] = set()
-        for i, (pid, label) in enumerate(zip(self.patients["patient_id"], self.patients["label"], strict=True)):
-            row = i + 2  # the header is line 1
-            if not isinstance(pid, str) or not PATIENT_ID_RE.match(pid):
-                raise ValidationError(pfile, f"patient_id {pid!r} must be 1-64 letters, digits, '_', '.', '-'",
-                                      row=row, field="patient_id")
-            if pid in seen:
-                raise ValidationError(pfile, f"patient_id {pid!r} appears twice", row=row, field="patient_id")
-            seen.add(pid)
-            if label not in labels:
-                raise ValidationError(pfile, f"label {label!r} is not one of {labels}", row=row, field="label")
+        report = validate_cohort(self, level=level if check_files else "tables")
+        report.raise_errors()
+        return report
 
-        for col in ("patient_id", "sequence", "image"):
-            if col not in self.series.columns:
-                raise ValidationError(sfile, f"missing column '{col}'", field=col)
-        pairs: set[tuple[str, str]] = set()
-        for i, rec in enumerate(self.series.to_dict("records")):
-            row = i + 2
-            pid, seq = rec["patient_id"], rec["sequence"]
-            if pid not in seen:
-                raise ValidationError(sfile, f"patient_id {pid!r} is not in patients.csv", row=row, field="patient_id")
-            if not isinstance(seq, str) or not seq:
-                raise ValidationError(sfile, "empty sequence name", row=row, field="sequence")
-            if (pid, seq) in pairs:
-                raise ValidationError(sfile, f"({pid}, {seq}) appears twice", row=row, field="sequence")
-            pairs.add((pid, seq))
-            for axis in "xyz":
-                key = f"spacing_{axis}"
-                if key in rec and not (np.isfinite(rec[key]) and rec[key] > 0):
-                    raise ValidationError(sfile, f"spacing must be a positive number, got {rec[key]!r}",
-                                          row=row, field=key)
-            if check_files and self.root is not None:
-                for col in ("image", "mask"):
-                    rel = rec.get(col)
-                    if isinstance(rel, str) and rel and not (self.root / rel).is_file():
-                        raise ValidationError(sfile, f"file {rel} does not exist", row=row, field=col)
+    def check_row_counts(self) -> None:
+        """Refuse a table with fewer or more rows than cohort.json records (a file cut at a line end, or edited
+        by hand); cohorts written before the count was recorded, and cohorts not on disk, are not checked."""
+        counts = self.meta.get(ROWS_KEY)
+        if counts is None or self.root is None:
+            return
+        meta_path = self.root / "cohort.json"
+        if not isinstance(counts, dict):
+            raise ValidationError(meta_path, "must map each table to its number of rows", field=ROWS_KEY)
+        for name, frame in (("patients.csv", self.patients), ("series.csv", self.series)):
+            want = counts.get(name)
+            if want is None:
+                continue
+            if not isinstance(want, int) or isinstance(want, bool):
+                raise ValidationError(meta_path, f"the row count of {name} must be a whole number, got {want!r}",
+                                      field=ROWS_KEY)
+            if len(frame) != want:
+                raise ValidationError(self.root / name, f"holds {len(frame)} row(s) but cohort.json records {want}: "
+                                      "the table was cut short or edited")
 
     # ---------------------------------------------------------------- queries
     @property
@@ -171,19 +165,19 @@ class Cohort:
         return self.root / relative
 
     def read_image(self, patient_id: str, sequence: str):
-        """The SimpleITK image of one series."""
-        import SimpleITK as sitk
+        """The SimpleITK image of one series; InputError naming the file when it is missing, truncated or corrupt."""
+        from sarcomri.io.niftifile import read_image
 
-        return sitk.ReadImage(str(self.path(self.series_row(patient_id, sequence)["image"])))
+        return read_image(self.path(self.series_row(patient_id, sequence)["image"]))
 
     def read_mask(self, patient_id: str, sequence: str):
-        """The SimpleITK mask of one series, or None when it has none."""
-        import SimpleITK as sitk
+        """The SimpleITK mask of one series, or None when it has none; InputError on a damaged file."""
+        from sarcomri.io.niftifile import read_image
 
         rel = self.series_row(patient_id, sequence).get("mask")
         if not isinstance(rel, str) or not rel:
             return None
-        return sitk.ReadImage(str(self.path(rel)))
+        return read_image(self.path(rel))
 
     def subset(self, patient_ids: Iterable[str]) -> Cohort:
         """A cohort restricted to ``patient_ids`` (same folder, same meta)."""
@@ -197,8 +191,13 @@ class Cohort:
 
 
 def _read_csv(path: Path, dtypes: dict[str, type]) -> pd.DataFrame:
+    """A cohort table; a file whose last line has no line end was cut short (the writer ends every line)."""
     if not path.is_file():
         raise InputError(path, "missing: a cohort folder needs this file")
+    with open(path, "rb") as fh:
+        fh.seek(max(path.stat().st_size - 1, 0))
+        if fh.read(1) not in (b"\n", b""):
+            raise ValidationError(path, "truncated: the last line has no line end (the file was cut short)")
     try:
         frame = pd.read_csv(path, dtype={k: v for k, v in dtypes.items()}, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -209,10 +208,22 @@ def _read_csv(path: Path, dtypes: dict[str, type]) -> pd.DataFrame:
     return frame
 
 
+def is_cohort_folder(path: str | Path) -> bool:
+    """True when ``path`` holds a cohort.json that says it is a sarcomri cohort (it has a schema_version)."""
+    meta = Path(path) / "cohort.json"
+    try:
+        content = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and "schema_version" in content
+
+
 class CohortWriter:
     """Build a cohort folder atomically: add images and masks, then commit.
 
-    Use as a context manager; the folder appears at ``root`` only when the block ends without error::
+    Use as a context manager; the folder appears at ``root`` only when the block ends without error. With
+    ``overwrite`` an existing folder is replaced (then) only if it is a cohort (:func:`is_cohort_folder`); the
+    ``protect`` folders (the source being ingested) may neither contain nor lie inside ``root``::
 
         with CohortWriter(out, labels=["leiomyoma", "sarcoma"], positive_label="sarcoma") as w:
             w.add_patient("P001", "sarcoma", age=54)
@@ -226,9 +237,11 @@ class CohortWriter:
         positive_label: str | None = None,
         overwrite: bool = False,
         meta: dict[str, Any] | None = None,
+        protect: Iterable[str | Path] = (),
     ):
         self.root = Path(root)
         self.overwrite = overwrite
+        self.protect = list(protect)
         self.meta: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "labels": list(labels),
@@ -241,7 +254,8 @@ class CohortWriter:
         self.tmp: Path | None = None
 
     def __enter__(self) -> CohortWriter:
-        self._ctx = atomic.atomic_directory(self.root, overwrite=self.overwrite)
+        self._ctx = atomic.atomic_directory(self.root, overwrite=self.overwrite, replaceable=is_cohort_folder,
+                                            protect=self.protect)
         self.tmp = self._ctx.__enter__()
         return self
 
@@ -292,8 +306,9 @@ class CohortWriter:
             raise InputError(self.root, "no patients were found: nothing to write")
         series = pd.DataFrame(self._series, columns=SERIES_COLUMNS)
         self.meta.setdefault("sequences", list(dict.fromkeys(series["sequence"])))
+        self.meta[ROWS_KEY] = {"patients.csv": len(patients), "series.csv": len(series)}
         cohort = Cohort(patients=patients, series=series, meta=self.meta, root=self.tmp)
         cohort.validate(check_files=True)
-        atomic.write_json(self.tmp / "cohort.json", self.meta)
-        atomic.write_csv(self.tmp / "patients.csv", patients)
-        atomic.write_csv(self.tmp / "series.csv", series)
+        atomic.write_json(self.tmp / "cohort.json", self.meta, into_cohort=True)
+        atomic.write_csv(self.tmp / "patients.csv", patients, into_cohort=True)
+        atomic.write_csv(self.tmp / "series.csv", series, into_cohort=True)

@@ -131,6 +131,20 @@ def _on_grid(image: sitk.Image, reference: sitk.Image) -> sitk.Image:
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0, image.GetPixelID())
 
 
+def _tumour_label(mask: sitk.Image, image: sitk.Image, mask_path: Path) -> sitk.Image:
+    """The nnU-Net label (1 where the mask is not 0) with its image's exact geometry; :class:`InputError` when the
+    mask lies on another grid, where taking the image's geometry would move or stretch the tumour."""
+    from sarcomri.io.images import grid_differences
+
+    diffs = grid_differences(image, mask)
+    if diffs:
+        raise InputError(mask_path, f"not on its image's grid ({'; '.join(diffs)}, mask vs image): not exported "
+                                    "(`sarcomri cohort validate` lists every such problem)")
+    label = sitk.Cast(mask != 0, sitk.sitkUInt8)
+    label.CopyInformation(image)  # equal within tolerance: the image's exact values, as nnU-Net requires
+    return label
+
+
 def export_nnunet(
     cohort: Cohort,
     out: str | Path,
@@ -166,7 +180,8 @@ def export_nnunet(
                                       f"{n_folds} folds")
     splits = patient_grouped_splits(cases, cohort.patients, n_folds, seed, stratify_by)
     channel_names = {str(i): s for i, s in enumerate(sequences)} if layout == "channels" else {"0": "MRI"}
-    with atomic.atomic_directory(dest, overwrite=overwrite) as tmp:
+    with atomic.atomic_directory(dest, overwrite=overwrite, replaceable=lambda d: (d / "dataset.json").is_file(),
+                                 protect=[cohort.root] if cohort.root else []) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
         for rec in cases.to_dict("records"):
@@ -177,8 +192,7 @@ def export_nnunet(
                 sitk.WriteImage(img, str(tmp / "imagesTr" / f"{rec['case']}_{c:04d}{FILE_ENDING}"),
                                 useCompression=True)
             mask = cohort.read_mask(rec["patient_id"], seqs[0])
-            label = sitk.Cast(mask != 0, sitk.sitkUInt8)
-            label.CopyInformation(ref)
+            label = _tumour_label(mask, ref, cohort.path(cohort.series_row(rec["patient_id"], seqs[0])["mask"]))
             sitk.WriteImage(label, str(tmp / "labelsTr" / f"{rec['case']}{FILE_ENDING}"), useCompression=True)
         atomic.write_json(tmp / "dataset.json", {
             "channel_names": channel_names, "labels": LABELS, "numTraining": len(cases),
