@@ -2,9 +2,12 @@
 
 Stages (each a function of the run folder, each skipped when its outputs exist):
 
-1. :func:`open_run` writes ``config.yaml`` (resolved) and ``versions.json``.
+1. :func:`open_run` writes ``config.yaml`` (resolved) and ``versions.json`` (and removes the temporaries a
+   killed run left).
 2. :func:`resolve_cohort` loads the cohort folder, or synthesises it into ``<run>/cohort``.
-3. :func:`run_classification` writes splits, slice caches, the models and ``predictions.parquet``.
+3. :func:`run_classification` writes splits, slice caches, the models and ``predictions.parquet``, each
+   keyed by what it is made from (``inputs.json``): a changed cohort stops the run, or recomputes what it
+   affects.
 4. :func:`ensemble_tables` writes ``tables/patient_predictions.csv``, ``tables/ensembles.csv``,
    ``tables/per_sequence.csv``, ``tables/ensemble_summary.csv`` and ``tables/combined.csv`` (the patient's
    mean likelihood over its sequences).
@@ -24,9 +27,10 @@ import pandas as pd
 import yaml
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.validate import require_two_labels
 from sarcomri.config import ClassificationConfig, dump_config
 from sarcomri.errors import SarcomriError
-from sarcomri.io.atomic import write_csv, write_json, write_text
+from sarcomri.io.atomic import clean_temporaries, write_csv, write_json, write_text
 
 PACKAGES = ("sarcomri", "torch", "timm", "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "SimpleITK",
             "pydicom", "highdicom", "monai", "segmentation-models-pytorch", "onnxruntime")
@@ -44,9 +48,11 @@ def versions() -> dict[str, str]:
 
 
 def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
-    """Create the run folder and write the resolved config and the package versions."""
+    """Create the run folder (removing the temporaries a killed run left in it) and write the resolved config
+    and the package versions."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(run_dir)
     text = dump_config(cfg)
     old = run_dir / "config.yaml"
     if old.is_file() and old.read_text() != text:
@@ -55,8 +61,8 @@ def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
         changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
         raise SarcomriError(f"{run_dir} was run with another config (changed: {', '.join(changed[:6])}); "
                             "use a new run folder or delete the old one")
-    write_text(old, text)
-    write_json(run_dir / "versions.json", versions())
+    write_text(old, text, overwrite=True)
+    write_json(run_dir / "versions.json", versions(), overwrite=True)
     return run_dir
 
 
@@ -88,6 +94,7 @@ def resolve_cohort(cfg: ClassificationConfig, run_dir: str | Path, progress: boo
         cohort.meta["positive_label"] = cfg.positive_label
     if cohort.positive_label is None:
         raise SarcomriError("the cohort has no positive class: set positive_label in the config")
+    require_two_labels(cohort)
     missing = [s for g in cfg.channel_groups() for s in g if s not in cohort.sequences]
     if missing:
         raise SarcomriError(f"the cohort has no {sorted(set(missing))} series (it has {cohort.sequences})")
@@ -95,12 +102,16 @@ def resolve_cohort(cfg: ClassificationConfig, run_dir: str | Path, progress: boo
 
 
 def run_classification(cfg: ClassificationConfig, run_dir: str | Path, cohort: Cohort,
-                       progress: bool = True) -> pd.DataFrame:
-    """Splits, slice caches, the grid of models and ``predictions.parquet`` (finished jobs are skipped)."""
+                       progress: bool = True, rerun_changed: bool = False) -> pd.DataFrame:
+    """Splits, slice caches, the grid of models and ``predictions.parquet`` (finished jobs are skipped).
+
+    Results made from another cohort content stop the run with a message saying what changed, unless
+    ``rerun_changed``: then what the change affects is recomputed (see :func:`sarcomri.train.grid.prepare_run`).
+    """
     from sarcomri.train.grid import prepare_run, run_grid
 
     config = cfg.model_dump(mode="json")
-    prepare_run(run_dir, cohort, config, progress=progress)
+    prepare_run(run_dir, cohort, config, progress=progress, rerun_changed=rerun_changed)
     return run_grid(run_dir, config, progress=progress)
 
 
@@ -123,7 +134,7 @@ def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str,
         "combined": combined_table(likelihood),
     }
     for name, t in tables.items():
-        write_csv(run_dir / "tables" / f"{name}.csv", t)
+        write_csv(run_dir / "tables" / f"{name}.csv", t, overwrite=True)
     return tables
 
 
@@ -151,7 +162,7 @@ def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) ->
     tables = {"votes": v.reset_index(), "summed_score": summed, "summed_threshold": threshold,
               "combinations": combos, f"combinations_top{top_k}": top_k_summary(combos, top_k)}
     for name, t in tables.items():
-        write_csv(run_dir / "tables" / f"{name}.csv", t)
+        write_csv(run_dir / "tables" / f"{name}.csv", t, overwrite=True)
     return tables
 
 
@@ -185,8 +196,8 @@ def clinical_tables(run_dir: str | Path, cohort: Cohort, columns: list[str]) -> 
         preds.append(pd.DataFrame({"sequence": seq, "patient_id": combined.index, "label": y,
                                    "p_image": image, "p_combined": both}))
     table = pd.DataFrame(rows)
-    write_csv(run_dir / "tables" / "clinical_combined.csv", table)
-    write_csv(run_dir / "tables" / "clinical_predictions.csv", pd.concat(preds, ignore_index=True))
+    write_csv(run_dir / "tables" / "clinical_combined.csv", table, overwrite=True)
+    write_csv(run_dir / "tables" / "clinical_predictions.csv", pd.concat(preds, ignore_index=True), overwrite=True)
     return table
 
 

@@ -1,6 +1,8 @@
 """The stage ledger of a study run: which stages finished, with which inputs, so a rerun redoes only what changed.
 
-Each stage has a *key*: a hash of its own config section and of the keys of the stages it reads. The ledger
+Each stage has a *key*: a hash of its own config section, of its ``inputs`` (the content of what it reads from
+outside the run, e.g. the cohort's fingerprint, evaluated when the stage comes up, after the stages before it
+ran) and of the keys of the stages it reads. The ledger
 (``<run>/stages.json``) records, per stage, the key it is running with (``started``) and the key it finished
 with (``finished``) plus the outputs it promised. A stage is skipped when it finished with the current key
 and its outputs still exist. A stage whose key changed since it started (a config change, or a changed
@@ -32,7 +34,10 @@ def stage_key(section: Any, upstream: Iterable[str] = ()) -> str:
 
 @dataclass
 class Stage:
-    """One step of a study: ``run()`` writes into ``folders`` (relative to the run folder) the ``outputs``."""
+    """One step of a study: ``run()`` writes into ``folders`` (relative to the run folder) the ``outputs``.
+
+    ``inputs``, when given, returns the key of what the stage reads from outside the run folder's stages (the
+    cohort content); it is part of the stage's key."""
 
     name: str
     section: Any
@@ -40,6 +45,7 @@ class Stage:
     folders: Sequence[str]
     outputs: Sequence[str] = ()
     after: Sequence[str] = ()
+    inputs: Callable[[], Any] | None = None
     key: str = field(default="", init=False)
 
 
@@ -52,7 +58,7 @@ class Ledger:
         self.entries: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
 
     def _save(self) -> None:
-        write_json(self.run_dir / LEDGER, self.entries)
+        write_json(self.run_dir / LEDGER, self.entries, overwrite=True)
 
     def is_current(self, stage: Stage) -> bool:
         """Finished with this key, and every promised output is still on disk."""
@@ -92,7 +98,8 @@ def run_stages(run_dir: str | Path, stages: Sequence[Stage], log: Callable[[str]
         missing = [a for a in stage.after if a not in keys]
         if missing:
             raise ValueError(f"stage {stage.name!r} comes after {missing}, which are not earlier in the list")
-        stage.key = stage_key(stage.section, [keys[a] for a in stage.after])
+        section = stage.section if stage.inputs is None else {"section": stage.section, "inputs": stage.inputs()}
+        stage.key = stage_key(section, [keys[a] for a in stage.after])
         keys[stage.name] = stage.key
         if ledger.is_current(stage):
             log(f"stage {stage.name}: up to date, skipped")

@@ -18,6 +18,7 @@ The study's cohort is the configured folder, else the ingested DICOM round trip,
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ import pandas as pd
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.config import StudyConfig, dump_config
 from sarcomri.errors import SarcomriError
-from sarcomri.io.atomic import write_csv, write_json, write_text
+from sarcomri.io.atomic import clean_temporaries, write_csv, write_json, write_text
 from sarcomri.stages import Stage, run_stages
 
 Log = Callable[[str], None]
@@ -37,14 +38,16 @@ ROUNDTRIP_KEY = "sarcomri-demo-key"
 
 
 def open_study(cfg: StudyConfig, run_dir: str | Path) -> Path:
-    """Create the run folder; write the resolved config, package versions and seeds."""
+    """Create the run folder (removing the temporaries a killed run left in it); write the resolved config,
+    package versions and seeds."""
     from sarcomri.classification import versions
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    write_text(run / "config.yaml", dump_config(cfg))
-    write_json(run / "versions.json", versions())
-    write_json(run / "seeds.json", seeds(cfg))
+    clean_temporaries(run)
+    write_text(run / "config.yaml", dump_config(cfg), overwrite=True)
+    write_json(run / "versions.json", versions(), overwrite=True)
+    write_json(run / "seeds.json", seeds(cfg), overwrite=True)
     return run
 
 
@@ -112,7 +115,8 @@ def roundtrip(synthetic: Path, run: Path, log: Log) -> None:
                         pseudonymizer=pseudonym)
         log(f"ingested: {target} ({report.patients} patients, {report.volumes} volumes, {report.masks} masks)")
     ids = cohort.patients["patient_id"].astype(str)
-    write_csv(run / "id_map.csv", pd.DataFrame({"synthetic_id": ids, "patient_id": [pseudonym(i) for i in ids]}))
+    write_csv(run / "id_map.csv", pd.DataFrame({"synthetic_id": ids, "patient_id": [pseudonym(i) for i in ids]}),
+              overwrite=True)
 
 
 def id_map(run: Path) -> dict[str, str]:
@@ -131,7 +135,7 @@ def classify(cfg: StudyConfig, run: Path, log: Log) -> None:
     ccfg = cfg.classification_config(str(cohort_dir(cfg, run).resolve()))
     out = cls.open_run(ccfg, run / "classification")
     cohort = cls.resolve_cohort(ccfg, out)
-    cls.run_classification(ccfg, out, cohort)
+    cls.run_classification(ccfg, out, cohort, rerun_changed=True)
     tables = cls.ensemble_tables(out, ccfg.slices.test_aggregation)
     cls.combine_tables(out)
     if ccfg.clinical_columns:
@@ -172,14 +176,14 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
         reads, ai = pd.read_csv(cohort.root / "readers.csv", dtype={"patient_id": str}), None
     else:
         raise SarcomriError(f"{cohort.root} has no readers.csv: remove the readers section or add the reads")
-    write_csv(folder / "readers.csv", reads)
+    write_csv(folder / "readers.csv", reads, overwrite=True)
     if ai is not None:
-        write_csv(folder / "ai.csv", ai)
+        write_csv(folder / "ai.csv", ai, overwrite=True)
     positive = cfg.classification_config("cohort").positive_label or cohort.positive_label
     negative = next(label for label in cohort.meta["labels"] if label != positive)
     tables = reader_tables(likelihood, reads, positive, negative, cfg.readers.cut)
     for name, table in tables.items():
-        write_csv(folder / "tables" / f"{name}.csv", table)
+        write_csv(folder / "tables" / f"{name}.csv", table, overwrite=True)
     log(f"readers: {reads['reader'].nunique()} readers, tables {', '.join(tables)}")
 
 
@@ -188,7 +192,7 @@ def segment(cfg: StudyConfig, run: Path, log: Log) -> None:
     from sarcomri.seg3d.crossval import run_crossval
 
     scfg = cfg.segmentation_config(str(cohort_dir(cfg, run).resolve()))
-    per_case = run_crossval(scfg, run / "segmentation")
+    per_case = run_crossval(scfg, run / "segmentation", rerun_changed=True)
     log(f"segmentation: {len(per_case)} cases, median Dice {per_case['dice'].median():.3f}")
 
 
@@ -200,9 +204,21 @@ def transfer(cfg: StudyConfig, run: Path, log: Log) -> None:
     log(f"transfer: {len(tables['per_case'])} evaluated cases")
 
 
+def content_key(folder: str | Path | None, extra: tuple[str, ...] = ()) -> str | None:
+    """The key of a cohort folder's content (:mod:`sarcomri.fingerprint`) and of its optional ``extra`` files
+    (e.g. readers.csv); None without a folder."""
+    from sarcomri.fingerprint import cohort_fingerprint, key, optional_file_digest
+
+    if not folder:
+        return None
+    return key(cohort_fingerprint(Cohort.load(folder)).key(), [optional_file_digest(Path(folder) / e) for e in extra])
+
+
 def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
-    """The study's stages in order, with the config section each depends on."""
+    """The study's stages in order, with the config section each depends on. Every stage that reads a cohort
+    has the cohort's content in its key: a changed cohort reruns the stages that read it (and what follows)."""
     source = cfg.cohort if cfg.cohort else {"synth": cfg.synth.model_dump(), "dicom": cfg.dicom_roundtrip}
+    cohort_key = functools.partial(content_key, cohort_dir(cfg, run))  # called once the cohort stage ran
     cohort_out = "cohort/cohort.json" if cfg.cohort is None and cfg.dicom_roundtrip else (
         "synthetic/cohort.json" if cfg.cohort is None else "")
     out = [Stage("cohort", source, lambda: make_cohort(cfg, run, log),
@@ -210,23 +226,26 @@ def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
                  outputs=[cohort_out] if cohort_out else [])]
     if cfg.classification is not None:
         out.append(Stage("classification", cfg.classification, lambda: classify(cfg, run, log),
-                         folders=["classification"], after=["cohort"],
+                         folders=["classification"], after=["cohort"], inputs=cohort_key,
                          outputs=["classification/predictions.parquet", "classification/tables/likelihood.csv",
                                   "classification/tables/summed_score.csv"]))
         has_reads = cfg.synth is not None or (cfg.cohort and (Path(cfg.cohort) / "readers.csv").is_file())
         if has_reads:
             out.append(Stage("readers", cfg.readers.model_dump(), lambda: readers(cfg, run, log), folders=["readers"],
-                             after=["classification"], outputs=["readers/readers.csv", "readers/tables/accuracy.csv"]))
+                             after=["classification"], outputs=["readers/readers.csv", "readers/tables/accuracy.csv"],
+                             inputs=functools.partial(content_key, cohort_dir(cfg, run), ("readers.csv",))))
     if cfg.segmentation is not None:
         out.append(Stage("segmentation", cfg.segmentation, lambda: segment(cfg, run, log), folders=["segmentation"],
-                         after=["cohort"], outputs=["segmentation/tables/per_case.csv"]))
+                         after=["cohort"], outputs=["segmentation/tables/per_case.csv"], inputs=cohort_key))
     if cfg.transfer is not None:
+        tcfg = cfg.transfer_config()
         out.append(Stage("transfer", cfg.transfer, lambda: transfer(cfg, run, log), folders=["transfer"],
-                         outputs=["transfer/tables/paper.csv"]))
+                         outputs=["transfer/tables/paper.csv"],
+                         inputs=lambda: [content_key(tcfg.cohort), content_key(tcfg.target_cohort)]))
     if cfg.report:
         done = [st.name for st in out]
         out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=["report"],
-                         after=done, outputs=["report/report.html"]))
+                         after=done, outputs=["report/report.html"], inputs=cohort_key))
     return out
 
 
@@ -242,7 +261,7 @@ def run_study(cfg: StudyConfig, run_dir: str | Path, log: Log = print) -> dict[s
     """Run every stage of the study that is not current; returns each stage's status."""
     run = open_study(cfg, run_dir)
     status = run_stages(run, stages(cfg, run, log), log)
-    write_json(run / "study.json", summary(cfg, run))
+    write_json(run / "study.json", summary(cfg, run), overwrite=True)
     return status
 
 

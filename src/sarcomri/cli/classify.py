@@ -28,12 +28,15 @@ def run(
     runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When the cohort changed since the run "
+                                       "folder was made: delete and recompute what the change affects (by "
+                                       "default the run stops and says what changed)."),
 ) -> None:
     """Train the grid (sequences x folds x repeats) and write predictions.parquet; finished models are skipped."""
     cfg = load_config(config, ClassificationConfig)
     out = cls_study.open_run(cfg, _run_dir(cfg, runs, run_dir))
     cohort = cls_study.resolve_cohort(cfg, out, progress=not quiet)
-    preds = cls_study.run_classification(cfg, out, cohort, progress=not quiet)
+    preds = cls_study.run_classification(cfg, out, cohort, progress=not quiet, rerun_changed=rerun_changed)
     tables = cls_study.ensemble_tables(out, cfg.slices.test_aggregation)
     con = Console()
     con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "

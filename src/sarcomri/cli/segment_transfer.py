@@ -20,6 +20,9 @@ def transfer_study(
     runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
     cohort: Path | None = typer.Option(None, "--cohort", help="Cohort folder (overrides the config's 'cohort')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When a cohort changed since the run folder "
+                                       "was made: delete its splits, models, predictions and tables and make "
+                                       "them again (by default the run stops and says what changed)."),
 ) -> None:
     """Train the source model, then target-only, transfer (fine-tuned from the source model, frozen up to
     L1/L2/L3) and aggregated (source + target) models on nested fractions of the target training patients;
@@ -37,7 +40,7 @@ def transfer_study(
     con = Console(highlight=False)
     t0 = time.perf_counter()
     if quiet:
-        tables = run_transfer_study(cfg, run_dir)
+        tables = run_transfer_study(cfg, run_dir, rerun_changed=rerun_changed)
     else:
         with training_progress(con) as bar:
             state: dict = {}
@@ -60,7 +63,7 @@ def transfer_study(
                 elif ev == "predicted" and "all" in state:
                     bar.update(state["all"], advance=1)
 
-            tables = run_transfer_study(cfg, run_dir, progress)
+            tables = run_transfer_study(cfg, run_dir, progress, rerun_changed=rerun_changed)
     summary = tables["summary"]
     for ts, sub in summary.groupby("test_set", sort=False):
         wide = sub.pivot_table(index="model", columns="n_target_train", values="mean", sort=False)

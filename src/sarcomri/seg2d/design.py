@@ -15,7 +15,9 @@ import pandas as pd
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import LeakageError, check_no_leakage, holdout, nested_subsets
 from sarcomri.errors import InputError
+from sarcomri.fingerprint import cohort_fingerprint, key, merge_fingerprints, part_of
 from sarcomri.io.atomic import write_csv
+from sarcomri.runrecord import RunRecord
 from sarcomri.seg2d.config import LEVELS, MODEL_KINDS, TransferStudyConfig
 from sarcomri.seg2d.data import eligible_patients
 
@@ -91,6 +93,30 @@ def resolve_domains(cfg: TransferStudyConfig, run_dir: Path, progress: Progress 
     return out
 
 
+#: The version of the transfer study's code: bump it when the code changes its results, so that run folders
+#: made before are recomputed (or stop) instead of mixing old and new results.
+STUDY_FORMAT = "transfer-1"
+#: Everything a transfer run folder makes from its cohorts; all of it hangs on the hold-out splits, so a change
+#: of the domains' patients or content makes all of it stale.
+ARTIFACTS = ("splits.csv", "subsets.csv", "models", "predictions", "tables", "figures")
+
+
+def check_inputs(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path,
+                 rerun_changed: bool = False) -> None:
+    """Key the run folder's artifacts by the config, the domains' patients and their cohorts' content
+    (:mod:`sarcomri.runrecord`): after a change, stop saying what changed, or (``rerun_changed``) delete them."""
+    record = RunRecord.load(run_dir)
+    cohorts = {d: dom.cohort for d, dom in domains.items()}
+    if cohorts["source"] is cohorts["target"]:
+        fp = cohort_fingerprint(cohorts["source"], previous=record.cohort)
+    else:
+        fp = merge_fingerprints({d: cohort_fingerprint(c, previous=part_of(record.cohort, d))
+                                 for d, c in cohorts.items()})
+    k = key(STUDY_FORMAT, cfg.model_dump(mode="json", exclude={"name"}), fp.key(),
+            {d: dom.patients for d, dom in domains.items()})
+    record.reconcile(fp, dict.fromkeys(ARTIFACTS, k), rerun_changed)
+
+
 def study_splits(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path) -> pd.DataFrame:
     """A patient-level hold-out per domain (``domain, patient_id, repeat, fold, role``); read back when
     already written. Leakage is checked per domain, and a patient of one cohort never sits in both domains."""
@@ -109,7 +135,7 @@ def study_splits(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: 
                             stratify_by=cfg.stratify_by or ["label"])
             parts.append(split.assign(domain=d))
         table = pd.concat(parts, ignore_index=True)[["domain", "patient_id", "repeat", "fold", "role"]]
-        write_csv(path, table)
+        write_csv(path, table, overwrite=True)
     for _, sub in table.groupby("domain"):
         check_no_leakage(sub.drop(columns="domain"), kfold_complete=False)
     if domains["source"].cohort is domains["target"].cohort:
@@ -130,7 +156,7 @@ def target_subsets(cfg: TransferStudyConfig, domains: dict[str, Domain], splits:
     pats = domains["target"].cohort.patients
     table = nested_subsets(pats[pats["patient_id"].isin(set(train))], cfg.fractions, seed=cfg.split_seed,
                            stratify_by=cfg.stratify_by or ["label"])
-    write_csv(path, table)
+    write_csv(path, table, overwrite=True)
     return table
 
 

@@ -15,6 +15,8 @@ share one model folder, which is exactly what training them twice would give.
 Run folder (every stage skipped when its outputs exist, so an interrupted run resumes)::
 
     <run>/config.yaml, versions.json, cohort/ (synthetic, when no cohort is given)
+    <run>/inputs.json                         the key of everything below: config, domains' patients and cohort
+                                              content (a change stops the run, or with rerun_changed redoes it)
     <run>/splits.csv                          domain, patient_id, repeat, fold, role (train/test)
     <run>/subsets.csv                         patient_id, fraction (nested target training subsets)
     <run>/models/<model>/n<k>/                model.pt, history.csv (checkpoint.pt while training); k target
@@ -38,12 +40,14 @@ import torch
 from sarcomri.classification import open_run, versions
 from sarcomri.cohort.splits import LeakageError
 from sarcomri.io.atomic import write_csv
+from sarcomri.io.niftifile import read_image
 from sarcomri.seg2d.config import TransferStudyConfig
 from sarcomri.seg2d.data import CaseSlices, load_case, on_grid, slice_data
 from sarcomri.seg2d.design import (
     Domain,
     Job,
     Progress,
+    check_inputs,
     emit,
     plan_jobs,
     resolve_domains,
@@ -133,7 +137,7 @@ def predict_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, test: list
         case = cases[(d, pid)]
         out = pred_dir / d / f"{pid}.nii.gz"
         if out.is_file():
-            mask = sitk.ReadImage(str(out))
+            mask = read_image(out)
         else:
             mask, _ = predict_case(net, case, cfg.infer, device)
             write_mask(mask, out)
@@ -141,7 +145,7 @@ def predict_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, test: list
         rows.append({"test_set": d, "patient_id": pid, **{k: metrics[k] for k in METRIC_COLUMNS}})
     emit(progress, event="predicted", model=job.model, n_target=job.n_target, cases=len(rows), cached=False)
     table = pd.DataFrame(rows)
-    write_csv(table_path, table)
+    write_csv(table_path, table, overwrite=True)
     return table
 
 
@@ -170,7 +174,7 @@ def reliability_stage(cfg: TransferStudyConfig, jobs: list[Job], cases: CaseStor
         per_case = []
         for key in (k for k in test if k in images):
             d, pid = key
-            auto = sitk.GetArrayFromImage(sitk.ReadImage(str(pred_dir / d / f"{pid}.nii.gz"))) > 0
+            auto = sitk.GetArrayFromImage(read_image(pred_dir / d / f"{pid}.nii.gz")) > 0
             manual = sitk.GetArrayFromImage(cases[key].mask) > 0
             spacing = cases[key].reference.GetSpacing()[::-1]
             per_case.append((f"{d}/{pid}", images[key], manual, auto, spacing))
@@ -201,10 +205,12 @@ def per_case_table(jobs: list[Job], metrics: dict[str, pd.DataFrame]) -> pd.Data
 
 
 # ------------------------------------------------------------------------------------------------ runner
-def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path,
-                       progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress: Progress | None = None,
+                       rerun_changed: bool = False) -> dict[str, pd.DataFrame]:
     """Run (or resume) the whole study; returns its tables by name: ``splits``, ``subsets``, ``models``,
     ``per_case``, ``summary``, ``paper``, ``anova``, ``tukey`` and ``reliability`` (empty when disabled).
+    Results made from other cohort content stop the run saying what changed, unless ``rerun_changed``:
+    then they are deleted and made again (:func:`sarcomri.seg2d.design.check_inputs`).
 
     ``progress`` receives dicts with ``event`` in ``stage``, ``model_start``, ``step``, ``model_skipped``,
     ``predicted``."""
@@ -212,6 +218,7 @@ def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path,
         torch.set_num_threads(cfg.train.threads)
     run_dir = open_run(cfg, run_dir)
     domains = resolve_domains(cfg, run_dir, progress)
+    check_inputs(cfg, domains, run_dir, rerun_changed)
     splits = study_splits(cfg, domains, run_dir)
     subsets = target_subsets(cfg, domains, splits, run_dir)
     jobs = plan_jobs(cfg, splits, subsets)
@@ -239,11 +246,11 @@ def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path,
     tables["paper"] = _stage(out / "paper.csv", lambda: paper_table(tables["summary"]))
     if not (out / "anova.csv").is_file() or not (out / "tukey.csv").is_file():
         anova, tukey = anova_by_fraction(tables["per_case"], cfg.anova_metric)
-        write_csv(out / "tukey.csv", tukey)
-        write_csv(out / "anova.csv", anova)
+        write_csv(out / "tukey.csv", tukey, overwrite=True)
+        write_csv(out / "anova.csv", anova, overwrite=True)
     tables["anova"] = pd.read_csv(out / "anova.csv", dtype={"note": object}).fillna({"note": ""})
     tables["tukey"] = pd.read_csv(out / "tukey.csv")
-    write_csv(out / "models.csv", models)
+    write_csv(out / "models.csv", models, overwrite=True)
     figure = run_dir / "figures" / "learning_curve.png"
     if not figure.is_file():
         learning_curve_figure(tables["summary"], figure, labels)
@@ -261,5 +268,5 @@ def _stage(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
         table = pd.read_csv(path, dtype={"patient_id": str})
         return table.assign(level=table["level"].fillna("")) if "level" in table.columns else table
     table = make()
-    write_csv(path, table)
+    write_csv(path, table, overwrite=True)
     return table

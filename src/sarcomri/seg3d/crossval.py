@@ -2,7 +2,7 @@
 
 Run folder (every stage skipped when its outputs exist, so an interrupted run resumes)::
 
-    <run>/config.yaml, versions.json
+    <run>/config.yaml, versions.json, inputs.json (each artifact's key: :mod:`sarcomri.runrecord`)
     <run>/splits.csv                         patient_id, repeat, fold, role (one table for every model)
     <run>/models/<seq>/fold<k>-rep0/         plan.json, model.pt, history.csv (checkpoint.pt while training),
                                              timing.json (wall and CPU seconds of training and prediction)
@@ -16,6 +16,11 @@ Each fold is planned from its own training patients (no geometry or intensity of
 the plan), trained with a seed derived from (seed, fold), and predicts only its test patients. With
 ``workers`` > 1 the folds run in that many spawned processes at once (each with ``train.threads`` threads,
 by default the cores divided among the workers); the results do not depend on it.
+
+The splits are keyed by the eligible patients and their stratification columns, a fold's model by its
+training patients' series content and the plan, train and data settings, a mask by its model and the
+patient's images (:func:`fold_keys`); the tables are always recomputed. A rerun after the cohort changed stops
+and says what changed, or (``rerun_changed``) recomputes only what the change affects.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from sarcomri.classification import open_run, versions
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage, kfold
 from sarcomri.errors import InputError
+from sarcomri.fingerprint import CohortFingerprint, key
+from sarcomri.fingerprint import cohort_fingerprint as content_fingerprint
 from sarcomri.io.atomic import atomic_path, write_csv, write_json
+from sarcomri.runrecord import RunRecord
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, read_channels
 from sarcomri.seg3d.evaluate import evaluate_folder, paper_table, summarise_by
@@ -46,24 +54,55 @@ from sarcomri.seg3d.plan import make_plan
 from sarcomri.seg3d.train import CHECKPOINT, fit, is_model_folder, save_model
 
 Progress = Callable[[dict[str, Any]], None]
+#: Versions of the code that makes the splits, a fold's model and a mask: bump one when that code changes its
+#: output, so that run folders made before are recomputed (or stop) instead of mixing old and new results.
+SPLITS_FORMAT, MODEL_FORMAT, PREDICTION_FORMAT = "seg3d-splits-1", "seg3d-model-1", "seg3d-mask-1"
 
 
-def study_splits(cfg: Seg3DConfig, cohort: Cohort, run_dir: Path) -> pd.DataFrame:
-    """Patient-level folds over every patient that any model can train on; read back when already written."""
+def _eligible_patients(cfg: Seg3DConfig, cohort: Cohort) -> pd.DataFrame:
+    """The patients.csv rows of every patient that any model can train on."""
+    eligible = set().union(*(patients_with(cohort, g) for g in cfg.channel_groups()))
+    return cohort.patients[cohort.patients["patient_id"].isin(eligible)]
+
+
+def splits_key(cfg: Seg3DConfig, cohort: Cohort) -> str:
+    """The key of ``splits.csv``: the fold settings and the eligible patients with their stratification values."""
+    patients = _eligible_patients(cfg, cohort)
+    columns = [c for c in cfg.stratify_by if c in patients.columns]
+    return key(SPLITS_FORMAT, cfg.folds, cfg.seed, cfg.stratify_by,
+               patients[["patient_id", *columns]].astype(str).to_numpy().tolist())
+
+
+def study_splits(cfg: Seg3DConfig, cohort: Cohort, run_dir: Path, reuse: bool = True) -> pd.DataFrame:
+    """Patient-level folds over every patient that any model can train on; read back when already written
+    (and ``reuse``), else made (written by :func:`run_crossval` once the run folder's inputs are checked)."""
     path = run_dir / "splits.csv"
-    if path.is_file():
+    if reuse and path.is_file():
         table = pd.read_csv(path, dtype={"patient_id": str})
     else:
-        eligible = set().union(*(patients_with(cohort, g) for g in cfg.channel_groups()))
-        if len(eligible) < cfg.folds:
-            raise InputError(cohort.root, f"{len(eligible)} patient(s) have the sequences and masks of "
+        patients = _eligible_patients(cfg, cohort)
+        if len(patients) < cfg.folds:
+            raise InputError(cohort.root, f"{len(patients)} patient(s) have the sequences and masks of "
                                           f"{cfg.sequences}: too few for {cfg.folds} folds")
-        patients = cohort.patients[cohort.patients["patient_id"].isin(eligible)]
         table = kfold(patients, n_folds=cfg.folds, n_repeats=1, seed=cfg.seed, val_ratio=0.0,
                       stratify_by=cfg.stratify_by)
-        write_csv(path, table)
     check_no_leakage(table)
     return table
+
+
+def fold_keys(cfg: Seg3DConfig, fp: CohortFingerprint, jobs: list, run_dir: Path) -> dict[str, str]:
+    """The key of each fold's model folder (its training patients' series, plan, train and data settings) and of
+    each out-of-fold mask (the model's key, the inference settings, the patient's images)."""
+    out = {}
+    for group, fold, train_ids, test_ids, model_dir, pred_dir in jobs:
+        model = key(MODEL_FORMAT, group, fold, train_ids, fp.series_key(train_ids, group), cfg.seed,
+                    cfg.plan_settings(), cfg.train, cfg.data)
+        out[str(model_dir.relative_to(run_dir))] = model
+        for pid in test_ids:
+            images = [fp.series.get(f"{pid}/{s}", {}).get("image") for s in group]
+            out[str((pred_dir / f"{pid}.nii.gz").relative_to(run_dir))] = key(PREDICTION_FORMAT, model, cfg.infer,
+                                                                                images)
+    return out
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -102,7 +141,7 @@ def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_
     for pid in todo:
         images, _ = read_channels(cohort, pid, group)
         mask, _ = predict_images([model], images, cfg.infer, case_id=pid)
-        with atomic_path(pred_dir / f"{pid}.nii.gz") as tmp:
+        with atomic_path(pred_dir / f"{pid}.nii.gz", overwrite=True) as tmp:
             sitk.WriteImage(mask, str(tmp), useCompression=True)
         if progress:
             progress({"event": "predicted", "patient_id": pid})
@@ -123,7 +162,7 @@ def _record_time(model_dir: Path, stage: str, clock: tuple[float, float], **extr
     data.update({f"{stage}_wall_s": round(time.perf_counter() - clock[0], 2),
                  f"{stage}_cpu_s": round(time.process_time() - clock[1], 2),
                  f"{stage}_threads": torch.get_num_threads(), **{f"{stage}_{k}": v for k, v in extra.items()}})
-    write_json(path, data)
+    write_json(path, data, overwrite=True)
 
 
 def _fold_job(cfg_json: dict, group: tuple[str, ...], train_ids: list[str], test_ids: list[str], model_dir: str,
@@ -149,23 +188,25 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | None = None) -> pd.DataFrame:
-    """Train and predict every (sequence set, fold), then evaluate; returns the per-case table."""
+def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | None = None,
+                 rerun_changed: bool = False) -> pd.DataFrame:
+    """Train and predict every (sequence set, fold), then evaluate; returns the per-case table.
+
+    Splits, models and masks made from another cohort content stop the run with a message saying what
+    changed, unless ``rerun_changed``: then what the change affects is deleted and recomputed
+    (:mod:`sarcomri.runrecord`)."""
     run_dir = open_run(cfg, run_dir)
     cohort = Cohort.load(cfg.cohort)
-    splits = study_splits(cfg, cohort, run_dir)
-    jobs, fold_of = [], {}
+    record = RunRecord.load(run_dir)
+    fp = content_fingerprint(cohort, previous=record.cohort)
+    split_key = splits_key(cfg, cohort)
+    splits = study_splits(cfg, cohort, run_dir, reuse=record.matches("splits.csv", split_key))
+    jobs, fold_of = _plan_folds(cfg, cohort, splits, run_dir)
+    record.reconcile(fp, {"splits.csv": split_key, **fold_keys(cfg, fp, jobs, run_dir)}, rerun_changed)
+    if not (run_dir / "splits.csv").is_file():
+        write_csv(run_dir / "splits.csv", splits, overwrite=True)
     for group in cfg.channel_groups():
-        name = "+".join(group)
-        eligible = set(patients_with(cohort, group))
-        (run_dir / "predictions" / name).mkdir(parents=True, exist_ok=True)
-        for fold in sorted(splits["fold"].unique()):
-            sub = splits[splits["fold"] == fold]
-            train_ids = sorted(set(sub.loc[sub["role"] != "test", "patient_id"]) & eligible)
-            test_ids = sorted(set(sub.loc[sub["role"] == "test", "patient_id"]) & eligible)
-            fold_of.update({(name, p): int(fold) for p in test_ids})
-            jobs.append((group, int(fold), train_ids, test_ids, run_dir / "models" / name / f"fold{fold}-rep0",
-                         run_dir / "predictions" / name))
+        (run_dir / "predictions" / "+".join(group)).mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not is_model_folder(j[4]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
     if cfg.workers > 1 and len(todo) > 1:
         _run_parallel(cfg, todo, progress)
@@ -174,6 +215,28 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
             if not is_model_folder(model_dir):
                 train_fold(cfg, cohort, group, train_ids, model_dir, fold, progress)
             predict_fold(cfg, cohort, group, test_ids, model_dir, pred_dir, progress)
+    return _tables(cfg, cohort, jobs, fold_of, run_dir)
+
+
+def _plan_folds(cfg: Seg3DConfig, cohort: Cohort, splits: pd.DataFrame, run_dir: Path) -> tuple[list, dict]:
+    """Every (sequence set, fold) job as (group, fold, train ids, test ids, model folder, prediction folder),
+    and the fold of each (sequence set, test patient)."""
+    jobs, fold_of = [], {}
+    for group in cfg.channel_groups():
+        name = "+".join(group)
+        eligible = set(patients_with(cohort, group))
+        for fold in sorted(splits["fold"].unique()):
+            sub = splits[splits["fold"] == fold]
+            train_ids = sorted(set(sub.loc[sub["role"] != "test", "patient_id"]) & eligible)
+            test_ids = sorted(set(sub.loc[sub["role"] == "test", "patient_id"]) & eligible)
+            fold_of.update({(name, p): int(fold) for p in test_ids})
+            jobs.append((group, int(fold), train_ids, test_ids, run_dir / "models" / name / f"fold{fold}-rep0",
+                         run_dir / "predictions" / name))
+    return jobs, fold_of
+
+
+def _tables(cfg: Seg3DConfig, cohort: Cohort, jobs: list, fold_of: dict, run_dir: Path) -> pd.DataFrame:
+    """Evaluate every sequence set's out-of-fold masks and write the tables; returns the per-case table."""
     tables = []
     for group in cfg.channel_groups():
         name = "+".join(group)
@@ -181,11 +244,11 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
         table.insert(3, "fold", [fold_of[(name, p)] for p in table["patient_id"]])
         tables.append(table)
     per_case = pd.concat(tables, ignore_index=True)
-    write_csv(run_dir / "tables" / "per_case.csv", per_case)
-    write_csv(run_dir / "tables" / "summary.csv", summarise_by(per_case, ["sequence"]))
-    write_csv(run_dir / "tables" / "paper.csv", paper_table(per_case))
-    write_csv(run_dir / "tables" / "per_fold.csv", per_fold(per_case))
-    write_csv(run_dir / "tables" / "timing.csv", timing_table(jobs))
+    write_csv(run_dir / "tables" / "per_case.csv", per_case, overwrite=True)
+    write_csv(run_dir / "tables" / "summary.csv", summarise_by(per_case, ["sequence"]), overwrite=True)
+    write_csv(run_dir / "tables" / "paper.csv", paper_table(per_case), overwrite=True)
+    write_csv(run_dir / "tables" / "per_fold.csv", per_fold(per_case), overwrite=True)
+    write_csv(run_dir / "tables" / "timing.csv", timing_table(jobs), overwrite=True)
     return per_case
 
 

@@ -3,6 +3,12 @@
 :func:`prepare_run` writes the run folder's splits and slice caches; :func:`run_grid` runs the jobs not yet
 done and gathers every job's predictions into ``predictions.parquet`` (one row per model, patient, sequence
 and slice). Killing a grid and rerunning it redoes only unfinished work and gives the same table.
+
+Every artifact is keyed by what it is made from (:func:`artifact_keys`, recorded in ``<run>/inputs.json`` by
+:mod:`sarcomri.runrecord`): ``splits.csv`` by the splits section and the patients' ids, labels and
+stratification columns; ``cache/<seq>.npz`` by the slice settings, every patient's label and the content of
+the sequence's series files; ``models/<seq>/`` by the splits, the cache, the train and model sections. A rerun
+after a change stops and says what changed, or (``rerun_changed``) recomputes what depends on it.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sarcomri.cohort import splits as sp
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import SarcomriError
+from sarcomri.fingerprint import CohortFingerprint, cohort_fingerprint, key
 from sarcomri.io.atomic import write_csv, write_parquet
 from sarcomri.prep.prepare2d import SliceSpec, prepare_cohort
+from sarcomri.runrecord import RunRecord
 from sarcomri.train.executors import make_executor
 from sarcomri.train.jobs import PREDICTION_COLUMNS, Job, cache_path, run_job
 
@@ -36,21 +44,54 @@ def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
-def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], progress: bool = True) -> None:
-    """Write ``splits.csv`` and one slice cache per sequence (skipped when already there)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "splits.csv").is_file():
-        write_csv(run_dir / "splits.csv", make_splits(cohort, config["splits"]))
+#: Versions of the code that makes a slice cache and a model: bump one when that code changes its output, so
+#: that run folders made before are recomputed (or stop) instead of mixing old and new results.
+SLICE_FORMAT, MODEL_FORMAT = "slices-1", "classifier-1"
+
+
+def slice_spec(sequence: str, slices: dict[str, Any]) -> SliceSpec:
+    """The slice preparation of one sequence (or ``'+'``-joined channel group) under the ``slices`` section."""
+    return SliceSpec(tuple(sequence.split("+")), mode=slices["mode"], size=slices["size"], margin=slices["margin"],
+                     normalisation=slices["normalisation"], channels=3 if "+" not in sequence else None)
+
+
+def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: dict[str, Any]) -> dict[str, str]:
+    """The key of every artifact of a classification run folder (path relative to the run: key)."""
+    s = config["splits"]
+    columns = [c for c in dict.fromkeys(["label", *s.get("stratify_by", []), s.get("group")])
+               if c in cohort.patients.columns]
+    splits = key("splits", s, cohort.patients[["patient_id", *columns]].astype(str).to_numpy().tolist())
     labels = cohort.labels_binary().to_dict()
-    sc = config["slices"]
+    out = {"splits.csv": splits}
+    for i, seq in enumerate(config["sequences"]):
+        spec = slice_spec(seq, config["slices"])
+        cache = key(SLICE_FORMAT, spec, labels, fp.series_key(cohort.patient_ids, spec.sequences))
+        rel = cache_path("", seq)
+        out[str(rel)] = out[str(rel.with_suffix(".skipped.csv"))] = cache
+        out[str(Job(seq, 0, 0).folder("").parent)] = key(MODEL_FORMAT, splits, cache, config["train"],
+                                                         config["model"], i)
+    return out
+
+
+def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], progress: bool = True,
+                rerun_changed: bool = False) -> None:
+    """Check the run folder's artifacts against the cohort and config (:mod:`sarcomri.runrecord`: stop on a
+    change, or with ``rerun_changed`` remove what it makes stale), then write ``splits.csv`` and one slice
+    cache per sequence (skipped when already there)."""
+    run_dir = Path(run_dir)
+    record = RunRecord.load(run_dir)
+    fp = cohort_fingerprint(cohort, previous=record.cohort)
+    record.reconcile(fp, artifact_keys(cohort, fp, config), rerun_changed)
+    if not (run_dir / "splits.csv").is_file():
+        write_csv(run_dir / "splits.csv", make_splits(cohort, config["splits"]), overwrite=True)
+    labels = cohort.labels_binary().to_dict()
     for seq in config["sequences"]:
         path = cache_path(run_dir, seq)
         if path.is_file():
             continue
-        spec = SliceSpec(tuple(seq.split("+")), mode=sc["mode"], size=sc["size"], margin=sc["margin"],
-                         normalisation=sc["normalisation"], channels=3 if "+" not in seq else None)
+        spec = slice_spec(seq, config["slices"])
         slices, skipped = prepare_cohort(cohort, spec, labels, progress=progress)
-        write_csv(path.with_suffix(".skipped.csv"), skipped)
+        write_csv(path.with_suffix(".skipped.csv"), skipped, overwrite=True)
         if len(skipped) and progress:
             no_tumour = int((skipped["reason"] != "lacks a sequence").sum())
             Console().print(f"[yellow]{seq}: {len(skipped)} patients left out ({no_tumour} with no tumour in "
@@ -104,5 +145,5 @@ def gather_predictions(run_dir: str | Path, jobs: list[Job]) -> pd.DataFrame:
     preds = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
     splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
     sp.check_predictions_against_splits(preds, splits)
-    write_parquet(run_dir / "predictions.parquet", preds)
+    write_parquet(run_dir / "predictions.parquet", preds, overwrite=True)
     return preds
