@@ -74,13 +74,14 @@ def mask_against_truth(new_patient_dir: Path, predicted_mask: Path, sequence: st
 
     from sarcomri.cohort.manifest import Cohort
     from sarcomri.errors import InputError
+    from sarcomri.io.niftifile import read_image
     from sarcomri.stats.segmentation import segmentation_metrics
 
     cohort = Cohort.load(new_patient_dir / "synthetic")
     truth = cohort.read_mask(cohort.patient_ids[0], sequence)
     if truth is None:
         raise InputError(new_patient_dir, f"the synthetic patient has no {sequence} mask")
-    pred = sitk.Resample(sitk.ReadImage(str(predicted_mask)), truth, sitk.Transform(), sitk.sitkNearestNeighbor,
+    pred = sitk.Resample(read_image(predicted_mask), truth, sitk.Transform(), sitk.sitkNearestNeighbor,
                          0, sitk.sitkUInt8)
     m = segmentation_metrics(sitk.GetArrayFromImage(pred) > 0, sitk.GetArrayFromImage(truth) > 0,
                              truth.GetSpacing()[::-1])

@@ -12,12 +12,21 @@ Steps, each timed:
 4. **combine**: a +1/-1 vote per sequence at the run's vote cut-off, summed, and the decision at the
    study's SS-Avg-maximising threshold on the summed score (``tables/summed_threshold.csv``).
 
+Every input that is not what the study's models expect, and every fallback taken for want of one, is a
+:class:`Substitution`, listed in ``result.json`` (``substitutions``) and in a box beside the decision on the
+page: an ADC map fitted from the DWI instead of the scanner's, a scanner-computed DWI image instead of an
+acquired one, a tumour mask from the segmentation model or from another sequence instead of the series' own,
+a sequence that cannot vote (missing, or without a tumour mask) and so counts 0, an ensemble with fewer
+models than the study trained, a default vote cut-off.
+
+The result folder is built under a temporary name and moved into place whole (an error leaves nothing at
+``out``); an existing result folder is replaced only with ``overwrite``, checked before any work.
+
 The result is decision support for a radiologist, not a diagnosis.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,12 +41,25 @@ import SimpleITK as sitk
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.config import ClassificationConfig, load_config
 from sarcomri.errors import InputError
-from sarcomri.io.atomic import atomic_path
+from sarcomri.io.atomic import atomic_directory, write_json
 from sarcomri.prep.prepare2d import SliceSpec, load_channels, slices_from_volume
 
 Log = Callable[[str], None]
+DEFAULT_VOTE_CUTOFF = 0.5
 DISCLAIMER = ("Decision support for a radiologist, not a diagnosis: the likelihoods come from models trained on "
               "the study's cohort and carry its limits (population, scanners, sequences).")
+
+
+@dataclass
+class Substitution:
+    """An input the result rests on that is not what the study's models expect, or a fallback taken for want
+    of one; each is stated in result.json and on the page."""
+
+    kind: str  # adc_fitted, computed_dwi, mask_from_segmentation, mask_from_sequence, sequence_missing, no_mask,
+    #            fewer_models, no_central_slice, default_vote_cutoff
+    what: str  # what was used, e.g. 'ADC'
+    instead_of: str  # what the study expects, e.g. "the scanner's ADC map"
+    how: str  # how it was obtained and why
 
 
 @dataclass
@@ -48,8 +70,9 @@ class SequenceResult:
     likelihood: float | None
     models: int
     slices: int
-    vote: int  # +1 positive, -1 negative, 0 when the sequence is missing
+    vote: int  # +1 positive, -1 negative, 0 when the sequence cannot vote (missing, no tumour mask)
     note: str = ""
+    mask: str = ""  # where its tumour mask came from: 'own', "<sequence>'s mask", 'segmentation model on <seq>'
 
 
 @dataclass
@@ -64,7 +87,8 @@ class Prediction:
     threshold: float
     decision: str
     vote_cutoff: float
-    mask_source: str
+    mask_source: str  # where mask.nii.gz came from; each sequence's mask is in SequenceResult.mask
+    substitutions: list[Substitution] = field(default_factory=list)
     latency_seconds: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     statement: str = DISCLAIMER
@@ -75,9 +99,13 @@ class Prediction:
         return asdict(self)
 
 
-def ingest_patient(src: Path, work: Path, key: str | None = None) -> Cohort:
+def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: bool | None = None,
+                   verbose: bool = False) -> Cohort:
     """The patient's folder as a one-patient cohort (DICOM anywhere under ``src``; or NIfTI files
-    ``<sequence>.nii.gz`` / ``<sequence>_mask.nii.gz`` directly in ``src``)."""
+    ``<sequence>.nii.gz`` / ``<sequence>_mask.nii.gz`` directly in ``src``).
+
+    ``compute_adc`` as for :func:`~sarcomri.io.ingest.ingest`; ``verbose`` lets messages show the source's
+    folder names (which may identify the patient)."""
     from sarcomri.io.deid import Pseudonymizer
     from sarcomri.io.ingest import ingest
 
@@ -89,7 +117,8 @@ def ingest_patient(src: Path, work: Path, key: str | None = None) -> Cohort:
         layout.mkdir(parents=True, exist_ok=True)
         (layout / "patient").symlink_to(src.resolve(), target_is_directory=True)
         src = layout
-    report = ingest(src, work / "cohort", pseudonymizer=Pseudonymizer.from_key(key))
+    report = ingest(src, work / "cohort", pseudonymizer=Pseudonymizer.from_key(key), compute_adc=compute_adc,
+                    verbose=verbose)
     if report.patients != 1:
         raise InputError(src, f"holds {report.patients} patients; predict takes one patient at a time")
     return Cohort.load(work / "cohort")
@@ -118,6 +147,55 @@ def study_models(run: Path) -> tuple[ClassificationConfig, dict[str, list[Path]]
     return cfg, models, rule
 
 
+def expected_models(run: Path, sequence: str) -> int:
+    """How many models the run trains for ``sequence``: its (repeat, fold) jobs when ``splits.csv`` is there,
+    else the model folders (finished or not)."""
+    if (Path(run) / "splits.csv").is_file():
+        from sarcomri.train.grid import plan_jobs
+
+        return len(plan_jobs(run, [sequence]))
+    return sum(1 for p in (Path(run) / "models" / sequence).glob("*") if p.is_dir())
+
+
+def study_substitutions(run: Path, folders: dict[str, list[Path]], rule: dict[str, Any]) -> list[Substitution]:
+    """What the classification run itself falls short of: unfinished ensembles, a missing vote cut-off."""
+    out = []
+    for seq, done in folders.items():
+        expected = expected_models(run, seq)
+        if len(done) < expected:
+            out.append(Substitution("fewer_models", f"{seq}: an ensemble of {len(done)} model"
+                                    + ("s" if len(done) != 1 else ""),
+                                    f"the study's {expected}", f"{expected - len(done)} model(s) of the run are "
+                                    "not finished; the likelihood is the mean over the finished ones"))
+    if pd.isna(rule.get("vote_cutoff", np.nan)):
+        out.append(Substitution("default_vote_cutoff", f"vote cut-off {DEFAULT_VOTE_CUTOFF}",
+                                "the study's vote cut-off", "tables/summed_threshold.csv gives none; the default "
+                                "is used"))
+    return out
+
+
+def input_substitutions(cohort: Cohort, pid: str, sequences: set[str],
+                        trained_on: dict[str, Any]) -> list[Substitution]:
+    """What ingestion made of the input in place of what the study expects, for the ``sequences`` it uses: an
+    ADC map fitted from the DWI, scanner-computed DWI images (cohort.json ``adc`` and ``computed_series``).
+    ``trained_on`` is the study cohort's cohort.json (to say how often its own ADC maps were fitted)."""
+    out = []
+    for m in cohort.meta.get("adc", {}).get("maps", []):
+        if m.get("patient_id") == pid and m.get("source") == "computed" and m.get("sequence") == "ADC" \
+                and "ADC" in sequences:
+            out.append(Substitution("adc_fitted", "ADC", "the scanner's ADC map",
+                                    f"fitted from the patient's DWI ({m.get('fit', '')} s/mm², mono-exponential "
+                                    "least squares, 10^-6 mm²/s): the input holds no ADC map"
+                                    + _fitted_in_training(trained_on)))
+    for c in cohort.meta.get("computed_series", []):
+        if c.get("patient_id") == pid and c.get("sequence") in sequences:
+            b = c.get("b_value")
+            out.append(Substitution("computed_dwi", c["sequence"], "an acquired DWI image" + (
+                f" at b = {b:g} s/mm²" if isinstance(b, int | float) else ""), "the image the scanner computed "
+                "(extrapolated) from other b-values: no acquired series gives this b-value"))
+    return out
+
+
 def onnx_models(folders: list[Path], log: Log) -> list[Any]:
     """ONNX Runtime sessions of the model folders, exporting ``model.onnx`` once where missing."""
     from sarcomri.infer.onnx import OnnxClassifier, export_saved_model
@@ -130,6 +208,15 @@ def onnx_models(folders: list[Path], log: Log) -> list[Any]:
             log(f"exported {folder.parent.name}/{folder.name} to ONNX (once)")
         out.append(OnnxClassifier(path, threads=None))
     return out
+
+
+def _fitted_in_training(meta: dict[str, Any]) -> str:
+    """How many of the study cohort's ADC maps were fitted rather than the scanner's, as a clause ('' if unknown)."""
+    maps = [m for m in meta.get("adc", {}).get("maps", []) if m.get("sequence") == "ADC"]
+    if not maps:
+        return ""
+    fitted = sum(m.get("source") == "computed" for m in maps)
+    return f"; in the study's cohort {fitted} of {len(maps)} ADC maps were fitted"
 
 
 def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.Image]:
@@ -190,15 +277,63 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
     return write_dicom_seg(mask, datasets, out_path)
 
 
+def has_mask(cohort: Cohort, pid: str, sequence: str) -> bool:
+    """True when the patient's ``sequence`` came with a mask file of its own."""
+    rel = cohort.series_row(pid, sequence).get("mask")
+    return isinstance(rel, str) and bool(rel)
+
+
+def needs_mask(spec: SliceSpec) -> bool:
+    """True when cutting slices under ``spec`` needs a non-empty tumour mask."""
+    return spec.mode != "all" or spec.crop_to_tumour
+
+
+@dataclass
+class MaskChoice:
+    """The tumour mask of one model group on its first sequence's grid, where it came from, and the
+    substitution when it is not the group's own mask."""
+
+    mask: np.ndarray | None
+    origin: str
+    substitution: Substitution | None = None
+
+
+def choose_mask(cohort: Cohort, pid: str, group: tuple[str, ...], mask: np.ndarray | None,
+                segmentation: tuple[str, sitk.Image] | None) -> MaskChoice:
+    """The group's own mask, else another sequence's of the group (as :func:`load_channels` found it), else the
+    segmentation model's resampled onto the group's grid, else none."""
+    name, first = "+".join(group), group[0]
+    if mask is not None and mask.any():
+        if has_mask(cohort, pid, first):
+            return MaskChoice(mask, "own")
+        donor = next(q for q in group[1:] if has_mask(cohort, pid, q))
+        return MaskChoice(mask, f"{donor}'s mask", Substitution(
+            "mask_from_sequence", f"{name}: the tumour mask of {donor}", f"{first}'s own mask",
+            f"{donor}'s mask resampled onto the {first} grid (nearest neighbour): the input has no {first} mask"))
+    why = "is empty" if has_mask(cohort, pid, first) else "is missing"
+    if segmentation is None:
+        return MaskChoice(mask, f"none (the input's {first} mask {why}, no segmentation model given)")
+    seq, seg = segmentation
+    ref = cohort.read_image(pid, first)
+    res = sitk.Resample(seg, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    found = (sitk.GetArrayFromImage(res) > 0).astype(np.uint8)
+    return MaskChoice(found, f"segmentation model on {seq}", Substitution(
+        "mask_from_segmentation", f"{name}: the tumour mask of the segmentation model", f"the input's {first} mask",
+        f"the study's segmentation model on {seq}" + (f", resampled onto the {first} grid" if seq != first else "")
+        + f": the input's {first} mask {why}"))
+
+
 def patient_slices(cohort: Cohort, pid: str, group: tuple[str, ...], spec: SliceSpec,
-                   fallback: sitk.Image | None) -> list:
-    """The patient's 2D inputs for one model group, with ``fallback`` as mask when the series has none."""
+                   segmentation: tuple[str, sitk.Image] | None) -> tuple[list, MaskChoice]:
+    """The patient's 2D inputs for one model group (empty when no non-empty tumour mask can be had) and where
+    their mask came from (see :func:`choose_mask`)."""
     vol, mask = load_channels(cohort, pid, group)
-    if (mask is None or not mask.any()) and fallback is not None:
-        ref = cohort.read_image(pid, group[0])
-        res = sitk.Resample(fallback, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-        mask = (sitk.GetArrayFromImage(res) > 0).astype(np.uint8)
-    return slices_from_volume(vol, mask, spec, pid, source=f"{'+'.join(group)}")
+    choice = choose_mask(cohort, pid, group, mask, segmentation)
+    if needs_mask(spec) and (choice.mask is None or not choice.mask.any()):
+        if choice.mask is not None:
+            choice.origin += " (no tumour on this grid)"
+        return [], choice
+    return slices_from_volume(vol, choice.mask, spec, pid, source="+".join(group)), choice
 
 
 def gradcam_png(folder: Path, images: list[np.ndarray], titles: list[str], out_png: Path) -> Path:
@@ -216,82 +351,147 @@ def gradcam_png(folder: Path, images: list[np.ndarray], titles: list[str], out_p
 
 def predict_patient(src: str | Path, classification_run: str | Path, out: str | Path,
                     segmentation_run: str | Path | None = None, key: str | None = None, gradcam: bool = True,
-                    log: Log = print) -> Prediction:
+                    overwrite: bool = False, verbose: bool = False, log: Log | None = None) -> Prediction:
     """Run one patient through the study; write ``result.json``, ``report.html``, the mask and the Grad-CAM
-    figure into ``out``."""
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    cfg, folders, rule = study_models(Path(classification_run))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sarcomri-predict-") as tmp:
-        cohort = ingest_patient(Path(src), Path(tmp), key)
-        pid = str(cohort.patients["patient_id"].iloc[0])
-        times["ingest"] = time.perf_counter() - t0
-        outputs: dict[str, str] = {}
-        seg_mask, mask_source = None, "the input's own masks"
-        if segmentation_run is not None:
-            t1 = time.perf_counter()
-            seq, seg_mask = segment_patient(Path(segmentation_run), cohort, pid)
-            with atomic_path(out / "mask.nii.gz") as tmp_mask:
-                sitk.WriteImage(seg_mask, str(tmp_mask), useCompression=True)
-            outputs["mask"] = "mask.nii.gz"
-            if write_seg_for(seg_mask, Path(src), seq, pid, out / "mask.seg.dcm") is not None:
-                outputs["dicom_seg"] = "mask.seg.dcm"
-            mask_source = f"{FROM_SEGMENTATION_MODEL}{seq}"
-            times["segment"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
-        sc = cfg.slices
-        results = []
-        central: dict[str, np.ndarray] = {}
-        have = set(sequences_of(cohort, pid))
-        for seq in cfg.sequences:
-            group = tuple(seq.split("+"))
-            if not set(group) <= have:
-                results.append(SequenceResult(seq, None, 0, 0, 0, "sequence not in the study"))
-                continue
-            spec = SliceSpec(group, mode=sc.mode, size=sc.size, margin=sc.margin, normalisation=sc.normalisation,
-                             channels=3 if len(group) == 1 else None)
-            try:
-                slices = patient_slices(cohort, pid, group, spec, seg_mask)
-            except InputError:
-                results.append(SequenceResult(seq, None, 0, 0, 0, "no tumour mask for this sequence"))
-                continue
-            if sc.test_aggregation == "central":
-                slices = [s for s in slices if s.central] or slices[:1]
-            batch = np.stack([s.image for s in slices])
-            central[seq] = next((s.image for s in slices if s.central), slices[0].image)
-            per_model = [float(m.predict_proba(batch)[:, 1].mean()) for m in onnx_models(folders[seq], log)]
-            p = float(np.mean(per_model))
-            cutoff = float(rule.get("vote_cutoff", 0.5))
-            results.append(SequenceResult(seq, round(p, 4), len(per_model), len(slices), 1 if p >= cutoff else -1))
-        times["classify"] = time.perf_counter() - t1
-        figures = []
-        if gradcam and central:
-            t1 = time.perf_counter()
-            for q, image in central.items():
-                gradcam_png(folders[q][0], [image], [q], out / f"gradcam_{q}.png")
-                figures.append({"src": f"gradcam_{q}.png",
-                                "caption": f"{q}: central tumour slice, Grad-CAM of one model of the ensemble"})
-            outputs["gradcam"] = ",".join(f["src"] for f in figures)
-            times["gradcam"] = time.perf_counter() - t1
-        if not any(r.likelihood is not None for r in results):
-            raise InputError(Path(src), "no sequence of the study could be scored (missing sequences or masks)")
-        trained_on = Path(cfg.cohort) if cfg.cohort else Path(classification_run) / "cohort"
-        labels = list(Cohort.load(trained_on, check_files=False).meta.get("labels", []))
-        positive = cfg.positive_label or (labels[0] if labels else "positive")
-        negative = next((lab for lab in labels if lab != positive), "negative")
-        score = int(sum(r.vote for r in results))
-        threshold = float(rule["threshold"])
-        pred = Prediction(pid, positive, negative, results, score, threshold,
-                          positive if score >= threshold else negative, float(rule.get("vote_cutoff", 0.5)),
-                          mask_source, outputs=outputs)
-    times["total"] = time.perf_counter() - t0
-    pred.latency_seconds = {k: round(v, 3) for k, v in times.items()}
+    figures into the folder ``out``, built under a temporary name and moved into place whole.
+
+    An existing ``out`` is replaced only with ``overwrite`` (and only when it holds an earlier result), which
+    is checked before any work; ``out`` may neither contain nor lie inside ``src``; on an error nothing is left
+    at ``out``. ``verbose`` lets messages show the
+    source's folder names. ``log`` receives progress lines."""
     from sarcomri.report.patient import write_patient_page
 
-    pred.outputs["page"] = "report.html"
-    with atomic_path(out / "result.json") as tmp_json:
-        tmp_json.write_text(json.dumps(pred.to_dict(), indent=2))
-    write_patient_page(out, pred.to_dict(), figures)
+    log = log or _quiet
+    run = Path(classification_run)
+    with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
+        pred, figures = _predict(Path(src), run, dest, segmentation_run, key, gradcam, verbose, log)
+        pred.outputs["page"] = "report.html"
+        write_json(dest / "result.json", pred.to_dict())
+        write_patient_page(dest, pred.to_dict(), figures)
     return pred
+
+
+def is_result_folder(folder: Path) -> bool:
+    """True for a folder ``sarcomri predict`` wrote (it holds a result.json), which ``--overwrite`` may replace."""
+    return (Path(folder) / "result.json").is_file()
+
+
+def _quiet(_: str) -> None:
+    """A log that drops its lines."""
+
+
+def _predict(src: Path, run: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
+             gradcam: bool, verbose: bool, log: Log) -> tuple[Prediction, list[dict]]:
+    """The prediction of :func:`predict_patient`, with its mask and Grad-CAM files written into ``dest``."""
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cfg, folders, rule = study_models(run)
+    trained_on = Cohort.load(Path(cfg.cohort) if cfg.cohort else run / "cohort", check_files=False).meta
+    used = {q for g in cfg.channel_groups() for q in g}
+    subs = study_substitutions(run, folders, rule)
+    with tempfile.TemporaryDirectory(prefix="sarcomri-predict-") as tmp:
+        cohort = ingest_patient(src, Path(tmp), key, True if "ADC_computed" in used else None, verbose)
+        pid = str(cohort.patients["patient_id"].iloc[0])
+        subs += input_substitutions(cohort, pid, used, trained_on)
+        times["ingest"] = time.perf_counter() - t0
+        outputs: dict[str, str] = {}
+        segmentation, mask_source = None, "the input's own masks"
+        if segmentation_run is not None:
+            t1 = time.perf_counter()
+            segmentation = _segment_into(dest, Path(segmentation_run), cohort, pid, src, outputs)
+            mask_source = f"{FROM_SEGMENTATION_MODEL}{segmentation[0]}"
+            times["segment"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        cutoff = vote_cutoff(rule)
+        results, central = [], {}
+        for seq in cfg.sequences:
+            result, image, seq_subs = _score_sequence(cohort, pid, seq, cfg, folders[seq], cutoff, segmentation, log)
+            results.append(result)
+            subs += seq_subs
+            if image is not None:
+                central[seq] = image
+        times["classify"] = time.perf_counter() - t1
+        figures = _gradcam_into(dest, central, folders, outputs, times) if gradcam and central else []
+    if not any(r.likelihood is not None for r in results):
+        raise InputError(src, "no sequence of the study could be scored (missing sequences or masks)")
+    positive, negative = class_labels(cfg, trained_on)
+    score = int(sum(r.vote for r in results))
+    threshold = float(rule["threshold"])
+    pred = Prediction(pid, positive, negative, results, score, threshold,
+                      positive if score >= threshold else negative, cutoff, mask_source, substitutions=subs,
+                      outputs=outputs)
+    times["total"] = time.perf_counter() - t0
+    pred.latency_seconds = {k: round(v, 3) for k, v in times.items()}
+    return pred, figures
+
+
+def vote_cutoff(rule: dict[str, Any]) -> float:
+    """The study's vote cut-off on a sequence's likelihood, :data:`DEFAULT_VOTE_CUTOFF` when it gives none."""
+    value = rule.get("vote_cutoff", np.nan)
+    return DEFAULT_VOTE_CUTOFF if pd.isna(value) else float(value)
+
+
+def class_labels(cfg: ClassificationConfig, trained_on: dict[str, Any]) -> tuple[str, str]:
+    """The positive and negative class names: the run's positive label, the other label of the study cohort."""
+    labels = list(trained_on.get("labels", []))
+    positive = cfg.positive_label or (labels[0] if labels else "positive")
+    return positive, next((lab for lab in labels if lab != positive), "negative")
+
+
+def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path,
+                  outputs: dict[str, str]) -> tuple[str, sitk.Image]:
+    """Segment the patient; write mask.nii.gz (and mask.seg.dcm for DICOM input) into ``dest``."""
+    seq, mask = segment_patient(seg_run, cohort, pid)
+    sitk.WriteImage(mask, str(dest / "mask.nii.gz"), useCompression=True)
+    outputs["mask"] = "mask.nii.gz"
+    if write_seg_for(mask, src, seq, pid, dest / "mask.seg.dcm") is not None:
+        outputs["dicom_seg"] = "mask.seg.dcm"
+    return seq, mask
+
+
+def _score_sequence(cohort: Cohort, pid: str, seq: str, cfg: ClassificationConfig, folders: list[Path],
+                    cutoff: float, segmentation: tuple[str, sitk.Image] | None,
+                    log: Log) -> tuple[SequenceResult, np.ndarray | None, list[Substitution]]:
+    """One sequence's likelihood and vote, the slice for its Grad-CAM, and its substitutions."""
+    group = tuple(seq.split("+"))
+    missing = sorted(set(group) - set(sequences_of(cohort, pid)))
+    if missing:
+        return SequenceResult(seq, None, 0, 0, 0, "sequence not in the study", mask="-"), None, [Substitution(
+            "sequence_missing", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
+            f"the input has no {', '.join(missing)} series, so {seq} cannot vote")]
+    sc = cfg.slices
+    spec = SliceSpec(group, mode=sc.mode, size=sc.size, margin=sc.margin, normalisation=sc.normalisation,
+                     channels=3 if len(group) == 1 else None)
+    slices, choice = patient_slices(cohort, pid, group, spec, segmentation)
+    subs = [choice.substitution] if choice.substitution else []
+    if not slices:
+        return SequenceResult(seq, None, 0, 0, 0, "no tumour mask for this sequence", mask=choice.origin), None, [
+            *subs, Substitution("no_mask", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
+                                f"no tumour mask to cut its slices by: {choice.origin}")]
+    centre = next((s for s in slices if s.central), None)
+    if centre is None:
+        subs.append(Substitution("no_central_slice", f"{seq}: slice {slices[0].slice_index}",
+                                 "the central tumour slice", "no tumour mask marks a central slice; the first "
+                                 "slice is used"))
+    if sc.test_aggregation == "central":
+        slices = [centre or slices[0]]
+    batch = np.stack([s.image for s in slices])
+    per_model = [float(m.predict_proba(batch)[:, 1].mean()) for m in onnx_models(folders, log)]
+    p = float(np.mean(per_model))
+    result = SequenceResult(seq, round(p, 4), len(per_model), len(slices), 1 if p >= cutoff else -1,
+                            mask=choice.origin)
+    return result, (centre or slices[0]).image, subs
+
+
+def _gradcam_into(dest: Path, central: dict[str, np.ndarray], folders: dict[str, list[Path]],
+                  outputs: dict[str, str], times: dict[str, float]) -> list[dict]:
+    """Grad-CAM of one model per sequence on its central slice, as ``gradcam_<sequence>.png`` in ``dest``."""
+    t1 = time.perf_counter()
+    figures = []
+    for q, image in central.items():
+        gradcam_png(folders[q][0], [image], [q], dest / f"gradcam_{q}.png")
+        figures.append({"src": f"gradcam_{q}.png",
+                        "caption": f"{q}: central tumour slice, Grad-CAM of one model of the ensemble"})
+    outputs["gradcam"] = ",".join(f["src"] for f in figures)
+    times["gradcam"] = time.perf_counter() - t1
+    return figures

@@ -113,3 +113,40 @@ def test_icc_json(reads_csv):
     ref = pingouin.intraclass_corr(pd.read_csv(reads_csv), targets="case", raters="rater", ratings="score")
     assert forms["ICC(2,1)"]["icc"] == pytest.approx(ref.set_index("Type").loc["ICC(A,1)", "ICC"])
     assert (out["n_targets"], out["n_raters"]) == (40, 3)
+
+
+def test_a_score_or_column_given_twice_is_a_clear_error(reads_csv):
+    wide = reads_csv.with_name("wide.csv")
+    pd.read_csv(reads_csv).pivot(index="case", columns="rater", values="score").reset_index().assign(
+        truth=lambda f: (f["CNN"] > 0.5).astype(int)).to_csv(wide, index=False)
+    bad = runner.invoke(app, ["stats", "roc", str(wide), "--truth", "truth", "--positive", "1",
+                              "--score", "R1", "--score", "R1"])
+    assert isinstance(bad.exception, InputError), repr(bad.exception)
+    assert "--score 'R1' is given twice" in str(bad.exception) and "wide.csv" in str(bad.exception)
+    bad = runner.invoke(app, ["stats", "agreement", str(wide), "--column", "R1", "--column", "R1"])
+    assert isinstance(bad.exception, InputError) and "--column 'R1' is given twice" in str(bad.exception)
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("t,r,v\na,0,1\na,0,2\nb,1,2\n", "case 'a' is rated twice by rater 0"),  # mixed column types
+    ("t,r,v\n0,0.5,1\n0,0.5,2\n1,1.5,2\n", "case 0 is rated twice by rater 0.5"),  # not 0.0 from a mixed row
+])
+def test_icc_messages_show_plain_values(tmp_path, rows, message):
+    csv = tmp_path / "icc.csv"
+    csv.write_text(rows)
+    bad = runner.invoke(app, ["stats", "icc", str(csv), "--targets", "t", "--raters", "r", "--ratings", "v"])
+    assert isinstance(bad.exception, InputError) and message in str(bad.exception)
+    assert "np." not in str(bad.exception)
+
+
+def test_stats_messages_never_show_numpy_reprs():
+    from sarcomri.stats._checks import binary_truth, shown
+    from sarcomri.stats.mrmc import or_mrmc
+
+    assert (shown(np.int64(0)), shown(np.str_("a")), shown(np.float64(0.5)), shown("a")) == ("0", "'a'", "0.5", "'a'")
+    with pytest.raises(InputError, match=r"positive class 2 does not occur in truth \(classes found: 0, 1\)"):
+        binary_truth(np.array([0, 1, 1]), np.int64(2))
+    frame = pd.DataFrame({"reader": np.array([1, 1]), "case": ["c", "c"], "modality": np.array([0, 0]),
+                          "truth": [1, 1], "score": [0.2, 0.4]})
+    with pytest.raises(InputError, match=r"reader 1 rated case 'c' twice in modality 0$"):
+        or_mrmc(frame, "reader", "case", "modality", "truth", "score", 1)

@@ -23,3 +23,12 @@ def training_progress(con: Console) -> Progress:
     """A progress bar per task with its steps, the last loss (field ``loss``), elapsed and remaining time."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=con)
+
+
+#: Options of the root command (``sarcomri --verbose ...``), set by its callback on every invocation.
+ROOT_OPTIONS: dict[str, bool] = {"verbose": False}
+
+
+def verbose_asked(flag: bool = False) -> bool:
+    """True when the command's own ``--verbose`` (``flag``) or the root ``sarcomri --verbose`` was given."""
+    return bool(flag) or ROOT_OPTIONS["verbose"]

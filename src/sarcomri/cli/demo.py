@@ -35,7 +35,8 @@ def demo(
     folder, label = demo_lib.new_patient(out / "new-patient", cfg, con.print)
     seg = out / "study" / "segmentation" if cfg.segmentation is not None else None
     predict(folder, model=out / "study" / "classification", segmentation_model=seg,
-            out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True)
+            out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True, overwrite=True,
+            verbose=False)
     result = json.loads((out / "new-patient" / "prediction" / "result.json").read_text())
     con.print(f"truth, for the demo only: {label}; the decision was {result['decision']}")
     source = str(result.get("mask_source", ""))

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from sarcomri.cli.console import verbose_asked
 from sarcomri.errors import InputError
 from sarcomri.io.deid import KEY_ENV, Pseudonymizer
 from sarcomri.io.ingest import ingest as run_ingest
@@ -49,11 +50,14 @@ def ingest(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing cohort folder (only once "
                                    "the new one is complete)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, series kept aside and the summary."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let messages show the source's folder names (hidden by "
+                                 "default: they often hold a patient's name or ID)."),
 ) -> None:
     """Ingest MRI studies (T2-weighted, fat-saturated contrast-enhanced T1, DWI by b-value, ADC, ...) into a
     de-identified cohort: series named by the sequence map, DWI split by b-value, ADC from the scanner or
     fitted, RTSTRUCT and DICOM-SEG as masks. No patient name, ID, birth date or accession number is written
-    or printed; series the map cannot name are kept aside and listed."""
+    or printed (messages name source files relative to SRC, with folder names hidden unless --verbose); series
+    the map cannot name are kept aside and listed."""
     console, errors = Console(highlight=False), Console(stderr=True, highlight=False)
     if deid_key and pseudonyms:
         raise InputError(None, "give either --deid-key or --pseudonyms, not both")
@@ -65,7 +69,8 @@ def ingest(
     log = None if quiet else (lambda line: console.print(line, markup=False, soft_wrap=True))
     report = run_ingest(src, out, labels=label_table, pseudonymizer=pseudo, sequence_map=sequence_map,
                         compute_adc=compute_adc, sequence=sequence, overwrite=overwrite, log=log,
-                        warn=lambda text: errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True))
+                        warn=lambda text: errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True),
+                        verbose=verbose_asked(verbose))
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     if report.unmapped:

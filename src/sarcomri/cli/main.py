@@ -21,6 +21,7 @@ from sarcomri.cli import splits as splits_cli
 from sarcomri.cli import stats as stats_cli
 from sarcomri.cli import study as study_cli
 from sarcomri.cli import synth as synth_cli
+from sarcomri.cli.console import ROOT_OPTIONS
 from sarcomri.errors import SarcomriError
 
 app = typer.Typer(
@@ -50,13 +51,25 @@ app.command("report")(report_cli.report)
 app.command("predict")(predict_cli.predict)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the sarcomri version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    """``--version``: print the version and stop before any command is looked for."""
+    if value:
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the sarcomri version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let messages show the source's folder and file names "
+                                 "(they often hold a patient's name or ID, so they are hidden by default)."),
+) -> None:
+    """Options of every command; without a command, a usage error."""
+    ROOT_OPTIONS["verbose"] = verbose
+    if ctx.invoked_subcommand is None:
+        ctx.fail("Missing command.")
 
 
 def main() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from sarcomri.cli.console import verbose_asked
 from sarcomri.predict import predict_patient
 
 
@@ -24,22 +26,34 @@ def predict(
     deid_key: str | None = typer.Option(None, "--deid-key", envvar="SARCOMRI_DEID_KEY",
                                         help="Secret key of the pseudonym (keyed hash of the patient ID)."),
     gradcam: bool = typer.Option(True, help="Grad-CAM heat maps of one model per sequence on the central slice."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing result folder (one that "
+                                   "`sarcomri predict` wrote), whole, once the new result is complete."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let messages show the input's folder and file names "
+                                 "(which may hold the patient's name or ID)."),
 ) -> None:
     """Per-sequence likelihoods from the study's model ensembles (ONNX Runtime), the +1/-1 votes summed and
     the decision at the study's threshold, the tumour mask when a segmentation model is given, Grad-CAM, a
-    JSON result and a one-page HTML for the radiologist. Decision support, not a diagnosis."""
+    JSON result and a one-page HTML for the radiologist. Decision support, not a diagnosis. Every input that
+    is not what the study's models expect (an ADC fitted from the DWI, a mask from the segmentation model, a
+    sequence that cannot vote...) is listed as a substitution. The result folder appears only when complete;
+    an existing one is replaced only with --overwrite."""
     con = Console()
     pred = predict_patient(study, model, out, segmentation_run=segmentation_model,
-                           key=deid_key or os.environ.get("SARCOMRI_DEID_KEY"), gradcam=gradcam, log=con.print)
+                           key=deid_key or os.environ.get("SARCOMRI_DEID_KEY"), gradcam=gradcam,
+                           overwrite=overwrite, verbose=verbose_asked(verbose),
+                           log=lambda line: con.print(line, markup=False))
     table = Table(title=f"{pred.patient_id}: {pred.positive_label} likelihood per sequence")
-    for col in ("sequence", "likelihood", "vote", "models", "slices", "note"):
+    for col in ("sequence", "likelihood", "vote", "models", "slices", "tumour mask", "note"):
         table.add_column(col)
     for s in pred.sequences:
         table.add_row(s.sequence, "" if s.likelihood is None else f"{s.likelihood:.3f}",
-                      f"{s.vote:+d}" if s.vote else "", str(s.models), str(s.slices), s.note)
+                      f"{s.vote:+d}" if s.vote else "", str(s.models), str(s.slices), escape(s.mask), s.note)
     con.print(table)
     con.print(f"summed score {pred.summed_score} vs threshold {pred.threshold:g}: [bold]{pred.decision}[/] "
               "(decision support, not a diagnosis)")
+    for sub in pred.substitutions:
+        con.print(f"[bold yellow]substitution:[/] {escape(sub.what)} instead of {escape(sub.instead_of)}: "
+                  f"{escape(sub.how)}", soft_wrap=True)
     lat = pred.latency_seconds
     con.print("latency: " + ", ".join(f"{k} {v:.2f} s" for k, v in lat.items()))
     con.print(f"result: {(out / 'result.json').resolve()}; page: {(out / 'report.html').resolve()}")

@@ -69,6 +69,16 @@ def _match_value(path: Path, series: pd.Series, value: str, option: str) -> Any:
     raise InputError(path, f"{option} {value!r} does not occur in column {series.name!r} (values: {found})")
 
 
+def _distinct(path: Path, values: list[str], option: str) -> list[str]:
+    """``values`` of a repeatable option, refusing one given twice (it would be compared with itself)."""
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise InputError(path, f"{option} {v!r} is given twice; give each column once")
+        seen.add(v)
+    return values
+
+
 def _complete(path: Path, frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, int]:
     kept = frame.dropna(subset=columns)
     if kept.empty:
@@ -125,6 +135,7 @@ def roc_cmd(
     denominator}}, at_cutoffs: list of {cutoff, metrics: same as at_threshold}}), comparisons (list of
     {score1, score2, auc1, auc2, difference, lower, upper, z, p}).
     """
+    _distinct(csv, score, "--score")
     frame = _read(csv, [truth, *score])
     frame, dropped = _complete(csv, frame, [truth, *score])
     with _about(csv):
@@ -193,7 +204,7 @@ def agreement_cmd(
         with _about(csv):
             wide = agreement.long_to_wide(frame, case, rater, rating)
     else:
-        wide = _read(csv, list(column))[list(column)]
+        wide = _read(csv, _distinct(csv, list(column), "--column"))[list(column)]
     with _about(csv):
         pairs = agreement.kappa_pairs(wide, wt)
         matrix = agreement.kappa_matrix(wide, wt)

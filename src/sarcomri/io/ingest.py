@@ -14,11 +14,18 @@ cohort.json also records ``provenance`` (source type, sarcomri version, date, se
 method, counts), ``unmapped_series`` (series kept aside: pseudonym, series number, description, number
 of files, reason), ``computed_series`` (scanner-computed b-value images) and ``mask_labels`` (label
 tables of multi-label masks). Nothing in it identifies a patient; console messages use pseudonyms.
+Messages and errors name source files relative to the source root with the folder names (which often hold a
+patient's name or ID) hidden, unless ``verbose`` (:func:`sarcomri.io.deid.redact_path`).
+
+A mask (RTSTRUCT, DICOM-SEG) whose referenced image series is not in the source is kept aside with a
+warning naming it by pseudonym and series number; when no image series at all entered the cohort it is an
+error instead (a cohort of masks without images is never written).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +33,11 @@ from importlib import resources
 from pathlib import Path
 
 from sarcomri import __version__
-from sarcomri.cohort.manifest import CohortWriter
+from sarcomri.cohort.manifest import CohortWriter, is_cohort_folder
 from sarcomri.cohort.sequences import SequenceMap
-from sarcomri.errors import InputError
-from sarcomri.io.deid import Pseudonymizer
+from sarcomri.errors import InputError, SarcomriError
+from sarcomri.io.atomic import check_folder_replaceable
+from sarcomri.io.deid import Pseudonymizer, redact_error, redact_path
 from sarcomri.io.dicom import is_dicom_file, scan_dicom, walk_files
 from sarcomri.io.labels import UNKNOWN, Labels, no_labels
 from sarcomri.io.nifti import is_nifti, scan_nifti
@@ -62,6 +70,21 @@ class _Source:
     load: Callable[[Log | None], PatientData]
 
 
+def _redacting_source_paths(func: Callable[..., IngestReport]) -> Callable[..., IngestReport]:
+    """Rewrite the errors of an ingestion so they name source files by :func:`redact_path` (``verbose`` keeps
+    the folder names)."""
+
+    @functools.wraps(func)
+    def wrapper(src: str | Path, out: str | Path, **kwargs) -> IngestReport:
+        try:
+            return func(src, out, **kwargs)
+        except SarcomriError as err:
+            raise redact_error(err, src, kwargs.get("verbose", False)) from None
+
+    return wrapper
+
+
+@_redacting_source_paths
 def ingest(
     src: str | Path,
     out: str | Path,
@@ -74,6 +97,7 @@ def ingest(
     overwrite: bool = False,
     log: Log | None = None,
     warn: Log | None = None,
+    verbose: bool = False,
 ) -> IngestReport:
     """Ingest the DICOM or NIfTI studies under ``src`` into a new cohort folder ``out``.
 
@@ -81,14 +105,12 @@ def ingest(
     ``sequence`` names ``image.nii.gz`` files of the NIfTI sts-t1 layout. ``log`` receives progress lines
     and ``warn`` warnings as they arise (both de-identified; warnings are also in the report). Raises a
     :class:`~sarcomri.errors.SarcomriError` naming the file and the problem; then ``out`` is untouched.
+    Source files are named relative to ``src`` with their folder names hidden unless ``verbose``.
     """
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise InputError(src, "no such folder")
-    if out.exists() and not overwrite:
-        raise InputError(out, "exists already; choose another folder or pass --overwrite")
-    if out.resolve().is_relative_to(src.resolve()):
-        raise InputError(out, "the cohort folder must not lie inside the source folder")
+    check_folder_replaceable(out, overwrite, replaceable=is_cohort_folder, protect=[src])
     labels = labels or no_labels()
     warnings: list[str] = []
     if pseudonymizer is None:
@@ -98,6 +120,8 @@ def ingest(
                         "key and will differ on the next run")
         if warn:
             warn(warnings[-1])
+    for text in pseudonymizer.warnings:
+        _warn(warnings, warn, text)
     seqmap = SequenceMap.load(sequence_map)
 
     files = list(walk_files(src))
@@ -127,12 +151,12 @@ def ingest(
     if not sources:
         raise InputError(src, "no patient found (see the documented folder layout)")
 
-    pseudonyms = {s.source_id: pseudonymizer(s.source_id, where=str(s.where.relative_to(src))) for s in sources}
+    pseudonyms = {s.source_id: pseudonymizer(s.source_id, where=redact_path(s.where, src, verbose)) for s in sources}
     patient_labels = {}
     for s in sources:
         label = labels.label_of(s.source_id) if labels.source else UNKNOWN
         if label is None:
-            raise InputError(labels.source, f"no row for the patient of {s.where.relative_to(src)} "
+            raise InputError(labels.source, f"no row for the patient of {redact_path(s.where, src, verbose)} "
                              f"(pseudonym {pseudonyms[s.source_id]})")
         patient_labels[s.source_id] = label
     unmatched = len(set(labels.table.index) - set(pseudonyms)) if labels.source else 0
@@ -143,13 +167,15 @@ def ingest(
     report = IngestReport(out=out, source_type=source_type, patients=len(sources), volumes=0, masks=0,
                           notes=notes, warnings=warnings)
     records: dict[str, list] = {"unmapped_series": [], "computed_series": [], "mask_labels": [], "adc_maps": []}
+    orphans: list[tuple[str, dict]] = []
     with CohortWriter(out, labels=labels.allowed, positive_label=labels.positive, overwrite=overwrite,
-                      meta=meta) as writer:
+                      meta=meta, protect=[src]) as writer:
         for s in sorted(sources, key=lambda s: pseudonyms[s.source_id]):
             pid = pseudonyms[s.source_id]
             if log:
                 log(f"{pid}")
-            data = s.load(log)
+            data = _load(s, pid, src, verbose, log)
+            orphans += [(pid, o) for o in data.orphans]
             _add_adc(data, compute_adc, pid, report, log)
             writer.add_patient(pid, patient_labels[s.source_id], **labels.clinical_of(s.source_id))
             for vol in data.volumes:
@@ -160,6 +186,7 @@ def ingest(
             if not data.volumes:
                 report.notes.append(f"{pid}: no series entered the cohort")
             records["unmapped_series"] += [{"patient_id": pid, **row} for row in data.aside]
+        _orphan_masks(orphans, report, src, verbose, warn)
         writer.meta.update(_adc_meta(records.pop("adc_maps")))
         writer.meta.update(records)
         writer.meta["provenance"]["counts"] = {
@@ -168,6 +195,36 @@ def ingest(
         }
     report.unmapped = records["unmapped_series"]
     return report
+
+
+def _warn(warnings: list[str], warn: Log | None, text: str) -> None:
+    """Keep a warning for the report and pass it on as it arises."""
+    warnings.append(text)
+    if warn:
+        warn(text)
+
+
+def _load(source: _Source, pid: str, src: Path, verbose: bool, log: Log | None) -> PatientData:
+    """Read one patient; an error names the patient by pseudonym and its folders (when named by the source
+    patient ID) by the pseudonym too."""
+    try:
+        return source.load(log)
+    except InputError as err:
+        err = InputError(err.path, f"{err.problem} (patient {pid})")
+        raise redact_error(err, src, verbose, {source.source_id: pid}) from None
+
+
+def _orphan_masks(orphans: list[tuple[str, dict]], report: IngestReport, src: Path, verbose: bool,
+                  warn: Log | None) -> None:
+    """Masks whose referenced image series is not in the source: an error when no image series entered the
+    cohort (it would hold masks of nothing), else one warning each, naming the patient by pseudonym."""
+    for pid, orphan in orphans:
+        what = f"the {orphan['kind']} of series {orphan['series_number']}"
+        if not report.volumes:
+            raise InputError(orphan["path"], f"patient {pid}: {what} references an image series that is not in "
+                             "the source, and no image series was ingested: add the series it was drawn on")
+        _warn(report.warnings, warn, f"{pid}: {what} ({redact_path(orphan['path'], src, verbose)}) references an "
+                                     "image series that is not in the source; it is kept aside")
 
 
 def _add_adc(data: PatientData, compute_adc: bool | None, pid: str, report: IngestReport, log: Log | None) -> None:

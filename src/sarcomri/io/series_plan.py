@@ -64,6 +64,7 @@ class PatientPlan:
     volumes: list[PlannedVolume] = field(default_factory=list)
     masks: list[PlannedMask] = field(default_factory=list)
     aside: list[dict] = field(default_factory=list)
+    orphans: list[dict] = field(default_factory=list)  # masks whose image series is not in the source (kind, path)
 
     def keep_aside(self, series: DicomSeries, reason: str, files: int | None = None) -> None:
         """Record a series (or part of one) that does not enter the cohort, and why."""
@@ -172,8 +173,10 @@ def _resolve_masks(plan: PatientPlan, series_list: list[DicomSeries]) -> None:
             sops = {by_sop[u] for u in module.referenced_sop_uids(ds) if u in by_sop}
             uid = sops.pop() if len(sops) == 1 else uid
         if uid is None or uid not in by_uid:
-            plan.keep_aside(mask.series, f"{mask.kind.upper()} whose referenced image series is not in the source",
-                            files=1)
+            kind = "RTSTRUCT" if mask.kind == "rtstruct" else "DICOM-SEG"
+            plan.keep_aside(mask.series, f"{kind} whose referenced image series is not in the source", files=1)
+            plan.orphans.append({"kind": kind, "series_number": mask.series.series_number,
+                                 "path": mask.instance.path})
         elif uid not in planned:
             plan.keep_aside(mask.series, f"{mask.kind.upper()} of {series_label(by_uid[uid])}, which is kept aside",
                             files=1)

@@ -44,6 +44,7 @@ class PatientData:
 
     volumes: list[Volume] = field(default_factory=list)
     aside: list[dict] = field(default_factory=list)
+    orphans: list[dict] = field(default_factory=list)  # masks whose image series is not in the source (kind, path)
 
     def names(self) -> set[str]:
         """The sequence names present."""
@@ -54,7 +55,7 @@ def load_dicom_patient(series_list: list[DicomSeries], seqmap: SequenceMap,
                        log: Callable[[str], None] | None = None) -> PatientData:
     """Plan, read and check the volumes and masks of one patient's DICOM series."""
     plan: PatientPlan = plan_patient(series_list, seqmap)
-    data = PatientData(aside=plan.aside)
+    data = PatientData(aside=plan.aside, orphans=plan.orphans)
     first_image: dict[str, sitk.Image] = {}
     for item in plan.volumes:
         what = series_label(item.series) + (f", b={item.b_value:g}" if item.b_value is not None else "")

@@ -18,4 +18,4 @@ def render_patient_page(prediction: dict, figures: Sequence[dict] = ()) -> str:
 
 def write_patient_page(out_dir: str | Path, prediction: dict, figures: Sequence[dict] = ()) -> Path:
     """``<out>/report.html``, written atomically."""
-    return write_text(Path(out_dir) / "report.html", render_patient_page(prediction, figures))
+    return write_text(Path(out_dir) / "report.html", render_patient_page(prediction, figures), overwrite=True)

@@ -13,6 +13,14 @@ from sarcomri.errors import InputError
 DIRECTIONS = ("<", ">")
 
 
+def shown(value: Any) -> str:
+    """How a message quotes a value from the data: its ``repr`` with numpy scalars as plain Python values
+    (``0`` and ``'a'``, not ``np.int64(0)`` and ``np.str_('a')``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def check_direction(direction: str) -> str:
     """Return ``direction`` when it is '<' (controls < cases) or '>' (controls > cases)."""
     if direction not in DIRECTIONS:
@@ -36,10 +44,10 @@ def binary_truth(truth: Sequence[Any] | np.ndarray | pd.Series, positive: Any, n
         raise InputError(None, f"{name} has missing values")
     classes = list(pd.unique(series))
     if positive not in classes:
-        raise InputError(None, f"positive class {positive!r} does not occur in {name} "
-                               f"(classes found: {', '.join(map(repr, classes))})")
+        raise InputError(None, f"positive class {shown(positive)} does not occur in {name} "
+                               f"(classes found: {', '.join(map(shown, classes))})")
     if len(classes) > 2:
-        raise InputError(None, f"{name} has {len(classes)} classes ({', '.join(map(repr, classes))}); "
+        raise InputError(None, f"{name} has {len(classes)} classes ({', '.join(map(shown, classes))}); "
                                "a diagnostic analysis needs two")
     return (series == positive).to_numpy(dtype=bool)
 

@@ -26,7 +26,7 @@ from scipy import stats
 from statsmodels.stats import inter_rater
 
 from sarcomri.errors import InputError
-from sarcomri.stats._checks import require_columns
+from sarcomri.stats._checks import require_columns, shown
 
 WEIGHTS = (None, "linear", "quadratic")
 
@@ -56,7 +56,7 @@ def _categories(values: Sequence[Sequence[Any]], categories: Sequence[Any] | Non
     if categories is not None:
         unknown = [v for v in seen if v not in list(categories)]
         if unknown:
-            raise InputError(None, f"ratings not among the given categories: {', '.join(map(repr, unknown))}")
+            raise InputError(None, f"ratings not among the given categories: {', '.join(map(shown, unknown))}")
         return list(categories)
     if weights is not None and not all(isinstance(v, int | float | np.number) for v in seen):
         raise InputError(None, "weighted kappa needs ordered categories: pass categories=[...] in order")
@@ -109,8 +109,8 @@ def long_to_wide(frame: pd.DataFrame, case: str, rater: str, rating: str) -> pd.
     require_columns(frame, [case, rater, rating], "ratings table")
     dup = frame.duplicated([case, rater])
     if dup.any():
-        first = frame.loc[dup, [case, rater]].iloc[0].tolist()
-        raise InputError(None, f"case {first[0]!r} is rated twice by rater {first[1]!r}")
+        first_case, first_rater = frame.loc[dup, case].iloc[0], frame.loc[dup, rater].iloc[0]
+        raise InputError(None, f"case {shown(first_case)} is rated twice by rater {shown(first_rater)}")
     return frame.pivot(index=case, columns=rater, values=rating)
 
 

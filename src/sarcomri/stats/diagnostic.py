@@ -24,7 +24,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from sarcomri.errors import InputError
-from sarcomri.stats._checks import binary_truth, check_direction, finite_scores
+from sarcomri.stats._checks import binary_truth, check_direction, finite_scores, shown
 
 CI_METHODS = {"wilson": "wilson", "clopper-pearson": "beta"}
 METRICS = ("sensitivity", "specificity", "accuracy", "ppv", "npv", "ss_avg")
@@ -43,7 +43,7 @@ class ConfusionMatrix:
         for name in ("tp", "fp", "fn", "tn"):
             value = getattr(self, name)
             if int(value) != value or value < 0:
-                raise InputError(None, f"{name} must be a non-negative whole number, not {value!r}")
+                raise InputError(None, f"{name} must be a non-negative whole number, not {shown(value)}")
             object.__setattr__(self, name, int(value))
 
     @property
@@ -183,7 +183,7 @@ def confusion_matrix(truth: Sequence[Any] | np.ndarray | pd.Series,
     if len(known) == 1 and len(unknown) == 1:  # a subgroup holding one true class: the other label is fine
         unknown = []
     if unknown:
-        raise InputError(None, f"predicted has labels not found in truth: {', '.join(map(repr, unknown))}")
+        raise InputError(None, f"predicted has labels not found in truth: {', '.join(map(shown, unknown))}")
     says_pos = (pred == positive).to_numpy(dtype=bool)
     return ConfusionMatrix(tp=int((is_pos & says_pos).sum()), fp=int((~is_pos & says_pos).sum()),
                            fn=int((is_pos & ~says_pos).sum()), tn=int((~is_pos & ~says_pos).sum()))

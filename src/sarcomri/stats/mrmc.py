@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from sarcomri.errors import InputError
-from sarcomri.stats._checks import binary_truth, require_columns
+from sarcomri.stats._checks import binary_truth, require_columns, shown
 from sarcomri.stats._json import jsonable
 from sarcomri.stats.roc import delong_placements
 
@@ -75,11 +75,11 @@ def _score_cube(frame: pd.DataFrame, reader: str, case: str, modality: str, trut
     require_columns(frame, [reader, case, modality, truth, score], "MRMC table")
     dup = frame.duplicated([modality, reader, case])
     if dup.any():
-        m, r, c = frame.loc[dup, [modality, reader, case]].iloc[0].tolist()
-        raise InputError(None, f"reader {r!r} rated case {c!r} twice in modality {m!r}")
+        m, r, c = (frame.loc[dup, col].iloc[0] for col in (modality, reader, case))
+        raise InputError(None, f"reader {shown(r)} rated case {shown(c)} twice in modality {shown(m)}")
     per_case = frame.groupby(case)[truth].nunique()
     if (per_case > 1).any():
-        raise InputError(None, f"case {per_case.index[per_case > 1][0]!r} has more than one truth value")
+        raise InputError(None, f"case {shown(per_case.index[per_case > 1][0])} has more than one truth value")
     truth_by_case = frame.groupby(case, sort=True)[truth].first()
     is_pos = binary_truth(truth_by_case.to_numpy(), positive, name=truth)
     modalities = sorted(frame[modality].unique().tolist())

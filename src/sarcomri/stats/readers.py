@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.errors import InputError
-from sarcomri.stats._checks import require_columns
+from sarcomri.stats._checks import require_columns, shown
 from sarcomri.stats.diagnostic import confusion_matrix, diagnostic_metrics
 from sarcomri.stats.groups import paired_t, welch_t, wilcoxon_signed_rank
 
@@ -144,7 +144,7 @@ def first_vs_assisted(frame: pd.DataFrame, reader: str, session: str, truth: str
     for label in (first, assisted):
         reads = frame[frame[session] == label]
         if reads.empty:
-            raise InputError(None, f"no reads with {session} = {label!r}")
+            raise InputError(None, f"no reads with {session} = {shown(label)}")
         values[label] = reader_metrics(reads, reader, truth, decision, positive).set_index(reader)[metric]
     both = pd.concat({"first": values[first], "assisted": values[assisted]}, axis=1)
     lonely = both.index[both.isna().any(axis=1)].tolist()

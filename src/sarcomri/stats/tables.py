@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.errors import InputError
-from sarcomri.stats._checks import binary_truth, require_columns
+from sarcomri.stats._checks import binary_truth, require_columns, shown
 from sarcomri.stats.agreement import kappa_matrix
 from sarcomri.stats.diagnostic import confusion_matrix, diagnostic_metrics
 from sarcomri.stats.roc import auc_ci, delong_test
@@ -87,7 +87,7 @@ def accuracy_table(frame: pd.DataFrame, positive: Any, model: str, case: str = "
     rows = []
     for seq, part in _grouped(frame, sequence):
         if score is not None and model not in set(part[interpreter]):
-            raise InputError(None, f"the model {model!r} has no predictions for sequence {seq!r}")
+            raise InputError(None, f"the model {shown(model)} has no predictions for sequence {shown(seq)}")
         ref = part[part[interpreter] == model].set_index(case) if score is not None else None
         for who, reads in part.groupby(interpreter, sort=False):
             res = diagnostic_metrics(confusion_matrix(reads[truth], reads[decision], positive), method, alpha)
@@ -99,8 +99,9 @@ def accuracy_table(frame: pd.DataFrame, positive: Any, model: str, case: str = "
                 if who != model:
                     mine = reads.set_index(case)
                     if set(mine.index) != set(ref.index):
-                        raise InputError(None, f"{who!r} and the model {model!r} read different cases in "
-                                               f"sequence {seq!r}; the paired DeLong test needs the same cases")
+                        raise InputError(None, f"{shown(who)} and the model {shown(model)} read different cases "
+                                               f"in sequence {shown(seq)}; the paired DeLong test needs the same "
+                                               "cases")
                     both = ref[[truth, score]].join(mine[[score]].rename(columns={score: f"{score}_reader"}))
                     test = delong_test(both[truth], both[f"{score}_reader"], both[score], positive, direction)
                     row["p_vs_model"] = test.p_value

@@ -1,0 +1,199 @@
+"""`sarcomri predict` on a tiny hand-made study (ONNX models written directly, no training): every
+substitution or fallback is stated in result.json and on the page; the result folder appears whole or not at
+all, and an existing one is replaced only with --overwrite."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import yaml
+
+import sarcomri.predict as predict_lib
+from sarcomri.cli.main import main
+from sarcomri.predict import predict_patient
+
+SIZE = 32
+
+
+def tiny_onnx(path: Path, weight: float) -> Path:
+    """A valid classifier graph: (N, 3, H, W) -> global average pool -> linear -> logits (N, 2)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.array([[0.0, weight]] * 3, np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(2, np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["flat"]),
+         helper.make_node("Gemm", ["flat", "w", "b"], ["logits"])],
+        "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])], initializer=[w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_run(root: Path, cohort: Path, sequences=("T2axi", "ADC"), unfinished: str | None = None,
+             vote_cutoff: float | None = 0.5) -> Path:
+    """A classification run: one finished ONNX model per sequence (plus an unfinished one for ``unfinished``)."""
+    run = root / "run"
+    cfg = {"name": "tiny", "cohort": str(cohort), "positive_label": "sarcoma", "sequences": list(sequences),
+           "slices": {"mode": "tumour", "size": SIZE}}
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    for k, seq in enumerate(sequences):
+        folder = run / "models" / seq / "fold0-rep0"
+        tiny_onnx(folder / "model.onnx", 0.5 + k)
+        (folder / "DONE").write_text("{}\n")
+        if seq == unfinished:
+            (run / "models" / seq / "fold1-rep0").mkdir()
+    rule = {"threshold": 0} | ({"vote_cutoff": vote_cutoff} if vote_cutoff is not None else {})
+    (run / "tables").mkdir()
+    pd.DataFrame([rule]).to_csv(run / "tables" / "summed_threshold.csv", index=False)
+    return run
+
+
+def _image(array: np.ndarray) -> sitk.Image:
+    img = sitk.GetImageFromArray(array.astype(np.float32))
+    img.SetSpacing((1.5, 1.5, 5.0))
+    return img
+
+
+def make_patient(folder: Path, adc: bool = False, dwi: bool = True, adc_mask: bool = False) -> Path:
+    """A NIfTI patient: T2axi with its mask, optionally DWI at b = 0 and 800 and/or a scanner ADC."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True)
+    mask = np.zeros((6, 16, 16), np.uint8)
+    mask[2:4, 5:10, 6:11] = 1
+    sitk.WriteImage(_image(rng.normal(100, 10, mask.shape)), str(folder / "T2axi.nii.gz"))
+    m = sitk.GetImageFromArray(mask)
+    m.SetSpacing((1.5, 1.5, 5.0))
+    sitk.WriteImage(m, str(folder / "T2axi_mask.nii.gz"))
+    b0 = rng.uniform(800, 1200, mask.shape)
+    if dwi:
+        sitk.WriteImage(_image(b0), str(folder / "DWI_b0.nii.gz"))
+        sitk.WriteImage(_image(b0 * np.exp(-800 * 1.2e-3)), str(folder / "DWI_b800.nii.gz"))
+    if adc:
+        sitk.WriteImage(_image(rng.normal(1200, 50, mask.shape)), str(folder / "ADC.nii.gz"))
+        if adc_mask:
+            sitk.WriteImage(m, str(folder / "ADC_mask.nii.gz"))
+    return folder
+
+
+def _kinds(result: dict) -> set[str]:
+    return {s["kind"] for s in result["substitutions"]}
+
+
+def test_every_substitution_is_stated(tmp_path, tiny_cohort):
+    run = make_run(tmp_path, tiny_cohort, unfinished="T2axi", vote_cutoff=None)
+    pred = predict_patient(make_patient(tmp_path / "p"), run, tmp_path / "out", key="k", gradcam=False)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result == json.loads(json.dumps(pred.to_dict()))
+    assert _kinds(result) == {"fewer_models", "default_vote_cutoff", "adc_fitted", "no_mask"}
+    adc = next(s for s in result["substitutions"] if s["kind"] == "adc_fitted")
+    assert adc["what"] == "ADC" and adc["instead_of"] == "the scanner's ADC map" and "800" in adc["how"]
+    seqs = {s["sequence"]: s for s in result["sequences"]}
+    assert seqs["ADC"]["vote"] == 0 and seqs["T2axi"]["mask"] == "own" and seqs["T2axi"]["vote"] in (-1, 1)
+    page = (tmp_path / "out" / "report.html").read_text()
+    box = page[page.index('id="substitutions"'):page.index("</div>", page.index('id="substitutions"'))]
+    assert "4 substitutions" in box and "instead of the scanner&#39;s ADC map" in box
+    assert page.index('id="substitutions"') < page.index("<table>")  # beside the decision, above the table
+
+
+def test_a_mask_from_the_segmentation_model_is_stated(tmp_path, tiny_cohort, monkeypatch):
+    def fake_segmentation(run, cohort, pid):
+        return "T2axi", cohort.read_mask(pid, "T2axi")
+
+    monkeypatch.setattr(predict_lib, "segment_patient", fake_segmentation)
+    run = make_run(tmp_path, tiny_cohort)
+    pred = predict_patient(make_patient(tmp_path / "p"), run, tmp_path / "out", segmentation_run=tmp_path / "seg",
+                           key="k", gradcam=False)
+    subs = {s.kind: s for s in pred.substitutions}
+    assert set(subs) == {"adc_fitted", "mask_from_segmentation"}
+    assert "ADC" in subs["mask_from_segmentation"].what and "the input's ADC mask is missing" in subs[
+        "mask_from_segmentation"].how
+    seqs = {s.sequence: s for s in pred.sequences}
+    assert seqs["ADC"].mask == "segmentation model on T2axi" and seqs["ADC"].likelihood is not None
+    assert seqs["T2axi"].mask == "own" and pred.outputs["mask"] == "mask.nii.gz"
+
+
+def test_a_missing_sequence_votes_zero_and_says_so(tmp_path, tiny_cohort):
+    run = make_run(tmp_path, tiny_cohort)
+    pred = predict_patient(make_patient(tmp_path / "p", dwi=False), run, tmp_path / "out", key="k",
+                           gradcam=False)
+    assert [(s.kind, s.what) for s in pred.substitutions] == [("sequence_missing", "ADC: vote 0")]
+    assert "no ADC series" in pred.substitutions[0].how
+
+
+def test_inputs_as_trained_say_so(tmp_path, tiny_cohort):
+    run = make_run(tmp_path, tiny_cohort)
+    pred = predict_patient(make_patient(tmp_path / "p", dwi=False, adc=True, adc_mask=True), run,
+                           tmp_path / "out", key="k", gradcam=False)
+    assert pred.substitutions == [] and all(s.vote for s in pred.sequences)
+    assert "no substitution or fallback" in (tmp_path / "out" / "report.html").read_text()
+
+
+def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["sarcomri", "predict", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    captured = capsys.readouterr()
+    return info.value.code or 0, captured.out + captured.err
+
+
+def test_a_corrupt_model_leaves_nothing_at_out(tmp_path, tiny_cohort, monkeypatch, capsys):
+    monkeypatch.setattr(predict_lib, "segment_patient", lambda run, cohort, pid: ("T2axi",
+                                                                                 cohort.read_mask(pid, "T2axi")))
+    run = make_run(tmp_path, tiny_cohort)
+    (run / "models" / "ADC" / "fold0-rep0" / "model.onnx").write_bytes(b"not an onnx graph")
+    out = tmp_path / "results" / "out"
+    code, text = _cli(monkeypatch, capsys, make_patient(tmp_path / "p"), "--model", run, "--out", out,
+                      "--segmentation-model", tmp_path / "seg", "--deid-key", "k", "--no-gradcam")
+    assert code == 2 and "cannot be loaded by ONNX Runtime" in text and "Traceback" not in text
+    assert not out.exists() and list((tmp_path / "results").iterdir()) == []  # no mask, no temporary folder
+
+
+def test_an_existing_result_is_replaced_only_with_overwrite(tmp_path, tiny_cohort, monkeypatch, capsys):
+    run = make_run(tmp_path, tiny_cohort)
+    patient = make_patient(tmp_path / "p", dwi=False, adc=True, adc_mask=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text('{"patient_id": "Pother"}\n')
+    (out / "gradcam_T1.png").write_bytes(b"another patient's heat map")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("predict started working before checking --out")
+
+    monkeypatch.setattr(predict_lib, "ingest_patient", no_work)
+    code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", out, "--deid-key", "k")
+    assert code == 2 and "exists already" in text and "--overwrite" in text
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", out, "--deid-key", "k",
+                      "--no-gradcam", "--overwrite")
+    assert code == 0, text
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "result.json"]  # no stale Grad-CAM
+    assert json.loads((out / "result.json").read_text())["patient_id"] != "Pother"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_overwrite_replaces_only_a_result_folder(tmp_path, tiny_cohort, monkeypatch, capsys):
+    run = make_run(tmp_path, tiny_cohort)
+    patient = make_patient(tmp_path / "p", dwi=False, adc=True, adc_mask=True)
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", other, "--deid-key", "k",
+                      "--overwrite")
+    assert code == 2 and "another kind" in text and (other / "todo.txt").read_text() == "keep me"
+    code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", patient, "--deid-key", "k",
+                      "--overwrite")
+    assert code == 2 and (patient / "T2axi.nii.gz").is_file()
