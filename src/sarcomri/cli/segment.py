@@ -25,6 +25,9 @@ def train(
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
     cohort: Path | None = typer.Option(None, "--cohort", help="Cohort folder (overrides the config's 'cohort')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When the cohort changed since the run "
+                                       "folder was made: delete and recompute the splits, models and masks the "
+                                       "change affects (by default the run stops and says what changed)."),
 ) -> None:
     """Patient-level k-fold cross-validation: per fold, plan from the training patients, train a DynUNet
     (Dice + cross-entropy), predict the held-out patients; then the per-case Dice, F2, ASSD and HD95 table
@@ -39,7 +42,7 @@ def train(
     out = run_dir if run_dir is not None else runs / cfg.name
     con = Console()
     if quiet:
-        per_case = run_crossval(cfg, out)
+        per_case = run_crossval(cfg, out, rerun_changed=rerun_changed)
     else:
         with training_progress(con) as bar:
             state: dict = {}
@@ -58,7 +61,7 @@ def train(
                     con.print(f"{e['model']} fold {e['fold']}: trained and predicted (worker process)",
                               highlight=False)
 
-            per_case = run_crossval(cfg, out, progress)
+            per_case = run_crossval(cfg, out, progress, rerun_changed=rerun_changed)
     _report(con, per_case)
     from sarcomri.seg3d.crossval import per_fold
 
@@ -76,7 +79,7 @@ def _report(con: Console, per_case: pd.DataFrame) -> None:
     from sarcomri.seg3d.evaluate import paper_table
 
     cols = ["case", "sequence"] + (["fold"] if "fold" in per_case.columns else []) + \
-        ["dice", "f2", "assd_mm", "hd95_mm", "empty_pred"]
+        ["dice", "f2", "assd_mm", "hd95_mm", "empty_pred"] + [c for c in ("both_empty",) if c in per_case.columns]
     print_table(con, per_case[cols], "Per case (HD95, ASSD in mm)")
     print_table(con, paper_table(per_case), "Median (IQR) per sequence")
     means = per_case.groupby("sequence")[["dice", "hd95_mm"]].mean().reset_index()
@@ -101,6 +104,8 @@ def predict(
                                              "the zero padding around the image."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads (default: PyTorch's; 1 is the most "
                                        "efficient on a small CPU that other processes share)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks already in --out (checked for every "
+                                   "case before any work)."),
 ) -> None:
     """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
     direction and size), and a DICOM-SEG when the input is a DICOM series. The model is a 3D model (or a
@@ -108,7 +113,7 @@ def predict(
     import SimpleITK as sitk
 
     from sarcomri.cohort.manifest import Cohort
-    from sarcomri.io.atomic import atomic_path
+    from sarcomri.io.atomic import atomic_path, check_writable
     from sarcomri.seg2d.config import InferSettings2D
     from sarcomri.seg2d.infer import Segmenter, is_2d_model, segment_patient_2d
     from sarcomri.seg3d.config import InferSettings
@@ -153,20 +158,23 @@ def predict(
             first = inputs[0]
         stem = inputs[0].name.split(".")[0]
         jobs = [(stem, lambda: {seqs[0]: first, **dict(zip(seqs[1:], inputs[1:], strict=True))})]
+    for case, _ in jobs:  # every output checked before any work
+        for name in (f"{case}.nii.gz", f"{case}_prob.nii.gz", f"{case}_seg.dcm"):
+            check_writable(out / name, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for case, read in jobs:
         result = segment(read(), case)
-        with atomic_path(out / f"{case}.nii.gz") as tmp:
+        with atomic_path(out / f"{case}.nii.gz", overwrite=overwrite) as tmp:
             sitk.WriteImage(result.mask, str(tmp), useCompression=True)
         if probabilities:
-            with atomic_path(out / f"{case}_prob.nii.gz") as tmp:
+            with atomic_path(out / f"{case}_prob.nii.gz", overwrite=overwrite) as tmp:
                 sitk.WriteImage(result.probability, str(tmp), useCompression=True)
         con.print(f"{case}: tumour {result.volume_ml:.1f} mL -> {out / (case + '.nii.gz')}")
         if source is not None and dicom_seg:
             from sarcomri.io.dicomseg import write_dicom_seg
 
             seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
-                                  series_description=f"sarcomri tumour ({'+'.join(seqs)})")
+                                  series_description=f"sarcomri tumour ({'+'.join(seqs)})", overwrite=overwrite)
             con.print(f"{case}: DICOM-SEG -> {seg}")
 
 
@@ -185,13 +193,17 @@ def evaluate(
     out: Path | None = typer.Option(None, "--out", help="Write the per-case table to this CSV."),
     summary_out: Path | None = typer.Option(None, "--summary", help="Write the summaries (median, IQR, mean, n per "
                                             "metric, per sequence and per --by column) to this CSV."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out / --summary files."),
 ) -> None:
     """Per-case Dice, F2, sensitivity, precision, ASSD and HD95 (mm) against the reference masks; medians
     (IQR) per sequence and per stratum. Distances are summarised over cases with both masks non-empty."""
     from sarcomri.cohort.manifest import Cohort
-    from sarcomri.io.atomic import write_csv
+    from sarcomri.io.atomic import check_writable, write_csv
     from sarcomri.seg3d.evaluate import evaluate_folder, summarise_by
 
+    for target in (out, summary_out):
+        if target is not None:
+            check_writable(target, overwrite=overwrite)
     co = Cohort.load(cohort)
     per_case = evaluate_folder(pred_dir, co, sequence, cases=dataset)
     con = Console()
@@ -204,13 +216,13 @@ def evaluate(
         print_table(con, summary[["sequence", col, "metric", "n", "median", "q1", "q3"]], f"By {col}")
         summaries.append(summary.assign(stratum=col).rename(columns={col: "value"}))
     if out is not None:
-        write_csv(out, per_case)
+        write_csv(out, per_case, overwrite=overwrite)
         con.print(f"[green]per-case table:[/] {escape(str(out))}")
     if summary_out is not None:
         table = pd.concat(summaries, ignore_index=True)
         table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
         front = ["stratum", "value", "sequence", "metric"]
-        write_csv(summary_out, table[front + [c for c in table.columns if c not in front]])
+        write_csv(summary_out, table[front + [c for c in table.columns if c not in front]], overwrite=overwrite)
         con.print(f"[green]summary:[/] {escape(str(summary_out))}")
 
 
