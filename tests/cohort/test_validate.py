@@ -254,3 +254,16 @@ def test_export_nnunet_refuses_a_mask_with_another_origin_and_writes_nothing(tmp
     with pytest.raises(InputError, match=r"masks/P003/T2axi.nii.gz: not on its image's grid \(origin"):
         export_nnunet(cohort, raw, 501, "X", ["T2axi"], n_folds=2)
     assert not raw.exists() or not any(raw.iterdir())
+
+
+def test_a_table_cut_at_a_line_end_is_found_by_its_row_count(tmp_path):
+    root = _write(tmp_path / "c")
+    lines = (root / "series.csv").read_text().splitlines(keepends=True)
+    (root / "series.csv").write_text("".join(lines[:-1]))  # P004 lost, still a well-formed table
+    problem = _only(_report(root, "tables").errors, file=str(root / "series.csv"))
+    assert "holds 4 row(s) but cohort.json records 5" in problem.problem
+    res = runner.invoke(app, ["cohort", "validate", str(root), "--level", "headers", "--json"])
+    assert res.exit_code == 2
+    assert [p["field"] for p in json.loads(res.output)["problems"] if "records 5" in p["problem"]] == [None]
+    with pytest.raises(ValidationError, match="records 5"):
+        Cohort.load(root)

@@ -65,7 +65,6 @@ class Cohort:
         """
         cohort = cls.read(root)
         cohort.validate(check_files=check_files, level=level)
-        cohort.check_row_counts()
         return cohort
 
     @classmethod
@@ -100,26 +99,6 @@ class Cohort:
         report = validate_cohort(self, level=level if check_files else "tables")
         report.raise_errors()
         return report
-
-    def check_row_counts(self) -> None:
-        """Refuse a table with fewer or more rows than cohort.json records (a file cut at a line end, or edited
-        by hand); cohorts written before the count was recorded, and cohorts not on disk, are not checked."""
-        counts = self.meta.get(ROWS_KEY)
-        if counts is None or self.root is None:
-            return
-        meta_path = self.root / "cohort.json"
-        if not isinstance(counts, dict):
-            raise ValidationError(meta_path, "must map each table to its number of rows", field=ROWS_KEY)
-        for name, frame in (("patients.csv", self.patients), ("series.csv", self.series)):
-            want = counts.get(name)
-            if want is None:
-                continue
-            if not isinstance(want, int) or isinstance(want, bool):
-                raise ValidationError(meta_path, f"the row count of {name} must be a whole number, got {want!r}",
-                                      field=ROWS_KEY)
-            if len(frame) != want:
-                raise ValidationError(self.root / name, f"holds {len(frame)} row(s) but cohort.json records {want}: "
-                                      "the table was cut short or edited")
 
     # ---------------------------------------------------------------- queries
     @property

@@ -9,7 +9,7 @@ Three levels, each doing the checks of the one before:
     predicted on, not used to train or evaluate a classifier: :func:`require_two_labels` makes that an error
     where a classifier is trained). series.csv: patient_id, sequence and image columns, known patients, one row
     per (patient, sequence), positive spacing, positive whole sizes, image and mask paths relative to the
-    cohort folder without ``..``.
+    cohort folder without ``..``; both tables hold as many rows as cohort.json ``rows`` records.
 ``headers`` (every stage that loads a cohort; reads file headers only)
     paths resolve inside the cohort folder (no link leading out), the files exist and their headers are
     intact (:func:`sarcomri.io.niftifile.read_grid`), images and masks are 3D scalar volumes, each mask is on
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sarcomri.cohort.manifest import PATIENT_ID_RE, SCHEMA_VERSION
+from sarcomri.cohort.manifest import PATIENT_ID_RE, ROWS_KEY, SCHEMA_VERSION
 from sarcomri.cohort.problems import WARNING, CohortInvalid, Problem, ValidationReport
 from sarcomri.cohort.seriesfiles import as_number, check_series_files, path_problem
 
@@ -44,11 +44,36 @@ def validate_cohort(cohort: Cohort, level: str = "headers") -> ValidationReport:
     patient_ids = _check_patients(cohort, labels, report.problems)
     rows = _check_series_table(cohort, patient_ids, report.problems)
     mask_labels = _mask_labels(cohort, report.problems)
+    _check_row_counts(cohort, report.problems)
     if level != "tables" and cohort.root is not None:
         report.problems += check_series_files(cohort.root, rows, _file(cohort, "series.csv"), mask_labels,
                                               content=level == "content")
     report.problems.sort(key=lambda p: (p.file, p.row or 0))  # stable: table checks before file checks of a row
     return report
+
+
+def _check_row_counts(cohort: Cohort, out: list[Problem]) -> None:
+    """Tables with other row counts than cohort.json records (``rows``, written by :class:`CohortWriter`): a file
+    cut at a line end, or rows added or removed by hand. Cohorts written before the count existed are not
+    checked."""
+    counts = cohort.meta.get(ROWS_KEY)
+    if counts is None:
+        return
+    meta_file = _file(cohort, "cohort.json")
+    if not isinstance(counts, dict):
+        out.append(Problem(meta_file, "must map each table to its number of rows", field=ROWS_KEY))
+        return
+    for name, frame in (("patients.csv", cohort.patients), ("series.csv", cohort.series)):
+        want = counts.get(name)
+        if want is None:
+            continue
+        if not isinstance(want, int) or isinstance(want, bool):
+            out.append(Problem(meta_file, f"the row count of {name} must be a whole number, got {want!r}",
+                               field=ROWS_KEY))
+        elif len(frame) != want:
+            out.append(Problem(_file(cohort, name), f"holds {len(frame)} row(s) but cohort.json records {want}: the "
+                               f"table was cut short or edited (after a deliberate edit, set {ROWS_KEY}.{name} in "
+                               "cohort.json to the new count)"))
 
 
 def require_two_labels(cohort: Cohort) -> None:
