@@ -30,7 +30,8 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.validate import require_two_labels
 from sarcomri.config import ClassificationConfig, dump_config
 from sarcomri.errors import SarcomriError
-from sarcomri.io.atomic import clean_temporaries, write_csv, write_json, write_text
+from sarcomri.io.atomic import write_csv, write_json, write_text
+from sarcomri.runrecord import prepare_run_folder
 
 PACKAGES = ("sarcomri", "torch", "timm", "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "SimpleITK",
             "pydicom", "highdicom", "monai", "segmentation-models-pytorch", "onnxruntime")
@@ -50,9 +51,7 @@ def versions() -> dict[str, str]:
 def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
     """Create the run folder (removing the temporaries a killed run left in it) and write the resolved config
     and the package versions."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(run_dir)
+    run_dir = prepare_run_folder(run_dir)
     text = dump_config(cfg)
     old = run_dir / "config.yaml"
     if old.is_file() and old.read_text() != text:

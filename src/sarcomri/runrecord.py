@@ -27,9 +27,25 @@ from pathlib import Path
 from sarcomri import __version__
 from sarcomri.errors import SarcomriError
 from sarcomri.fingerprint import CohortFingerprint, describe_changes
-from sarcomri.io.atomic import write_json
+from sarcomri.io.atomic import clean_temporaries, is_temporary, write_json
 
 RECORD = "inputs.json"
+
+
+def prepare_run_folder(run_dir: str | Path) -> Path:
+    """Create a run folder, or reopen one: a new or empty folder, or one a sarcomri command made (it holds
+    ``config.yaml``); any other non-empty folder is refused, so that a mistyped ``--run-dir`` never gets its
+    files mixed with a run's, nor its temporaries cleaned. Removes the temporaries a killed run left in it."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SarcomriError(f"{run_dir} is a file, not a run folder")
+    if run_dir.is_dir() and not (run_dir / "config.yaml").is_file() and any(
+            not is_temporary(entry.name) for entry in run_dir.iterdir()):
+        raise SarcomriError(f"{run_dir} is a non-empty folder that is not a sarcomri run folder (it has no "
+                            "config.yaml): choose a new or empty run folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(run_dir)
+    return run_dir
 
 
 class InputsChangedError(SarcomriError):

@@ -29,7 +29,8 @@ import pandas as pd
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.config import StudyConfig, dump_config
 from sarcomri.errors import SarcomriError
-from sarcomri.io.atomic import clean_temporaries, write_csv, write_json, write_text
+from sarcomri.io.atomic import write_csv, write_json, write_text
+from sarcomri.runrecord import prepare_run_folder
 from sarcomri.stages import Stage, run_stages
 
 Log = Callable[[str], None]
@@ -42,9 +43,7 @@ def open_study(cfg: StudyConfig, run_dir: str | Path) -> Path:
     package versions and seeds."""
     from sarcomri.classification import versions
 
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(run)
+    run = prepare_run_folder(run_dir)
     write_text(run / "config.yaml", dump_config(cfg), overwrite=True)
     write_json(run / "versions.json", versions(), overwrite=True)
     write_json(run / "seeds.json", seeds(cfg), overwrite=True)

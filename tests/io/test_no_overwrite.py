@@ -131,3 +131,21 @@ def test_clean_temporaries_removes_only_ours(tmp_path):
     removed = atomic.clean_temporaries(tmp_path)
     assert {p.name for p in removed} == {p.name for p in left} | {".cohort.q1w2e3r4.partial", ".cohort.old"}
     assert all(p.exists() for p in keep)
+
+
+def test_a_run_folder_is_new_empty_or_a_run(tmp_path):
+    from sarcomri.errors import SarcomriError
+    from sarcomri.runrecord import prepare_run_folder
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("mine")
+    (home / ".draft.abcdef12.tmp.tex").write_text("an editor's, not ours to remove")
+    with pytest.raises(SarcomriError, match="not a sarcomri run folder"):
+        prepare_run_folder(home)
+    assert len(list(home.iterdir())) == 2
+    killed = tmp_path / "run"
+    killed.mkdir()
+    (killed / ".config.yaml.k2j4x9ab.tmp.yaml").write_text("half")  # killed before config.yaml appeared
+    assert prepare_run_folder(killed) == killed and not list(killed.iterdir())
+    assert prepare_run_folder(tmp_path / "new").is_dir()

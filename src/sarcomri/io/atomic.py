@@ -174,6 +174,11 @@ def atomic_directory(dest: str | Path, overwrite: bool = False, into_cohort: boo
         raise
 
 
+def is_temporary(name: str) -> bool:
+    """True for the name of a temporary file or folder made by this module."""
+    return bool(_TMP_FILE.match(name) or _TMP_DIR.match(name))
+
+
 def remove_stale_siblings(dest: str | Path) -> list[Path]:
     """Remove the temporaries that an earlier, killed write of ``dest`` left beside it (a rerun's clean-up)."""
     dest = Path(dest)
