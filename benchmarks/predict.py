@@ -18,8 +18,8 @@ import pandas as pd
 import yaml
 
 from sarcomri.io.atomic import write_csv
+from sarcomri.models import ModelSpec, save_model
 from sarcomri.models.registry import build_classifier
-from sarcomri.models.spec import ModelSpec, save_model
 from sarcomri.predict import predict_patient
 from sarcomri.synth.acquisition import Protocol
 from sarcomri.synth.cohort import synthesise_cohort

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from sarcomri.data.sliceset import SliceSet
+from sarcomri.train.classifier import fit_classifier as fit
 from sarcomri.train.config import TrainConfig
-from sarcomri.train.fit import fit
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sarcomri.infer.onnx import SPEC_KEY, OnnxClassifier, export_onnx
 from sarcomri.models import ModelSpec, build_classifier, save_model
-from sarcomri.models.spec import load_model, read_spec
+from sarcomri.models.folder import load_model, read_spec
 from sarcomri.models.weights import read_state_dict
 
 #: examples per property; SARCOMRI_FAULT_EXAMPLES=2000 for a deeper search

@@ -125,14 +125,15 @@ def test_encoder_must_be_a_timm_encoder_and_unknown_names_fail_clearly():
 
 def test_a_saved_model_segments_new_images_on_the_first_images_grid(pair_cohort, tmp_path):
     from sarcomri.cohort.manifest import Cohort
+    from sarcomri.models import save_model
     from sarcomri.seg2d.config import InferSettings2D
     from sarcomri.seg2d.infer import Segmenter, predict_images
-    from sarcomri.seg2d.train import model_spec, save_model
+    from sarcomri.seg2d.train import model_spec
 
     from .conftest import TINY_DATA
 
     net = _net("deeplabv3plus")
-    save_model(tmp_path / "m", net, model_spec(TINY_NET, TINY_DATA))
+    save_model(net, model_spec(TINY_NET, TINY_DATA), tmp_path / "m")
     seg = Segmenter.load(tmp_path / "m")
     assert seg.data.image_size == 32 and not seg.network.training
     co = Cohort.load(pair_cohort)

@@ -9,11 +9,12 @@ import torch
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.io.images import same_grid
+from sarcomri.models import save_model
 from sarcomri.seg3d.config import DataSettings, InferSettings, TrainSettings
 from sarcomri.seg3d.data import load_cases, prepare_case
-from sarcomri.seg3d.infer import Model, find_models, largest_component, load_model, predict_images, to_original
+from sarcomri.seg3d.infer import Model, find_models, largest_component, predict_images, to_original
 from sarcomri.seg3d.model import bf16_safe, build_network, level_shapes
-from sarcomri.seg3d.train import CHECKPOINT, fit, save_model
+from sarcomri.seg3d.train import CHECKPOINT, fit
 from sarcomri.stats.segmentation import segmentation_metrics
 
 from .conftest import blob_volume
@@ -102,9 +103,9 @@ def test_a_trained_model_finds_the_blob(blob_cohort, tiny_plan, tmp_path):
     cases = load_cases(cohort, [f"S{i:02d}" for i in range(6)], tiny_plan)
     settings = TrainSettings(epochs=4, iterations=15, lr=1e-2, seed=0, threads=1)
     result = fit(cases, tiny_plan, settings, DataSettings(rotate_prob=0.0))
-    save_model(tmp_path / "m" / "fold0", result.network, tiny_plan, result.history)
+    save_model(result.network, tiny_plan, tmp_path / "m" / "fold0", history=result.history)
     (model,) = find_models(tmp_path / "m")
-    assert load_model(tmp_path / "m" / "fold0").plan == tiny_plan
+    assert Model.load(tmp_path / "m" / "fold0").plan == tiny_plan
     image = cohort.read_image("S07", "T1")
     ref = cohort.read_mask("S07", "T1")
     mask, prob = predict_images([model], [image], InferSettings(mirror=False))

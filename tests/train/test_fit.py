@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from sarcomri.data.sliceset import SliceSet
+from sarcomri.train.classifier import fit_classifier, predict_proba
 from sarcomri.train.config import TrainConfig
-from sarcomri.train.fit import fit, predict_proba
 
 
 def _tiny_net(seed=0):
@@ -32,7 +32,7 @@ def test_fit_learns_and_keeps_best_epoch():
     train, val = _data(120, 0), _data(60, 1)
     cfg = TrainConfig(epochs=8, batch_size=16, lr=3e-3, augmentation="carcinosarcoma", seed=1, channels_last=False)
     model = _tiny_net()
-    res = fit(model, train, val, cfg)
+    res = fit_classifier(model, train, val, cfg)
     losses = [h["val_loss"] for h in res.history]
     assert res.best_epoch == int(np.argmin(losses))
     p = predict_proba(model, val.images, channels_last=False)[:, 1]
@@ -45,11 +45,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     train, val = _data(64, 2), _data(32, 3)
     cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, augmentation="sarcoma", sampling="balanced", seed=5)
     ref = _tiny_net(1)
-    r_full = fit(ref, train, val, cfg, checkpoint_dir=tmp_path / "a")
+    r_full = fit_classifier(ref, train, val, cfg, checkpoint_dir=tmp_path / "a")
     killed = _tiny_net(1)
-    fit(killed, train, val, cfg, checkpoint_dir=tmp_path / "b", stop_after_epoch=1)
+    fit_classifier(killed, train, val, cfg, checkpoint_dir=tmp_path / "b", stop_after_epoch=1)
     resumed = _tiny_net(99)  # a fresh process would start from other random weights
-    r_res = fit(resumed, train, val, cfg, checkpoint_dir=tmp_path / "b")
+    r_res = fit_classifier(resumed, train, val, cfg, checkpoint_dir=tmp_path / "b")
     assert r_res.resumed_from == 1
     assert [h["train_loss"] for h in r_res.history] == pytest.approx([h["train_loss"] for h in r_full.history])
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
@@ -59,5 +59,5 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 def test_early_stopping_stops_after_patience():
     train, val = _data(32, 4), _data(16, 5)
     cfg = TrainConfig(epochs=50, batch_size=16, lr=0.0, patience=2, seed=0, channels_last=False)
-    res = fit(_tiny_net(), train, val, cfg)
+    res = fit_classifier(_tiny_net(), train, val, cfg)
     assert len(res.history) <= 4 and res.best_epoch == 0

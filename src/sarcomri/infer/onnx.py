@@ -79,9 +79,12 @@ def export_saved_model(folder: str | Path, path: str | Path | None = None, opset
 
     The model's :class:`~sarcomri.models.spec.ModelSpec` travels in the graph's metadata.
     """
-    from sarcomri.models.spec import load_model, read_spec
+    from sarcomri.models.folder import load_model, read_spec
+    from sarcomri.models.spec import ModelSpec
 
     spec = read_spec(folder)
+    if not isinstance(spec, ModelSpec):
+        raise InputError(folder, "only classifier model folders are exported to ONNX")
     model = load_model(folder)
     dest = Path(folder) / "model.onnx" if path is None else Path(path)
     return export_onnx(model, dest, spec.input_shape, opset=opset, metadata={SPEC_KEY: spec.to_dict()})

@@ -28,8 +28,8 @@ Weights: from a local file (``pretrained_weights=PATH``), from an offline ImageN
 the model hub only when ``allow_download=True`` is given explicitly. Otherwise the network starts from random
 weights and a warning says so; nothing is ever downloaded silently.
 
-A trained model folder holds ``weights.pt`` (the state_dict) and ``model.json`` (the :class:`ModelSpec` and
-the torch/timm versions), written atomically by :func:`save_model` and read back by :func:`load_model`.
+A trained classifier is described by a :class:`~sarcomri.models.spec.ModelSpec`; :data:`CLASSIFIER` tells the one
+model-folder format (:mod:`sarcomri.models.folder`) how to rebuild it.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from pathlib import Path
 import torch
 
 from sarcomri.errors import SarcomriError
-from sarcomri.models.spec import ModelSpec, load_model, read_spec, save_model
+from sarcomri.models.spec import ModelKind, ModelSpec
 
 __all__ = [
-    "ALIASES", "KNOWN_CLASSIFIERS", "ClassifierInfo", "ModelSpec", "UnknownModelError", "build_classifier",
-    "list_classifiers", "load_model", "read_spec", "resolve_name", "save_model",
+    "ALIASES", "CLASSIFIER", "KNOWN_CLASSIFIERS", "ClassifierInfo", "UnknownModelError", "build_classifier",
+    "list_classifiers", "resolve_name",
 ]
 
 logger = logging.getLogger("sarcomri.models")
@@ -205,3 +205,19 @@ def reset_head(model: torch.nn.Module, std: float = 0.01) -> None:
             torch.nn.init.normal_(module.weight, std=std)
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
+
+
+def _network_of(spec: ModelSpec) -> torch.nn.Module:
+    """The untrained classifier a :class:`ModelSpec` describes (no pretrained weights, no warning)."""
+    return _create(resolve_name(spec.name), spec.in_channels, spec.num_classes)
+
+
+def _check_head(model: torch.nn.Module, spec: ModelSpec) -> None:
+    """Refuse a model whose head does not have ``spec.num_classes`` outputs."""
+    head = getattr(model, "num_classes", None)
+    if head is not None and int(head) != spec.num_classes:
+        raise ValueError(f"the model has {head} outputs but the spec says {spec.num_classes} classes")
+
+
+#: Classifiers in the one model-folder format (:mod:`sarcomri.models.folder`).
+CLASSIFIER = ModelKind("classification", ModelSpec.from_dict, _network_of, check=_check_head)

@@ -1,32 +1,35 @@
-"""How a trained classifier is rebuilt: the :class:`ModelSpec`, and the model folder (``weights.pt`` + ``model.json``).
+"""How a trained model is described: :class:`ModelKind` (for every task: how its spec is read and its network
+rebuilt) and :class:`ModelSpec`, the spec of a classifier (the ``spec`` of its ``model.json``)::
 
-``model.json``::
+    {"name": "mobilenetv2_100", "in_channels": 3, "num_classes": 2, "input_size": [224, 224], "class_names": null}
 
-    {"format": "sarcomri-model", "schema": 1,
-     "spec": {"name": "mobilenetv2_100", "in_channels": 3, "num_classes": 2, "input_size": [224, 224],
-              "class_names": null},
-     "weights": "weights.pt", "versions": {"torch": "...", "timm": "...", "sarcomri": "..."}}
-
-``weights.pt`` is a plain ``state_dict`` (loadable with ``torch.load(weights_only=True)``). Both files are written
-atomically, the weights first, so a folder whose ``model.json`` exists has complete weights.
+The model folder itself (``weights.pt`` + ``model.json``, every task) is written and read by
+:mod:`sarcomri.models.folder`. This module imports nothing of sarcomri (no import circle with the registry).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from sarcomri.errors import InputError, SarcomriError
-from sarcomri.io.atomic import atomic_path, write_json
 
-MODEL_JSON = "model.json"
-WEIGHTS = "weights.pt"
-FORMAT = "sarcomri-model"
-SCHEMA = 1
+@dataclass(frozen=True)
+class ModelKind:
+    """How a task's models are described and rebuilt: ``spec_from_dict`` reads its spec from ``model.json``,
+    ``build`` makes the untrained network of a spec (no pretrained weights: the folder's replace them),
+    ``check`` (optional) refuses a network that disagrees with its spec before saving, ``sidecar`` (optional)
+    writes extra readable files of the spec into the folder (:mod:`sarcomri.models.folder`)."""
+
+    task: str
+    spec_from_dict: Callable[[dict[str, Any]], Any]
+    build: Callable[[Any], torch.nn.Module]
+    check: Callable[[torch.nn.Module, Any], None] | None = None
+    sidecar: Callable[[Any, Path], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class ModelSpec:
     ``input_size`` is the side of the square slices, or ``(height, width)``; ``class_names`` optionally names the
     logits in order (for a binary task ``(negative, positive)``).
     """
+
+    task: ClassVar[str] = "classification"
 
     name: str
     in_channels: int = 3
@@ -90,99 +95,3 @@ class ModelSpec:
         if "name" not in data:
             raise ValueError("the model spec has no 'name'")
         return cls(**data)
-
-
-def _versions() -> dict[str, str]:
-    import timm
-
-    import sarcomri
-
-    return {"torch": torch.__version__, "timm": timm.__version__,
-            "sarcomri": getattr(sarcomri, "__version__", "unknown")}
-
-
-def save_model(model: torch.nn.Module, spec: ModelSpec, folder: str | Path) -> Path:
-    """Write ``weights.pt`` (the state_dict) and ``model.json`` (spec and versions) into ``folder`` atomically.
-
-    Refuses a model whose head does not have ``spec.num_classes`` outputs. Returns the folder.
-    """
-    folder = Path(folder)
-    head = getattr(model, "num_classes", None)
-    if head is not None and int(head) != spec.num_classes:
-        raise ValueError(f"the model has {head} outputs but the spec says {spec.num_classes} classes")
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS, overwrite=True) as tmp:
-        torch.save(state, tmp)
-    write_json(folder / MODEL_JSON, {"format": FORMAT, "schema": SCHEMA, "spec": spec.to_dict(),
-                                     "weights": WEIGHTS, "versions": _versions()}, overwrite=True)
-    return folder
-
-
-def read_spec(folder: str | Path) -> ModelSpec:
-    """The :class:`ModelSpec` recorded in a model folder's ``model.json``."""
-    path = Path(folder) / MODEL_JSON
-    if not path.is_file():
-        raise InputError(path, "no model.json here: not a sarcomri model folder (or it was not finished)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not valid JSON ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "spec" not in meta:
-        raise InputError(path, f"not a sarcomri model description (expected format '{FORMAT}' and a 'spec')")
-    schema = meta.get("schema", 0)
-    if not isinstance(schema, int) or isinstance(schema, bool):
-        raise InputError(path, f"schema must be a whole number, got {schema!r}")
-    if schema > SCHEMA:
-        raise InputError(path, f"schema {schema} is newer than this sarcomri reads ({SCHEMA}); upgrade")
-    try:
-        return ModelSpec.from_dict(meta["spec"])
-    except (TypeError, ValueError, OverflowError) as err:
-        raise InputError(path, f"invalid spec: {err}") from err
-
-
-def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the classifier of a model folder and load its weights strictly; returned in eval mode."""
-    from sarcomri.models.registry import _create, resolve_name
-    from sarcomri.models.weights import check_archive
-
-    folder = Path(folder)
-    spec = read_spec(folder)
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise InputError(weights, "the weights file of this model folder is missing")
-    try:
-        arch = resolve_name(spec.name)
-    except SarcomriError as err:
-        raise InputError(folder / MODEL_JSON, str(err)) from None
-    model = _create(arch, spec.in_channels, spec.num_classes)
-    check_archive(weights)  # torch.load alone reads a damaged tensor without noticing
-    try:
-        state = torch.load(weights, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise InputError(weights, f"cannot be read as a PyTorch state_dict ({err})") from err
-    if not isinstance(state, dict):
-        raise InputError(weights, f"holds a {type(state).__name__}, not a state_dict")
-    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise InputError(weights, f"is not a state_dict: entries {_few(not_tensors)} are not tensors")
-    expected = model.state_dict()
-    problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing:
-        problems.append(f"missing {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
-    if reshaped:
-        problems.append(f"shapes differ: {_few(reshaped)}")
-    if problems:
-        raise InputError(weights, f"does not match {spec.name} as described in model.json: {'; '.join(problems)}")
-    model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval()
-
-
-def _few(keys: list[str], n: int = 5) -> str:
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more

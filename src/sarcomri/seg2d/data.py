@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError
+from sarcomri.prep import intensity
 from sarcomri.seg2d.config import DataSettings2D
 from sarcomri.seg3d.data import on_reference_grid
 from sarcomri.seg3d.infer import largest_component
@@ -81,14 +82,12 @@ def on_grid(image: sitk.Image, reference: sitk.Image, nearest: bool = False) -> 
 
 def normalise(array: np.ndarray, mode: str = "zscore") -> np.ndarray:
     """Z-score a (C, Z, Y, X) array per channel: over the whole volume (``zscore``) or per slice
-    (``zscore_slice``); a constant image or slice becomes 0."""
-    a = array.astype(np.float64)
-    axes = (1, 2, 3) if mode == "zscore" else (2, 3)
+    (``zscore_slice``); a constant image or slice (standard deviation at most 1e-8) becomes 0. Statistics in
+    float64 (:func:`sarcomri.prep.intensity.zscore`)."""
     if mode not in ("zscore", "zscore_slice"):
         raise InputError(None, f"unknown normalisation {mode!r}")
-    mean = a.mean(axis=axes, keepdims=True)
-    std = a.std(axis=axes, keepdims=True)
-    return ((a - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32) * (std > 1e-8)
+    axes = (1, 2, 3) if mode == "zscore" else (2, 3)
+    return intensity.zscore(array, eps=1e-8, axes=axes, dtype=np.float64, flat="zero")
 
 
 def square_pad(ny: int, nx: int) -> tuple[int, int, int]:

@@ -4,7 +4,7 @@ into a 3D mask on the case's original grid (see :mod:`sarcomri.seg2d.data`), wri
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ from torch import nn
 
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_path
+from sarcomri.models.folder import task_of
 from sarcomri.seg2d.config import DataSettings2D, InferSettings2D
 from sarcomri.seg2d.data import CaseSlices, prepare_case, reassemble
-from sarcomri.seg2d.train import WEIGHTS, load_network
+from sarcomri.seg2d.model import Seg2DSpec
+from sarcomri.seg2d.train import load_network
 from sarcomri.seg3d.predict import ImageLike, PatientSegmentation, read_input_image
 
 
@@ -27,13 +29,14 @@ class Segmenter:
 
     network: nn.Module
     data: DataSettings2D
-    spec: dict[str, Any]
+    spec: Seg2DSpec
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: str | Path) -> Segmenter:
-        """Read a model folder written by :func:`sarcomri.seg2d.train.save_model`."""
-        net, spec, _ = load_network(folder)
-        return cls(net, DataSettings2D(**spec["data"]), spec)
+        """Read a 2D model folder (:mod:`sarcomri.models.folder`)."""
+        net, spec, meta = load_network(folder)
+        return cls(net, spec.data, spec, meta)
 
 
 @torch.no_grad()
@@ -66,13 +69,9 @@ def predict_images(segmenter: Segmenter, images: Sequence[sitk.Image], settings:
 
 
 def is_2d_model(folder: str | Path) -> bool:
-    """True when ``folder`` holds a model written by :func:`sarcomri.seg2d.train.save_model` (a 3D model
-    folder holds a ``model.pt`` too, with a plan instead of a 2D spec)."""
-    path = Path(folder) / WEIGHTS
-    if not path.is_file():
-        return False
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    return isinstance(state, dict) and "spec" in state and "plan" not in state
+    """True when ``folder`` holds a 2D segmentation model (the ``task`` of its ``model.json``; in a folder of
+    before the one model format, a ``model.pt`` with a 2D spec rather than a 3D plan)."""
+    return task_of(folder) == "seg2d"
 
 
 def segment_patient_2d(segmenter: Segmenter, images: Mapping[str, ImageLike],

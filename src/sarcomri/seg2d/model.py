@@ -28,14 +28,17 @@ and its dropout is off. Unfrozen modules train normally, their BatchNorm statist
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
 from sarcomri.errors import InputError, SarcomriError
-from sarcomri.seg2d.config import LEVELS, NetworkSettings
+from sarcomri.models.spec import ModelKind
+from sarcomri.seg2d.config import LEVELS, DataSettings2D, NetworkSettings
 
 
 def build_network(settings: NetworkSettings, in_channels: int) -> nn.Module:
@@ -178,3 +181,43 @@ def resolve_device(name: str = "auto") -> torch.device:
 def count_parameters(network: nn.Module, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in network.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass
+class Seg2DSpec:
+    """What rebuilding and feeding a saved 2D network needs: the network's settings, its input preparation
+    (sequences, image size, normalisation) and, for a transfer-study model, what it is (``kind``, ``level``,
+    ``init`` in ``extra``). The ``spec`` of a 2D model folder's ``model.json`` (:mod:`sarcomri.models.folder`)."""
+
+    task: ClassVar[str] = "seg2d"
+
+    network: NetworkSettings
+    data: DataSettings2D
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        """One input channel per sequence."""
+        return len(self.data.sequences)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``network`` and ``data`` settings, then the ``extra`` entries."""
+        return {"network": self.network.model_dump(mode="json"), "data": self.data.model_dump(mode="json"),
+                **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Seg2DSpec:
+        """The inverse of :meth:`to_dict` (invalid settings raise a ``ValueError``)."""
+        if not isinstance(data, dict) or not {"network", "data"} <= set(data):
+            raise ValueError("a 2D segmentation spec needs 'network' and 'data'")
+        extra = {k: v for k, v in data.items() if k not in ("network", "data")}
+        return cls(NetworkSettings(**data["network"]), DataSettings2D(**data["data"]), extra)
+
+
+def _network_of(spec: Seg2DSpec) -> nn.Module:
+    """The untrained network of a spec (no encoder weights: the model folder's replace them)."""
+    return build_network(spec.network.model_copy(update={"encoder_weights": None}), spec.in_channels)
+
+
+#: 2D segmenters in the one model-folder format (:mod:`sarcomri.models.folder`).
+SEG2D = ModelKind("seg2d", Seg2DSpec.from_dict, _network_of)

@@ -30,7 +30,9 @@ from monai.transforms import (
 from monai.transforms.utils import map_binary_to_indices
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import group_name
 from sarcomri.errors import InputError
+from sarcomri.prep import intensity
 from sarcomri.seg3d.config import DataSettings
 from sarcomri.seg3d.plan import Fingerprint, Plan, fingerprint_from_arrays
 
@@ -89,22 +91,17 @@ def zscore(array: np.ndarray, nonzero: bool = False) -> np.ndarray:
 
     With ``nonzero`` the mean and standard deviation come from the voxels where any channel is non-zero,
     and the other voxels stay 0 (nnU-Net's ``use_mask_for_norm``: zero padding does not bias the statistics).
+    Statistics in float64, standard deviations floored at 1e-8 (:func:`sarcomri.prep.intensity.zscore`).
     """
-    out = np.zeros_like(array, dtype=np.float32)
-    mask = np.any(array != 0, axis=0) if nonzero else np.ones(array.shape[1:], bool)
-    if not mask.any():
-        return out
-    for c in range(array.shape[0]):
-        values = array[c][mask].astype(np.float64)
-        out[c][mask] = (values - values.mean()) / max(float(values.std()), 1e-8)
-    return out
+    mask = np.any(array != 0, axis=0) if nonzero else None
+    return np.stack([intensity.zscore(channel, mask, 1e-8, dtype=np.float64, inside_only=True) for channel in array])
 
 
 def prepare_case(case_id: str, images: Sequence[sitk.Image], mask: sitk.Image | None, plan: Plan) -> Case:
     """Resample a case's channels (and mask) to the plan's spacing and normalise them (``plan.normalisation``)."""
     if len(images) != plan.in_channels:
         raise InputError(case_id, f"{len(images)} image(s) given but the plan expects {plan.in_channels} "
-                                  f"({'+'.join(plan.sequences)})")
+                                  f"({group_name(plan.sequences)})")
     images = on_reference_grid(images)
     spacing = plan.target_spacing
     grid = [resample_to_spacing(img, spacing) for img in images]

@@ -20,11 +20,12 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from sarcomri.errors import InputError
+from sarcomri.models.folder import LEGACY_WEIGHTS, MODEL_JSON, is_model_folder, load_model, read_info
 from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.data import Case, on_reference_grid, prepare_case
-from sarcomri.seg3d.model import build_network, resolve_device
+from sarcomri.seg3d.model import resolve_device
 from sarcomri.seg3d.plan import Plan
-from sarcomri.seg3d.train import WEIGHTS
+from sarcomri.train.threads import torch_threads
 
 
 @dataclass
@@ -37,30 +38,26 @@ class Model:
     folder: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-
-def load_model(folder: str | Path) -> Model:
-    """Load a model folder written by :func:`sarcomri.seg3d.train.save_model`."""
-    folder = Path(folder)
-    path = folder / WEIGHTS
-    if not path.is_file():
-        raise InputError(folder, f"not a 3D segmentation model folder (no {WEIGHTS})")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    plan = Plan(**state["plan"])
-    network = build_network(plan)
-    network.load_state_dict(state["model"])
-    network.eval()
-    return Model(network, plan, folder, dict(state.get("meta") or {}))
+    @classmethod
+    def load(cls, folder: str | Path) -> Model:
+        """Read a 3D model folder (:mod:`sarcomri.models.folder`): network in evaluation mode on the CPU."""
+        folder = Path(folder)
+        info = read_info(folder)
+        if info.task != "seg3d":
+            raise InputError(folder, f"not a 3D segmentation model folder (a {info.task} model)")
+        return cls(load_model(folder), info.spec, folder, info.meta)
 
 
 def find_models(path: str | Path) -> list[Model]:
-    """One model folder, or every model folder below ``path`` (an ensemble, e.g. the folds of a run)."""
+    """One model folder, or every 3D model folder below ``path`` (an ensemble, e.g. the folds of a run)."""
     path = Path(path)
-    if (path / WEIGHTS).is_file():
-        return [load_model(path)]
-    folders = sorted(p.parent for p in path.rglob(WEIGHTS))
+    if is_model_folder(path):
+        return [Model.load(path)]
+    found = sorted({p.parent for name in (MODEL_JSON, LEGACY_WEIGHTS) for p in path.rglob(name)})
+    folders = [info.folder for info in map(read_info, found) if info.task == "seg3d"]  # a damaged one: an error
     if not folders:
-        raise InputError(path, f"no model found (no {WEIGHTS} in it or below it)")
-    models = [load_model(f) for f in folders]
+        raise InputError(path, "no 3D segmentation model found in it or below it")
+    models = [Model.load(f) for f in folders]
     seqs = {tuple(m.plan.sequences) for m in models}
     if len(seqs) > 1:
         raise InputError(path, f"the models below it take different sequences {sorted(seqs)}; choose one folder")
@@ -76,22 +73,21 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
     the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring).
     """
     s = settings or InferSettings()
-    if s.threads:
-        torch.set_num_threads(s.threads)
     device = resolve_device(s.device)
     network = network.to(device).eval()
     x = torch.from_numpy(np.ascontiguousarray(case.image))[None].to(device)
     flips = [()] if not s.mirror else [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
     total = None
-    for axes in flips:
-        xi = torch.flip(x, axes) if axes else x
-        logits = sliding_window_inference(xi, roi_size=plan.patch_size, sw_batch_size=s.sw_batch_size,
-                                          predictor=network, overlap=s.overlap, mode="gaussian",
-                                          sigma_scale=0.125, padding_mode="constant", cval=0.0)
-        prob = torch.softmax(logits.as_tensor() if hasattr(logits, "as_tensor") else logits, dim=1)
-        prob = torch.flip(prob, axes) if axes else prob
-        total = prob if total is None else total + prob
-    return (total / len(flips))[0].cpu().numpy()
+    with torch_threads(s.threads):
+        for axes in flips:
+            xi = torch.flip(x, axes) if axes else x
+            logits = sliding_window_inference(xi, roi_size=plan.patch_size, sw_batch_size=s.sw_batch_size,
+                                              predictor=network, overlap=s.overlap, mode="gaussian",
+                                              sigma_scale=0.125, padding_mode="constant", cval=0.0)
+            prob = torch.softmax(logits.as_tensor() if hasattr(logits, "as_tensor") else logits, dim=1)
+            prob = torch.flip(prob, axes) if axes else prob
+            total = prob if total is None else total + prob
+        return (total / len(flips))[0].cpu().numpy()
 
 
 def to_original(prob: np.ndarray, case: Case) -> sitk.Image:

@@ -7,6 +7,7 @@ import torch
 from monai.losses import DiceCELoss
 from monai.networks.nets import DynUNet
 
+from sarcomri.models.spec import ModelKind
 from sarcomri.seg3d.plan import Plan
 
 
@@ -76,3 +77,8 @@ def bf16_safe(plan: Plan) -> bool:
     under a 3-wide kernel (found with torch 2.14 on an AVX-512 BF16 CPU; float32 is exact there)."""
     return not any(shape[0] == 2 and kernel[0] == 3 for shape, kernel in zip(level_shapes(plan), plan.kernels,
                                                                                strict=True))
+
+
+#: 3D segmenters in the one model-folder format (:mod:`sarcomri.models.folder`): the plan is the spec, and is also
+#: written as ``plan.json``.
+SEG3D = ModelKind("seg3d", Plan.from_dict, build_network, sidecar=Plan.save)

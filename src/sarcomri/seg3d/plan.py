@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,8 +53,11 @@ class Fingerprint:
 class Plan:
     """A 3D segmentation plan: the grid, the patch, the network and the batch, saved as ``plan.json``.
 
-    ``deep_supervision`` is the number of extra output heads at coarser decoder levels (0: none).
+    ``deep_supervision`` is the number of extra output heads at coarser decoder levels (0: none). The plan is
+    the spec of a 3D model folder (:mod:`sarcomri.models.folder`).
     """
+
+    task: ClassVar[str] = "seg3d"
 
     sequences: list[str]
     target_spacing: list[float]
@@ -78,6 +82,15 @@ class Plan:
     def divisor(self) -> list[int]:
         """The total stride per axis: the patch (and padded inputs) must be a multiple of it."""
         return np.prod(np.asarray(self.strides), axis=0).astype(int).tolist()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as a JSON-ready dict (the contents of ``plan.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**data)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``plan.json`` atomically into ``folder``."""

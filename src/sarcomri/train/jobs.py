@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.io.atomic import write_json, write_parquet, write_text
+from sarcomri.runs import DONE, JOB_PREDICTIONS, ClassificationRun
+from sarcomri.train.config import TrainConfig
 
 PREDICTION_COLUMNS = [
     "model", "sequence", "repeat", "fold", "split", "patient_id", "slice_index", "central", "label", "p_positive",
@@ -36,15 +38,15 @@ class Job:
         return f"{self.sequence}/fold{self.fold}-rep{self.repeat}"
 
     def folder(self, run_dir: str | Path) -> Path:
-        return Path(run_dir) / "models" / self.sequence / f"fold{self.fold}-rep{self.repeat}"
+        return ClassificationRun(run_dir).model_folder(self.sequence, self.fold, self.repeat)
 
     def is_done(self, run_dir: str | Path) -> bool:
-        return (self.folder(run_dir) / "DONE").is_file()
+        return (self.folder(run_dir) / DONE).is_file()
 
 
 def cache_path(run_dir: str | Path, sequence: str) -> Path:
     """Where the prepared slices of one sequence (or channel group) are cached."""
-    return Path(run_dir) / "cache" / f"{sequence}.npz"
+    return ClassificationRun(run_dir).cache_path(sequence)
 
 
 def job_seed(base: int, job: Job, sequence_index: int) -> int:
@@ -54,28 +56,37 @@ def job_seed(base: int, job: Job, sequence_index: int) -> int:
 
 def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int = 0,
             threads: int | None = None, progress: Any = None) -> str:
-    """Train, choose the epoch, predict; returns the job name. Importable at top level for worker processes."""
+    """Train, choose the epoch, predict; returns the job name. Importable at top level for worker processes.
+
+    ``threads`` (an executor's share of the cores) applies unless the train config sets its own; the previous
+    thread count comes back afterwards."""
+    from sarcomri.train.threads import torch_threads
+
+    tcfg = TrainConfig.from_dict({**config["train"], "seed": job_seed(config["train"]["seed"], job, sequence_index)})
+    with torch_threads(tcfg.threads or threads):  # training's threads, for its predictions too
+        return _train_and_predict(job, run_dir, config, tcfg, progress)
+
+
+def _train_and_predict(job: Job, run_dir: str, config: dict[str, Any], tcfg: TrainConfig, progress: Any) -> str:
+    """The body of :func:`run_job`, under its thread count."""
     import torch
 
     from sarcomri.data.sliceset import SliceSet
+    from sarcomri.models.folder import save_model
     from sarcomri.models.registry import build_classifier
-    from sarcomri.models.spec import ModelSpec, save_model
-    from sarcomri.train.config import TrainConfig
-    from sarcomri.train.fit import fit, predict_proba
+    from sarcomri.models.spec import ModelSpec
+    from sarcomri.train.classifier import fit_classifier, predict_proba
 
-    if threads:
-        torch.set_num_threads(threads)
     folder = job.folder(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     slices = SliceSet.load(cache_path(run_dir, job.sequence))
-    splits = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"patient_id": str})
+    splits = pd.read_csv(ClassificationRun(run_dir).splits_path, dtype={"patient_id": str})
     fold = splits[(splits["repeat"] == job.repeat) & (splits["fold"] == job.fold)]
     ids = {role: fold.loc[fold["role"] == role, "patient_id"].tolist() for role in ("train", "val", "test")}
     train, val, test = (slices.subset(ids[r]) for r in ("train", "val", "test"))
     if len(np.unique(train.labels)) < 2:
         raise RuntimeError(f"{job.name}: the training fold has a single class")
 
-    tcfg = TrainConfig.from_dict({**config["train"], "seed": job_seed(config["train"]["seed"], job, sequence_index)})
     mcfg = config["model"]
     torch.manual_seed(tcfg.seed)
     spec = ModelSpec(name=mcfg["name"], in_channels=int(slices.images.shape[1]), num_classes=2,
@@ -83,7 +94,7 @@ def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int 
     model = build_classifier(spec.name, in_channels=spec.in_channels, num_classes=2,
                              pretrained_weights=mcfg.get("weights"), allow_download=mcfg.get("allow_download", False),
                              drop_rate=mcfg.get("drop_rate", 0.0))
-    result = fit(model, train, val if len(val) else None, tcfg, checkpoint_dir=folder, progress=progress)
+    result = fit_classifier(model, train, val if len(val) else None, tcfg, checkpoint_dir=folder, progress=progress)
 
     rows = []
     for split, part in (("test", test), ("val", val)):
@@ -98,7 +109,7 @@ def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int 
     write_json(folder / "history.json", {"best_epoch": result.best_epoch, "history": result.history,
                                          "train_patients": len(ids["train"]), "val_patients": len(ids["val"]),
                                          "test_patients": len(ids["test"]), "seed": tcfg.seed}, overwrite=True)
-    write_parquet(folder / "predictions.parquet", preds, overwrite=True)
-    write_text(folder / "DONE", json.dumps({"job": job.name}) + "\n", overwrite=True)
+    write_parquet(folder / JOB_PREDICTIONS, preds, overwrite=True)
+    write_text(folder / DONE, json.dumps({"job": job.name}) + "\n", overwrite=True)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return job.name
