@@ -6,6 +6,8 @@ new patient, never seen in training, through ``sarcomri predict``.
    search; synthetic readers with an AI-assisted second read; a 3D segmentation model; the report);
 2. ``<out>/new-patient/``: a new synthetic patient written as DICOM *without* its tumour masks, so the
    segmentation model has to find the tumour before the classifiers read it; ``prediction/`` holds the result.
+   Its id (``NEW-SARC-0001``) comes from a range no study patient's id is in, so neither the id nor its
+   pseudonym under the study's key can be a study patient's (:func:`check_new_patient` refuses one that is).
 
 Every stage is skipped when its outputs exist, so a rerun after a crash continues where it stopped.
 """
@@ -21,9 +23,13 @@ from typing import Any
 import yaml
 
 from sarcomri.config import StudyConfig
+from sarcomri.runs import StudyRun
 
 Log = Callable[[str], None]
 NEW_PATIENT_SEED_OFFSET = 1000  # the new patient's cohort seed: never one of the study's patients
+#: Put before the task's prefix in the new patient's id (``NEW-SARC-0001``): a study's synthetic ids are
+#: ``SARC-0001``..., so the new patient's id, and its pseudonym under the study's key, are never a study patient's.
+NEW_PATIENT_ID_PREFIX = "NEW"
 
 
 def preset_path() -> Path:
@@ -42,18 +48,22 @@ def demo_config(patients: int | None = None, seed: int | None = None) -> StudyCo
     return StudyConfig.model_validate(raw)
 
 
-def new_patient(out: Path, cfg: StudyConfig, log: Log) -> tuple[Path, str]:
-    """A new synthetic patient as a DICOM folder without masks; returns (folder, true label)."""
+def new_patient(out: Path, cfg: StudyConfig, log: Log, study: StudyRun | None = None) -> tuple[Path, str]:
+    """A new synthetic patient as a DICOM folder without masks; returns (folder, true label). With ``study``
+    (the finished demo study), a patient that would share an id or pseudonym with it is refused."""
     from sarcomri.cohort.manifest import Cohort
-    from sarcomri.synth.cohort import synthesise_cohort
+    from sarcomri.synth.cohort import ID_PREFIX, synthesise_cohort
     from sarcomri.synth.dicom import write_dicom
 
     s = cfg.synth
     synthetic = out / "synthetic"
     if not (synthetic / "cohort.json").is_file():
         synthesise_cohort(synthetic, task=s.task, n_patients=1, seed=s.seed + NEW_PATIENT_SEED_OFFSET,
-                          sequences=s.sequences, protocol=s.protocol())
+                          sequences=s.sequences, protocol=s.protocol(),
+                          id_prefix=f"{NEW_PATIENT_ID_PREFIX}-{ID_PREFIX[s.task]}")
     cohort = Cohort.load(synthetic)
+    if study is not None:
+        check_new_patient(cohort.patient_ids[0], study, out)
     dicom = out / "dicom"
     if not dicom.is_dir():
         write_dicom(cohort, dicom)
@@ -63,6 +73,21 @@ def new_patient(out: Path, cfg: StudyConfig, log: Log) -> tuple[Path, str]:
     label = str(cohort.patients["label"].iloc[0])
     log(f"new patient: {folder} (DICOM without masks)")
     return folder, label
+
+
+def check_new_patient(patient_id: str, study: StudyRun, folder: Path | None = None) -> None:
+    """Refuse a new patient whose id, or whose pseudonym under the study's round-trip key (the key the demo
+    predicts with), is a study patient's: its page would carry a study patient's pseudonym."""
+    from sarcomri.errors import SarcomriError
+    from sarcomri.io.deid import Pseudonymizer
+    from sarcomri.study import ROUNDTRIP_KEY, id_map
+
+    ids = id_map(study.path)
+    taken = set(study.cohort(check_files=False).patient_ids) | set(ids) | set(ids.values())
+    if patient_id in taken or Pseudonymizer.from_key(ROUNDTRIP_KEY)(patient_id) in taken:
+        where = f"; delete {folder} and rerun the demo" if folder is not None else ""
+        raise SarcomriError(f"the new patient {patient_id} would share its id or pseudonym with a patient of the "
+                            f"study {study.path}{where}")
 
 
 def mask_against_truth(new_patient_dir: Path, predicted_mask: Path, sequence: str) -> dict[str, float]:

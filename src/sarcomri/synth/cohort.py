@@ -19,7 +19,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from sarcomri import __version__
-from sarcomri.cohort.manifest import Cohort, CohortWriter
+from sarcomri.cohort.manifest import READERS_CSV, Cohort, CohortWriter
+from sarcomri.cohort.sequences import group_name
 from sarcomri.errors import InputError
 from sarcomri.io import atomic
 from sarcomri.synth import anatomy, appearance, latent, readers
@@ -78,10 +79,12 @@ def class_phase(entropy: Sequence[int]) -> float:
 
 
 def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], protocol: Protocol,
-                 lattice: Lattice | None = None, images: bool = True) -> PatientData:
-    """Generate patient ``index`` of a cohort (pure: the same arguments give the same arrays)."""
+                 lattice: Lattice | None = None, images: bool = True, id_prefix: str | None = None) -> PatientData:
+    """Generate patient ``index`` of a cohort (pure: the same arguments give the same arrays). Its id is
+    ``<id_prefix>-<index + 1>`` (the task's prefix by default); the id draws nothing, so the data do not depend
+    on it."""
     ent = (int(seed), task.code)
-    pid = f"{ID_PREFIX[task.name]}-{index + 1:04d}"
+    pid = f"{id_prefix or ID_PREFIX[task.name]}-{index + 1:04d}"
     centre = draw_centre(_rng(ent, index, STREAM_CENTRE))
     if task.positive_label is None:
         lat, clin = segmentation_patient(_rng(ent, index, STREAM_LATENT))
@@ -100,7 +103,7 @@ def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], 
     have = draw_availability(task, centre, sequences,
                              lambda key: _rng(ent, index, STREAM_AVAILABILITY + _vocab_index(key)))
     row = {"patient_id": pid, "label": label, "component": comp_name, "placement": where, "center": centre,
-           **{k: v for k, v in attrs.items() if k != "histology"}, **lat, "sequences": "+".join(have)}
+           **{k: v for k, v in attrs.items() if k != "histology"}, **lat, "sequences": group_name(have)}
     data = PatientData(pid, label, {"center": centre, **clin}, row)
     if not images:
         return data
@@ -155,8 +158,10 @@ def ideal_observer_meta(task: Task, sequences: tuple[str, ...]) -> dict[str, Any
 
 def synthesise_cohort(out: str | Path, task: str = "sarcoma", n_patients: int = 60, seed: int = 0,
                       sequences: Sequence[str] | None = None, protocol: Protocol | None = None,
-                      overwrite: bool = False, progress: bool = False, reader_groups=None) -> Cohort:
-    """Generate a synthetic cohort folder at ``out`` and return it loaded.
+                      overwrite: bool = False, progress: bool = False, reader_groups=None,
+                      id_prefix: str | None = None) -> Cohort:
+    """Generate a synthetic cohort folder at ``out`` and return it loaded; ``id_prefix`` replaces the task's
+    patient id prefix (``SARC``, ...), e.g. to keep a separate cohort's ids apart from a study's.
 
     Writes cohort.json (with ``ideal_observer_auc``), patients.csv, series.csv, images/, masks/ and, in the same
     atomic step, latent.csv (the ground truth), readers.csv and ai.csv (simulated readers; binary tasks only).
@@ -186,7 +191,7 @@ def synthesise_cohort(out: str | Path, task: str = "sarcoma", n_patients: int = 
     with CohortWriter(out, labels=list(spec.labels), positive_label=spec.positive_label, overwrite=overwrite,
                       meta=meta) as writer:
         for i in indices:
-            p = make_patient(spec, i, seed, seqs, protocol, lattice)
+            p = make_patient(spec, i, seed, seqs, protocol, lattice, id_prefix=id_prefix)
             writer.add_patient(p.patient_id, p.label, **p.clinical)
             for seq in seqs:
                 if seq in p.series:
@@ -198,7 +203,7 @@ def synthesise_cohort(out: str | Path, task: str = "sarcoma", n_patients: int = 
             table["ideal_llr"] = latent.log_likelihood_ratio(latent.model_for(task), {
                 k: table[k].to_numpy(float) for k in latent.model_for(task).latents})
             reads, ai = readers.simulate(table, task, seed, groups=reader_groups)
-            atomic.write_csv(writer.tmp / "readers.csv", reads)
+            atomic.write_csv(writer.tmp / READERS_CSV, reads)
             atomic.write_csv(writer.tmp / "ai.csv", ai)
             writer.meta["readers"] = readers.describe(task, reader_groups)
         atomic.write_csv(writer.tmp / "latent.csv", table)
