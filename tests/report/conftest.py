@@ -49,8 +49,8 @@ def _models_and_cache(run: Path, cohort, rng: np.random.Generator) -> None:
     import torch
 
     from sarcomri.data.sliceset import SliceSet
+    from sarcomri.models import ModelSpec, save_model
     from sarcomri.models.registry import build_classifier
-    from sarcomri.models.spec import ModelSpec, save_model
 
     has = cohort.availability()
     labels = cohort.labels_binary()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.analysis.voting import best_integer_threshold
+from sarcomri.cohort.sequences import group_name
 
 
 def subset_masks(n: int) -> np.ndarray:
@@ -54,7 +55,7 @@ def search_combinations(
     table = pd.concat(parts, ignore_index=True)
     table = table[table["n_patients"] >= min_patients]
     names = np.array(seqs)
-    table.insert(0, "sequences", ["+".join(names[masks[c - 1]]) for c in table["code"]])
+    table.insert(0, "sequences", [group_name(names[masks[c - 1]]) for c in table["code"]])
     return (
         table.drop(columns="code")
         .sort_values(["ss_avg", "accuracy", "n_sequences"], ascending=[False, False, True], kind="stable")

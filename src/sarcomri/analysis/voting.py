@@ -1,14 +1,53 @@
-"""Per-sequence +1/-1 votes summed per patient, and the SS-Avg-maximising threshold on an integer score.
+"""The decision rule: per-sequence +1/-1 votes, their sum per patient, the SS-Avg-maximising threshold on the
+summed score, and a reader's call on the confidence scale.
 
 The sarcoma study turned each sequence's likelihood into a decision (+1 sarcoma, -1 leiomyoma), summed the
 decisions over the sequences a patient has, and chose the threshold on the summed score from the ROC curve
 to maximise the mean of sensitivity and specificity (SS-Avg).
+
+Every decision of the package goes through the functions here (analysis, ``predict``, the report):
+
+* :func:`vote`: a sequence's likelihood votes +1 (positive) when it is **at or above** the cut-off, else -1;
+  the model's call on one sequence is its vote;
+* :func:`summed_call`: the summed score of the votes calls positive when it is **at or above** the threshold;
+* :func:`reader_call`: a reader's confidence on the 6-point scale (0 = definitely positive) calls positive when
+  it is **at or below** the reader cut (:func:`sarcomri.stats.readers.scale_to_decision`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
+
+from sarcomri.stats.readers import CARCINOSARCOMA_SCALE, scale_to_decision
+
+#: The readers' 6-point confidence scale (0 = definitely the positive class, 1 = definitely the negative one).
+READER_SCALE = CARCINOSARCOMA_SCALE
+
+
+def _at_or_above(score: ArrayLike, cut: ArrayLike) -> np.ndarray:
+    """The one rule of the model's decisions: a score at or above its cut is a positive call (booleans)."""
+    return np.asarray(score, dtype=float) >= np.asarray(cut, dtype=float)
+
+
+def vote(likelihood: ArrayLike, cutoff: ArrayLike) -> np.ndarray:
+    """+1 where a sequence's likelihood is at or above ``cutoff`` (a positive call), else -1 (int8 array;
+    a scalar likelihood gives a 0-d array, so ``int(vote(p, c))`` is the vote of one sequence)."""
+    return np.where(_at_or_above(likelihood, cutoff), 1, -1).astype(np.int8)
+
+
+def summed_call(score: ArrayLike, threshold: ArrayLike) -> np.ndarray:
+    """True where a patient's summed vote score is at or above ``threshold`` (the study's positive call)."""
+    return _at_or_above(score, threshold)
+
+
+def reader_call(confidence: ArrayLike, cut: float, positive: Any, negative: Any) -> np.ndarray:
+    """A reader's class calls: confidence at or below ``cut`` on :data:`READER_SCALE` is ``positive``, above it
+    ``negative`` (ratings off the scale are refused)."""
+    return scale_to_decision(confidence, cut, positive, negative, READER_SCALE)
 
 
 def votes(likelihoods: pd.DataFrame, cutoffs: float | dict[str, float] = 0.5) -> pd.DataFrame:
@@ -20,7 +59,7 @@ def votes(likelihoods: pd.DataFrame, cutoffs: float | dict[str, float] = 0.5) ->
     cut = likelihoods["sequence"].map(cutoffs) if isinstance(cutoffs, dict) else cutoffs
     if isinstance(cut, pd.Series) and cut.isna().any():
         raise ValueError(f"no cut-off for sequences {sorted(likelihoods.loc[cut.isna(), 'sequence'].unique())}")
-    v = np.where(likelihoods["likelihood"].to_numpy() >= np.asarray(cut, dtype=float), 1, -1)
+    v = vote(likelihoods["likelihood"].to_numpy(), np.asarray(cut, dtype=float))
     table = likelihoods.assign(vote=v).pivot_table(index="patient_id", columns="sequence", values="vote",
                                                    aggfunc="first", fill_value=0)
     return table[list(dict.fromkeys(likelihoods["sequence"]))].astype(np.int8)  # columns in the input's order

@@ -1,5 +1,6 @@
 """The HTML report of a run: ROC curves with readers, the published tables, segmentation, Grad-CAM,
-misdiagnoses and the model card (figures with matplotlib, tables from :mod:`sarcomri.stats`, Jinja2 HTML).
+misdiagnoses and the model card (figures with matplotlib, Jinja2 HTML). The report computes nothing: it renders
+the tables the analysis stages wrote (:mod:`sarcomri.analysis.published`, :mod:`sarcomri.report.derived`).
 
 Entry point: :func:`sarcomri.report.html.build_report` (``sarcomri report RUN``). Grad-CAM
 (:func:`sarcomri.report.gradcam.gradcam`) imports torch only when used.

@@ -1,6 +1,6 @@
 """The report's figures (matplotlib): ROC curves with readers, mask overlays, Grad-CAM overlays.
 
-Plotting only: every number drawn is computed by the caller with :mod:`sarcomri.stats`. Figures are built
+Plotting only: every number drawn comes from a table the analysis wrote (the caller reads it). Figures are built
 with matplotlib's object API (``matplotlib.figure.Figure``, no pyplot state, no display needed) and saved as
 PNG atomically (:func:`save_png`).
 """

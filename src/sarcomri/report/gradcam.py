@@ -13,8 +13,6 @@ wrongly classified patients (the ensemble likelihood at the study's cut-off deci
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sarcomri.analysis.voting import vote
 from sarcomri.errors import InputError
 from sarcomri.report.figures import gradcam_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import RunInputs
+from sarcomri.train.threads import torch_threads
 
 
 def default_target_layer(model: nn.Module) -> nn.Module:
@@ -110,7 +110,7 @@ def choose_cases(likelihood: pd.DataFrame, cutoff: float, n_correct: int = 2, n_
     FN) and ``correct``.
     """
     t = likelihood.copy()
-    t["call"] = (t["likelihood"] >= cutoff).astype(int)
+    t["call"] = (vote(t["likelihood"], cutoff) == 1).astype(int)
     t["outcome"] = [OUTCOMES[(int(y), int(c))] for y, c in zip(t["label"], t["call"], strict=True)]
     t["correct"] = t["label"] == t["call"]
     t["margin"] = (t["likelihood"] - cutoff).abs()
@@ -137,7 +137,7 @@ def sequence_cases(inputs: RunInputs, sequence: str, n_correct: int = 2, n_wrong
     """Grad-CAM of the chosen patients of one sequence: dicts with patient_id, outcome, likelihood,
     p_model (that model's probability of the positive class on this slice), image (H, W) and cam (H, W)."""
     from sarcomri.data.sliceset import SliceSet
-    from sarcomri.models.spec import load_model
+    from sarcomri.models.folder import load_model
 
     run, lik, splits = inputs.run_dir, inputs.table("likelihood"), inputs.splits
     cache = run / "cache" / f"{sequence}.npz"
@@ -171,18 +171,6 @@ def sequence_cases(inputs: RunInputs, sequence: str, n_correct: int = 2, n_wrong
                         "image": np.asarray(img[0]), "cam": cam})
     order = {pid: i for i, pid in enumerate(chosen["patient_id"])}
     return sorted(out, key=lambda c: order[c["patient_id"]])
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch threads (None: unchanged), restoring the previous count afterwards."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", n_correct: int = 2,

@@ -18,8 +18,10 @@ from sarcomri import __version__
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_text
+from sarcomri.report.derived import study_reader_cut
 from sarcomri.report.layout import Section
-from sarcomri.report.sources import RunInputs, load_run, read_yaml, study_layout
+from sarcomri.report.sources import RunInputs, load_run, study_layout
+from sarcomri.runs import TABLES, Run, StudyRun
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT = "report.html"
@@ -72,7 +74,7 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
             sections.append(section)
         else:
             logger.info("report: no %s (inputs absent)", name)
-    extra = found_figures(inputs.run_dir / "figures", figures_dir, rel, "run")
+    extra = found_figures(Run(inputs.run_dir).figures_dir, figures_dir, rel, "run")
     for k, folder in enumerate(figure_dirs):
         extra += found_figures(Path(folder), figures_dir, rel, f"extra{k}")
     if extra:
@@ -102,17 +104,21 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
     from sarcomri.report.modelcard import model_card, model_card_section, render_markdown
 
     run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out_dir = Path(out_dir) if out_dir is not None else Run(run_dir).report_dir
     layout = study_layout(run_dir)
     classification = run_dir
+    readers_tables, reader_cut = None, None  # a bare run: its own readers/tables/, the config's default cut
     if layout is not None:
         classification = layout.classification
+        reader_cut = study_reader_cut(run_dir)  # the study's readers.cut, as its readers stage used it
+        if readers is None and layout.readers is not None:  # the study's reads: the readers stage's tables
+            readers_tables = StudyRun(run_dir).readers_dir / TABLES
         readers = readers if readers is not None else layout.readers
         segmentation_dirs = segmentation_dirs if segmentation_dirs is not None else layout.segmentation
         transfer_dir = transfer_dir if transfer_dir is not None else layout.transfer
     _check_out(out_dir)
-    inputs = load_run(classification, cohort, readers)
-    name = (read_yaml(run_dir / "config.yaml") or {}).get("name") or run_dir.name
+    inputs = load_run(classification, cohort, readers, readers_tables, reader_cut)
+    name = Run(run_dir).name
     with atomic_directory(out_dir, overwrite=True, replaceable=lambda d: (d / REPORT).is_file()) as tmp:
         figures = tmp / "figures"
         figures.mkdir()

@@ -1,7 +1,8 @@
 """The model card (Mitchell et al. 2019; the transparency the review paper asks for): data, splits, cut-offs
 and how they were chosen, metrics with CIs, versions, intended use and limits.
 
-:func:`model_card` gathers it as a plain dict from the run's inputs; :func:`render_markdown` writes
+:func:`model_card` gathers it as a plain dict from the run's inputs (its metrics are the run's
+``tables/model_card.csv``, :func:`sarcomri.analysis.published.model_card_table`); :func:`render_markdown` writes
 ``model_card.md`` and the HTML report shows the same dict as a section.
 """
 
@@ -13,9 +14,6 @@ import pandas as pd
 
 from sarcomri.report.layout import Section, Table, pretty, with_cis
 from sarcomri.report.sources import RunInputs
-from sarcomri.report.tables import WHOLE_STUDY, model_reads
-from sarcomri.stats.diagnostic import diagnostic_from_labels
-from sarcomri.stats.roc import auc_ci
 
 INTENDED_USE = ("Decision support, not a diagnosis. The model gives radiologists a likelihood that a tumour on "
                 "MRI is {positive} rather than {negative}, to be read together with the images, the clinical "
@@ -86,23 +84,9 @@ def _cutoffs(inputs: RunInputs) -> list[str]:
 
 
 def _metrics(inputs: RunInputs) -> pd.DataFrame:
-    rows = []
-    per = inputs.table("per_sequence")
-    if per is not None:
-        for r in per.to_dict("records"):
-            rows.append({"model": f"{r['sequence']} likelihood", "n": r.get("n"),
-                         **{m: r.get(m) for k in ("auc", "sensitivity", "specificity", "accuracy")
-                            for m in (k, f"{k}_lower", f"{k}_upper")}})
-    reads = model_reads(inputs)
-    whole = reads[reads["sequence"] == WHOLE_STUDY]
-    if len(whole) and whole["truth"].nunique() == 2:
-        pos = inputs.class_names[0]
-        res = diagnostic_from_labels(whole["truth"], whole["decision"], pos).to_row()
-        a = auc_ci(whole["truth"], whole["score"], pos, "<")
-        rows.append({"model": "summed score (all sequences)", "n": len(whole), "auc": a.auc, "auc_lower": a.lower,
-                     "auc_upper": a.upper, **{m: res[m] for k in ("sensitivity", "specificity", "accuracy")
-                                              for m in (k, f"{k}_lower", f"{k}_upper")}})
-    return pd.DataFrame(rows)
+    """The run's ``model_card.csv`` (:func:`sarcomri.analysis.published.model_card_table`), empty without one."""
+    found = inputs.table("model_card")
+    return pd.DataFrame() if found is None else found
 
 
 def _model(inputs: RunInputs) -> dict[str, Any]:

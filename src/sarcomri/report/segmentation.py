@@ -23,7 +23,8 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.io.niftifile import read_image
 from sarcomri.report.figures import overlay_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
-from sarcomri.report.sources import read_tables, read_yaml, resolve_cohort
+from sarcomri.report.sources import read_tables
+from sarcomri.runs import SegmentationRun, TransferRun
 from sarcomri.seg3d.evaluate import paper_table, parse_case, summarise_by
 
 STRATA = ("site", "histology")
@@ -59,7 +60,7 @@ def representative(per_case: pd.DataFrame) -> pd.DataFrame:
 
 def _pred_path(seg_dir: Path, sequence: str, case: str) -> Path | None:
     for ending in (".nii.gz", ".nii"):
-        path = seg_dir / "predictions" / sequence / f"{case}{ending}"
+        path = SegmentationRun(seg_dir).predictions_dir(sequence) / f"{case}{ending}"
         if path.is_file():
             return path
     return None
@@ -105,10 +106,11 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
     for k, seg_dir in enumerate(map(Path, seg_dirs)):
         name = seg_dir.name if many else ""
         prefix = f"seg{k}"
-        found = read_tables(seg_dir / "tables")
+        seg_run = SegmentationRun(seg_dir)
+        found = read_tables(seg_run.tables_dir)
         per_case = found.get("per_case")
         if per_case is not None and not per_case.empty and SEG3D_COLUMNS <= set(per_case.columns):
-            seg_cohort = resolve_cohort(seg_dir, read_yaml(seg_dir / "config.yaml"), cohort)
+            seg_cohort = seg_run.find_cohort(cohort)
             data[str(seg_dir)] = per_case
             tag = f" ({name})" if name else ""
             paper = found.get("paper")
@@ -130,7 +132,7 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
                     save_png(overlay_figure(panels), figures_dir / fname)
                     figures.append(Figure(f"{rel}/{fname}", f"Representative cases{tag}: reference mask in green, "
                                                             "prediction in red, on the slice of largest tumour area."))
-        figures += found_figures(seg_dir / "figures", figures_dir, rel, prefix)
+        figures += found_figures(seg_run.figures_dir, figures_dir, rel, prefix)
     if not tables and not figures:
         return None
     return Section(id="segmentation", title="Segmentation", tables=tables, figures=figures, data=data,
@@ -141,8 +143,8 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
 def transfer_section(transfer_dir: str | Path, figures_dir: Path, rel: str = "figures") -> Section | None:
     """The transfer-learning study (:mod:`sarcomri.seg2d.transfer`): its paper table, the ANOVA across models
     and its figures (the learning curve)."""
-    transfer_dir = Path(transfer_dir)
-    found = read_tables(transfer_dir / "tables")
+    run = TransferRun(transfer_dir)
+    found = read_tables(run.tables_dir)
     tables = []
     for name, title in (("paper", "Dice by model, target training size and test set"),
                         ("anova", "ANOVA across models"), ("tukey", "Tukey's pairwise comparisons")):
@@ -150,7 +152,7 @@ def transfer_section(transfer_dir: str | Path, figures_dir: Path, rel: str = "fi
         if t is not None and not t.empty:
             tables.append(Table(title, t, pretty(t, p_columns=[c for c in ("p", "p_adj") if c in t.columns]),
                                 collapsed=name == "tukey"))
-    figures = found_figures(transfer_dir / "figures", figures_dir, rel, "transfer")
+    figures = found_figures(run.figures_dir, figures_dir, rel, "transfer")
     if not tables and not figures:
         return None
     return Section(id="transfer", title="Transfer learning", tables=tables, figures=figures,

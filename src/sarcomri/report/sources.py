@@ -1,20 +1,25 @@
 """What a report reads from a run folder: its tables, config, versions, splits, cohort and readers.
 
-Every input is optional; a section is rendered only when the inputs it needs are here. Files read::
+Every input is optional; a section is rendered only when the inputs it needs are here. The paths are the
+run's (:class:`sarcomri.runs.ClassificationRun`)::
 
     <run>/config.yaml              the resolved config (cohort path, sequences, splits, model)
     <run>/versions.json            package versions
     <run>/splits.csv               patient_id, fold, role, repeat
-    <run>/tables/*.csv             the classification tables (see sarcomri.classification)
+    <run>/tables/*.csv             the classification tables (see sarcomri.classification), with the ones the
+                                   report prints (decisions, roc_points, operating_points, model_card:
+                                   sarcomri.analysis.published)
+    <readers>/tables/*.csv         the model-vs-readers tables of those reads (sarcomri.analysis.published):
+                                   a study's readers/tables/, else <run>/readers/tables/ (sarcomri.report.derived)
     <run>/figures/*.png            figures written by other stages (embedded with captions)
     readers.csv                    <run>/readers.csv, else <run>/tables/readers.csv, else <cohort>/readers.csv:
                                    patient_id, reader, group, sequence, session, confidence
 
-The cohort is the one given, else the config's ``cohort`` folder, else ``<run>/cohort``.
+The cohort is the one given, else the run's (:attr:`sarcomri.runs.Run.cohort_dir`); the positive label follows
+:func:`sarcomri.runs.resolve_positive_label`.
 
-A study folder (``sarcomri study run``) is recognised by its ``classification/`` or ``stages.json``:
-:func:`study_layout` finds its classification run, ``readers/readers.csv``, ``segmentation/`` and
-``transfer/`` in it.
+A study folder (``sarcomri study run``, :func:`sarcomri.runs.run_kind`) gives its parts through
+:class:`sarcomri.runs.StudyRun`: :func:`study_layout` lists those that are there.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import yaml
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError, SarcomriError
+from sarcomri.runs import READERS, ClassificationRun, StudyRun, open_run, resolve_positive_label, run_kind
 
-READER_FILES = ("readers.csv", "tables/readers.csv")
 READER_COLUMNS = ["patient_id", "reader", "group", "sequence", "session", "confidence"]
 
 
@@ -46,17 +51,34 @@ class RunInputs:
     cohort: Cohort | None = None
     readers: pd.DataFrame | None = None
     readers_path: Path | None = None
+    run: ClassificationRun | None = None  # the run's paths (cache, models) for the sections that need them
+    reader_tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # the readers' tables/ (definition.csv)
 
     def table(self, name: str) -> pd.DataFrame | None:
         """``tables/<name>.csv`` or None."""
         return self.tables.get(name)
 
+    def reader_table(self, name: str) -> pd.DataFrame | None:
+        """The readers' ``tables/<name>.csv`` (:mod:`sarcomri.analysis.published`) or None."""
+        return self.reader_tables.get(name)
+
+    def reader_setting(self, name: str) -> float | None:
+        """A number the readers' tables were computed with (their ``definition.csv``: reader_cut, model_cutoff,
+        summed_threshold), or None."""
+        found = self.reader_table("definition")
+        if found is None or name not in found.columns or pd.isna(found[name].iloc[0]):
+            return None
+        return float(found[name].iloc[0])
+
     @property
     def positive_label(self) -> str | None:
-        """The positive class's name (cohort, else config), or None."""
-        if self.cohort is not None and self.cohort.positive_label:
-            return self.cohort.positive_label
-        return (self.config or {}).get("positive_label")
+        """The positive class's name (:func:`sarcomri.runs.resolve_positive_label`: the config's, else the
+        cohort's), or None when neither names one."""
+        try:
+            return resolve_positive_label((self.config or {}).get("positive_label"),
+                                          self.cohort.meta if self.cohort is not None else None)
+        except SarcomriError:
+            return None
 
     @property
     def class_names(self) -> tuple[str, str]:
@@ -75,11 +97,11 @@ class RunInputs:
         return order + [s for s in found if s not in order]
 
     def cutoff(self) -> float:
-        """The likelihood cut-off of each sequence's decision (per_sequence.csv's, else 0.5)."""
-        per = self.table("per_sequence")
-        if per is not None and "cutoff" in per.columns and per["cutoff"].notna().any():
-            return float(per["cutoff"].dropna().iloc[0])
-        return 0.5
+        """The likelihood cut-off of each sequence's decision: the run's vote cut-off
+        (:func:`sarcomri.analysis.published.model_cutoff`)."""
+        from sarcomri.analysis.published import model_cutoff
+
+        return model_cutoff(self.table("per_sequence"), self.table("summed_threshold"))
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -109,33 +131,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def resolve_cohort(run_dir: Path, config: dict[str, Any] | None, cohort: Cohort | None = None) -> Cohort | None:
-    """The given cohort, the config's cohort folder, or ``<run>/cohort``; None when none can be read."""
-    if cohort is not None:
-        return cohort
-    candidates = []
-    if config and config.get("cohort"):
-        path = Path(config["cohort"])
-        candidates.append(path if path.is_absolute() else run_dir / path)
-    candidates.append(run_dir / "cohort")
-    for path in candidates:
-        if (path / "cohort.json").is_file():
-            try:
-                return Cohort.load(path, check_files=False)
-            except SarcomriError:
-                continue
-    return None
-
-
-def read_readers(run_dir: Path, cohort: Cohort | None,
+def read_readers(run: ClassificationRun, cohort: Cohort | None,
                  path: str | Path | None = None) -> tuple[pd.DataFrame | None, Path | None]:
     """The readers' long table with ``truth`` (the cohort's label) added, and where it came from: ``path``,
     else the first of ``<run>/readers.csv``, ``<run>/tables/readers.csv``, ``<cohort>/readers.csv``."""
     if path is not None and not Path(path).is_file():
         raise InputError(path, "no such readers table")
-    places = [Path(path)] if path is not None else [run_dir / name for name in READER_FILES]
+    places = [Path(path)] if path is not None else run.readers_candidates
     if path is None and cohort is not None and cohort.root is not None:
-        places.append(cohort.root / "readers.csv")
+        places.append(cohort.root / READERS)
     path = next((p for p in places if p.is_file()), None)
     if path is None or cohort is None:
         return None, None
@@ -160,28 +164,49 @@ class StudyLayout:
 
 
 def study_layout(folder: str | Path) -> StudyLayout | None:
-    """The parts of a ``sarcomri study run`` folder, or None when ``folder`` is not one."""
-    folder = Path(folder)
-    if not ((folder / "classification").is_dir() or (folder / "stages.json").is_file()):
+    """The parts of a ``sarcomri study run`` folder that are there, or None when ``folder`` is not one."""
+    if run_kind(folder) is not StudyRun:
         return None
-    reads = folder / "readers" / "readers.csv"
-    return StudyLayout(
-        classification=folder / "classification" if (folder / "classification").is_dir() else folder,
-        readers=reads if reads.is_file() else None,
-        segmentation=[p for p in (folder / "segmentation",) if (p / "tables").is_dir()],
-        transfer=folder / "transfer" if (folder / "transfer").is_dir() else None)
+    study = StudyRun(folder)
+    parts = (study.classification, study.segmentation, study.transfer)
+    cls, seg, transfer = (part.path if part.path.is_dir() else None for part in parts)
+    return StudyLayout(classification=cls or study.path,
+                       readers=study.readers_csv if study.readers_csv.is_file() else None,
+                       segmentation=[seg] if seg is not None and study.segmentation.tables_dir.is_dir() else [],
+                       transfer=transfer)
 
 
-def load_run(run_dir: str | Path, cohort: Cohort | None = None, readers: str | Path | None = None) -> RunInputs:
-    """Everything a report can use from a run folder; ``readers`` overrides where readers.csv is found."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(run_dir, "not a run folder (no such directory)")
-    config = read_yaml(run_dir / "config.yaml")
-    splits_path = run_dir / "splits.csv"
-    inputs = RunInputs(run_dir=run_dir, tables=read_tables(run_dir / "tables"), config=config,
-                       versions=read_json(run_dir / "versions.json"),
-                       splits=_read_csv(splits_path) if splits_path.is_file() else None)
-    inputs.cohort = resolve_cohort(run_dir, config, cohort)
-    inputs.readers, inputs.readers_path = read_readers(run_dir, inputs.cohort, readers)
+def load_run(run_dir: str | Path, cohort: Cohort | None = None, readers: str | Path | None = None,
+             readers_tables: str | Path | None = None, reader_cut: float | None = None) -> RunInputs:
+    """Everything a report can use from a (classification) run folder; ``readers`` overrides where readers.csv
+    is found. The run's report tables and the readers' tables (in ``readers_tables``, default the run's
+    ``readers/tables/``, at ``reader_cut``, default the config's) are computed first when missing or stale
+    (:mod:`sarcomri.report.derived`)."""
+    from sarcomri.report.derived import ensure_model_tables
+
+    run = ClassificationRun(run_dir)
+    if not run.path.is_dir():
+        open_run(run.path)  # raises: not a run folder, and how to make one
+    ensure_model_tables(run.path)
+    inputs = RunInputs(run_dir=run.path, tables=read_tables(run.tables_dir), config=read_yaml(run.config_path),
+                       versions=read_json(run.versions_path),
+                       splits=_read_csv(run.splits_path) if run.splits_path.is_file() else None, run=run)
+    inputs.cohort = run.find_cohort(cohort)
+    inputs.readers, inputs.readers_path = read_readers(run, inputs.cohort, readers)
+    _load_reader_tables(inputs, readers_tables, reader_cut)
     return inputs
+
+
+def _load_reader_tables(inputs: RunInputs, folder: str | Path | None, cut: float | None) -> None:
+    """The readers' tables of ``inputs.readers_path`` (computed when missing or stale) into ``inputs``."""
+    from sarcomri.classification import run_readers_tables_dir
+    from sarcomri.report.derived import default_reader_cut, ensure_reader_tables
+
+    if inputs.readers_path is None or inputs.table("likelihood") is None:
+        return
+    folder = Path(folder) if folder is not None else run_readers_tables_dir(inputs.run_dir)
+    pos, neg = inputs.class_names
+    cut = default_reader_cut() if cut is None else cut
+    names = ensure_reader_tables(inputs.run_dir, inputs.readers_path, folder, pos, neg, cut)
+    inputs.reader_tables = {name: _read_csv(folder / f"{name}.csv") for name in names}
+    inputs.reader_tables["definition"] = _read_csv(folder / "definition.csv")

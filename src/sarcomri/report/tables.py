@@ -1,15 +1,17 @@
-"""The published tables of a classification run, computed by :mod:`sarcomri.stats` and laid out for print.
+"""The published tables of a classification run, laid out for print from the tables the analysis wrote.
 
-* :func:`interpreter_reads`: one long table of the model's and the readers' first reads per sequence on the
-  cases that all of them read (:func:`sarcomri.analysis.readers.interpreter_frame`: the model's score is its
-  likelihood, called positive at the study's cut-off; a reader's is 1 - confidence, since the 6-point scale
-  puts 0 at "definitely positive", called positive at <= 0.4), plus the whole study: the summed score of the
-  sequence votes at its threshold against the readers' ``all`` reads.
+Nothing here computes a number: each table is read from the run's ``tables/`` or the readers' ``tables/``
+(:mod:`sarcomri.analysis.published`; see :mod:`sarcomri.report.derived` for a folder made before them).
+
+* :func:`model_reads`: the model's calls per sequence and on the whole study (``decisions.csv``), with the
+  class names.
 * :func:`model_vs_readers`: the carcinosarcoma study's Tables 3-5 (confusion matrices, accuracy with CIs,
-  AUC and DeLong p-values against the model, the kappa matrix).
+  AUC and DeLong p-values against the model, the kappa matrix) per sequence (``confusion``, ``accuracy``,
+  ``kappa``) and for the whole study (``whole_*``), on the cases every interpreter read (``left_out``).
 * :func:`run_tables`: the sarcoma study's per-sequence, ensemble, combination and clinical tables.
 * :func:`reading_sessions`: first vs AI-assisted reads: per-group metrics, the per-reader change with the
-  paired tests, and the Obuchowski-Rockette MRMC comparison of reader-averaged AUCs.
+  paired tests (``sessions``, ``per_reader``, ``tests``), and the Obuchowski-Rockette MRMC comparison of
+  reader-averaged AUCs (``mrmc_modalities``, ``mrmc_differences``).
 """
 
 from __future__ import annotations
@@ -19,99 +21,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sarcomri.analysis.readers import ASSISTED, FIRST, MODEL, SCALE
-from sarcomri.errors import SarcomriError
+from sarcomri.analysis.readers import ASSISTED, FIRST, MODEL, WHOLE_STUDY
 from sarcomri.report.layout import METRIC_TITLES, Section, Table, pretty, with_cis
 from sarcomri.report.sources import RunInputs
-from sarcomri.stats import mrmc
-from sarcomri.stats.readers import scale_to_decision
-from sarcomri.stats.tables import accuracy_table, confusion_table, kappa_table
 
-WHOLE_STUDY = "all"
-READER_CUT = 0.4
-__all__ = ["ASSISTED", "FIRST", "MODEL", "READER_CUT", "WHOLE_STUDY", "interpreter_reads", "model_reads",
-           "model_vs_readers", "reader_decisions", "reading_sessions", "run_tables"]
-
-
-def reader_decisions(reads: pd.DataFrame, positive: str, negative: str, cut: float = READER_CUT) -> np.ndarray:
-    """Class calls of confidence ratings (<= ``cut`` is a positive call), via ``stats.readers``."""
-    return scale_to_decision(reads["confidence"], cut, positive, negative, SCALE)
+__all__ = ["ASSISTED", "FIRST", "MODEL", "WHOLE_STUDY", "model_reads", "model_vs_readers", "reading_sessions",
+           "run_tables"]
 
 
 def model_reads(inputs: RunInputs) -> pd.DataFrame:
-    """The model's reads per sequence (and ``all`` from the summed score): case, sequence, truth, decision, score."""
+    """The model's reads per sequence (and ``all``, the summed score) from ``decisions.csv``: case, sequence,
+    truth, decision (class names), score."""
     pos, neg = inputs.class_names
-    frames = []
-    lik = inputs.table("likelihood")
-    if lik is not None:
-        cut = inputs.cutoff()
-        frames.append(pd.DataFrame({
-            "case": lik["patient_id"], "sequence": lik["sequence"], "truth": np.where(lik["label"] == 1, pos, neg),
-            "decision": np.where(lik["likelihood"] >= cut, pos, neg), "score": lik["likelihood"].astype(float)}))
-    summed = inputs.table("summed_score")
-    if summed is not None and "call_positive" in summed.columns:
-        frames.append(pd.DataFrame({
-            "case": summed["patient_id"], "sequence": WHOLE_STUDY, "truth": np.where(summed["label"] == 1, pos, neg),
-            "decision": np.where(summed["call_positive"].astype(bool), pos, neg),
-            "score": summed["summed_score"].astype(float)}))
-    if not frames:
+    found = inputs.table("decisions")
+    if found is None or found.empty:
         return pd.DataFrame(columns=["case", "sequence", "truth", "decision", "score"])
-    return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame({"case": found["patient_id"], "sequence": found["sequence"],
+                         "truth": np.where(found["label"] == 1, pos, neg),
+                         "decision": np.where(found["call_positive"].astype(bool), pos, neg),
+                         "score": found["score"].astype(float)})
 
 
-def interpreter_reads(inputs: RunInputs) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The model's and the readers' reads on the cases every interpreter read, per sequence (first reads by
-    :func:`sarcomri.analysis.readers.interpreter_frame`), plus the whole study: the summed score at its
-    threshold against the readers' ``all`` reads. Columns: case, sequence, interpreter, group, truth, decision,
-    score.
-
-    Returns the long table and, per sequence, how many of the model's cases were left out because a reader
-    did not read them (the paired tests need the same cases).
-    """
-    from sarcomri.analysis.readers import interpreter_frame
-
-    reads, lik = inputs.readers, inputs.table("likelihood")
-    if reads is None or lik is None:
-        return pd.DataFrame(), {}
-    pos, neg = inputs.class_names
-    frames = [interpreter_frame(lik, reads, pos, neg, READER_CUT, inputs.cutoff())]
-    summed, thr = inputs.table("summed_score"), inputs.table("summed_threshold")
-    if summed is not None and thr is not None and len(thr):
-        whole = pd.DataFrame({"patient_id": summed["patient_id"], "sequence": WHOLE_STUDY, "label": summed["label"],
-                              "likelihood": summed["summed_score"].astype(float)})
-        frames.append(interpreter_frame(whole, reads, pos, neg, READER_CUT, float(thr["threshold"].iloc[0])))
-    frame = pd.concat(frames, ignore_index=True)
-    frame = frame[frame.groupby("sequence")["interpreter"].transform("nunique") > 1]  # sequences with readers
-    groups = reads.drop_duplicates("reader").set_index("reader")["group"].astype(str)
-    frame["group"] = frame["interpreter"].map(groups).fillna("model")
-    model_cases = model_reads(inputs).groupby("sequence")["case"].nunique()
-    kept = frame[frame["interpreter"] == MODEL].groupby("sequence")["case"].nunique()
-    dropped = {str(s): int(model_cases.get(s, n) - n) for s, n in kept.items()}
-    return frame[["case", "sequence", "interpreter", "group", "truth", "decision", "score"]], dropped
-
-
-def _binary(frame: pd.DataFrame) -> bool:
-    return frame.groupby("sequence")["truth"].nunique().min() == 2
+def _stacked(inputs: RunInputs, name: str) -> pd.DataFrame | None:
+    """A readers' table per sequence with its whole-study rows (``whole_<name>``) below."""
+    parts = [t for t in (inputs.reader_table(name), inputs.reader_table(f"whole_{name}")) if t is not None]
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def model_vs_readers(inputs: RunInputs) -> Section | None:
     """Tables 3-5 of the carcinosarcoma study: the model against the readers per sequence (first reads)."""
-    frame, dropped = interpreter_reads(inputs)
-    if frame.empty or not _binary(frame):
+    confusion, accuracy, kappa = (_stacked(inputs, n) for n in ("confusion", "accuracy", "kappa"))
+    if confusion is None or accuracy is None or kappa is None:
         return None
     pos, _ = inputs.class_names
-    confusion = confusion_table(frame, pos)
-    accuracy = accuracy_table(frame, pos, MODEL)
-    order = [MODEL, *dict.fromkeys(frame.loc[frame["interpreter"] != MODEL, "interpreter"])]
-    kappa = kappa_table(frame, order=order).reset_index()
     shown = with_cis(accuracy.drop(columns=["tp", "fp", "fn", "tn"]),
                      ["sensitivity", "specificity", "accuracy", "ss_avg", "auc"], titles=METRIC_TITLES)
     shown = pretty(shown.rename(columns={"p_vs_model": "DeLong p vs CNN"}), p_columns=["DeLong p vs CNN"])
-    notes = [f"The CNN calls {pos} at likelihood >= {inputs.cutoff():g} on each sequence; on the whole study "
+    model_cut, reader_cut = inputs.reader_setting("model_cutoff"), inputs.reader_setting("reader_cut")
+    model_cut = inputs.cutoff() if model_cut is None else model_cut
+    notes = [f"The CNN calls {pos} at likelihood >= {model_cut:g} on each sequence; on the whole study "
              "('all') its score is the summed +1/-1 vote of the sequences at the study's threshold. Readers call "
-             f"{pos} at a confidence of {READER_CUT} or less (0 = definitely {pos}); their AUC uses the "
+             f"{pos} at a confidence of {reader_cut:g} or less (0 = definitely {pos}); their AUC uses the "
              "6-point confidence."]
-    left = {s: n for s, n in dropped.items() if n}
+    left = inputs.reader_table("left_out")
+    left = {} if left is None else {s: int(n) for s, n in zip(left["sequence"], left["left_out"], strict=True) if n}
     if left:
         notes.append("Cases the readers did not all read are left out of these tables: "
                      + ", ".join(f"{s}: {n}" for s, n in left.items()) + ".")
@@ -122,7 +75,8 @@ def model_vs_readers(inputs: RunInputs) -> Section | None:
         tables=[Table("Confusion matrices (rows: true class)", confusion, pretty(confusion)),
                 Table("Diagnostic accuracy", accuracy, shown),
                 Table("Cohen's kappa between interpreters", kappa, pretty(kappa))],
-        notes=notes, data={"reads": frame, "accuracy": accuracy, "kappa": kappa, "confusion": confusion})
+        notes=notes, data={"reads": inputs.reader_table("reads"), "accuracy": accuracy, "kappa": kappa,
+                           "confusion": confusion})
 
 
 def _table(inputs: RunInputs, name: str) -> pd.DataFrame | None:
@@ -164,19 +118,12 @@ def run_tables(inputs: RunInputs) -> Section | None:
 
 
 def reading_sessions(inputs: RunInputs) -> Section | None:
-    """First vs AI-assisted reads of the whole study (:func:`sarcomri.analysis.readers.session_tables`: per
-    group and session, per-reader accuracy, paired t / Welch / Wilcoxon tests) and the Obuchowski-Rockette
-    MRMC comparison of the reader-averaged AUCs."""
-    from sarcomri.analysis.readers import session_tables
-
-    reads, lik = inputs.readers, inputs.table("likelihood")
-    if reads is None or lik is None:
+    """First vs AI-assisted reads of the whole study (per group and session, per-reader accuracy, paired t /
+    Welch / Wilcoxon tests) and the Obuchowski-Rockette MRMC comparison of the reader-averaged AUCs, from the
+    readers' tables (:func:`sarcomri.analysis.readers.session_tables` and ``mrmc_tables``)."""
+    groups, per_reader, tests = (inputs.reader_table(n) for n in ("sessions", "per_reader", "tests"))
+    if groups is None or per_reader is None or tests is None:
         return None
-    pos, neg = inputs.class_names
-    found = session_tables(reads, lik, pos, neg, READER_CUT)
-    if not found:
-        return None
-    groups, per_reader, tests = found["sessions"], found["per_reader"], found["tests"]
     metrics = ("sensitivity", "specificity", "accuracy")
     bounds = ("", "_lower", "_upper")
     group_cols = ["group", "session", "readers", "reads"] + [f"{m}{e}" for m in metrics for e in bounds]
@@ -189,18 +136,13 @@ def reading_sessions(inputs: RunInputs) -> Section | None:
               Table("Accuracy per reader, unaided and AI-assisted", per_reader, pretty(per_reader)),
               Table("Change of the readers' accuracy with the AI", tests, pretty(tests, p_columns=["p_value"]))]
     data: dict[str, Any] = {"sessions": groups, "per_reader": per_reader, "tests": tests}
-    whole = reads[(reads["sequence"] == WHOLE_STUDY) & reads["patient_id"].isin(set(lik["patient_id"]))]
-    whole = whole.assign(score=1.0 - whole["confidence"].astype(float))
-    try:
-        res = mrmc.or_mrmc(whole, "reader", "patient_id", "session", "truth", "score", pos)
-    except (SarcomriError, ValueError, np.linalg.LinAlgError) as err:  # an unbalanced design: no MRMC table
-        data["mrmc_error"] = str(err)
-    else:
-        mods = res.modalities[res.modalities["analysis"] == "rrrc"]
-        diffs = res.differences[res.differences["analysis"] == "rrrc"]
+    modalities, differences = inputs.reader_table("mrmc_modalities"), inputs.reader_table("mrmc_differences")
+    if modalities is not None and differences is not None:  # absent: an unbalanced design, no MRMC table
+        mods = modalities[modalities["analysis"] == "rrrc"]
+        diffs = differences[differences["analysis"] == "rrrc"]
         tables.append(Table("Reader-averaged AUC (Obuchowski-Rockette, random readers and cases)", mods,
                             pretty(mods)))
         tables.append(Table("Difference of the reader-averaged AUCs", diffs, pretty(diffs, p_columns=["p"])))
-        data["mrmc"] = res
+        data["mrmc"] = {"modalities": modalities, "differences": differences}
     return Section(id="sessions", title="Unaided and AI-assisted reading", tables=tables, data=data,
                    intro="The readers' calls on the whole study, first unaided, then with the AI's result.")
