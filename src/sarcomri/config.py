@@ -7,12 +7,15 @@ preparation, the network and its training. ``configs/*.yaml`` holds the papers' 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sarcomri.cohort.sequences import parse_group
+from sarcomri.configfile import first_error_field, read_config
 from sarcomri.errors import InputError
 
 
@@ -127,33 +130,13 @@ class ClassificationConfig(_Strict):
 
     def channel_groups(self) -> list[tuple[str, ...]]:
         """Each model's input sequences: ``'DWI_b0+ADC'`` becomes ``('DWI_b0', 'ADC')``."""
-        return [tuple(s.split("+")) for s in self.sequences]
+        return [parse_group(s) for s in self.sequences]
 
 
 def load_config(path: str | Path, model: type[BaseModel] = ClassificationConfig) -> Any:
-    """Read and validate a YAML config; errors name the file and the offending field."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(path, f"cannot read the config: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not valid YAML: not UTF-8 text (a binary or corrupt file?)") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InputError(path, "a config must be a YAML mapping")
-    try:
-        cfg = model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(path, f"field '{where}': {first['msg']}") from None
-    if getattr(cfg, "cohort", None) is None and getattr(cfg, "synth", None) is None:
-        raise InputError(path, "give either 'cohort' (a folder) or 'synth' (a synthetic cohort to generate)")
-    if getattr(cfg, "cohort", None) and not Path(cfg.cohort).is_absolute():
-        cfg.cohort = str((path.parent / cfg.cohort).resolve())
-    return cfg
+    """Read and validate a YAML config (a :class:`ClassificationConfig` unless ``model`` says otherwise); errors
+    name the file and the offending field (see :func:`sarcomri.configfile.read_config`)."""
+    return read_config(path, model)
 
 
 def dump_config(cfg: BaseModel) -> str:
@@ -169,9 +152,26 @@ class ReadersSection(_Strict):
     cut: float = Field(0.4, ge=0, le=1)  # confidence <= cut reads as the positive class (6-point scale, 0 = positive)
 
 
+#: The seeds of each study section (dotted paths in it). The study's ``seed`` fills every one the section leaves
+#: out; a seed inside an optional sub-section (``synth``) only where the section has that sub-section.
+SECTION_SEEDS: dict[str, tuple[str, ...]] = {
+    "classification": ("splits.seed", "train.seed"),
+    "segmentation": ("seed", "train.seed"),
+    "transfer": ("split_seed", "train.seed", "synth.seed"),
+}
+_OPTIONAL_SUBSECTIONS = {"synth"}
+#: The default of every seed in :data:`SECTION_SEEDS` (and of the study's): a study seed equal to it changes no
+#: section, so the sections, and the keys of stages run before the study seed reached them, stay as written.
+DEFAULT_SEED = 0
+
+
 class StudyConfig(_Strict):
     """A whole study (``sarcomri study run``): the cohort, then any of classification, segmentation and
-    transfer learning, then the report. Each section is the config of its own command, less the cohort."""
+    transfer learning, then the report. Each section is the config of its own command, less the cohort.
+
+    ``seed`` is the study's seed: every seed of the sections (:data:`SECTION_SEEDS`: the splits and the
+    training of each stage) that a section does not set itself. The synthetic cohort has its own
+    (``synth.seed``)."""
 
     name: str
     cohort: str | None = None
@@ -184,9 +184,31 @@ class StudyConfig(_Strict):
     transfer: dict[str, Any] | None = None
     report: bool = True
 
+    def seeded(self, name: str) -> dict[str, Any] | None:
+        """The section ``name`` as written, with every seed it leaves out set to the study's ``seed``; None
+        when the study has no such section. Stages are keyed by it, so a new study seed reruns them."""
+        section = getattr(self, name)
+        if section is None:
+            return None
+        out = copy.deepcopy(section)
+        if self.seed == DEFAULT_SEED:  # what every seed left out is anyway
+            return out
+        for dotted in SECTION_SEEDS[name]:
+            *parents, leaf = dotted.split(".")
+            node: Any = out
+            for key in parents:
+                if key not in node and key not in _OPTIONAL_SUBSECTIONS:
+                    node[key] = {}
+                node = node.get(key)
+                if not isinstance(node, dict):  # an absent optional sub-section, or a typo validation will name
+                    break
+            else:
+                node.setdefault(leaf, self.seed)
+        return out
+
     def classification_config(self, cohort: str) -> ClassificationConfig:
         """The classification section as a :class:`ClassificationConfig` on ``cohort``."""
-        section = self.classification or {}
+        section = self.seeded("classification") or {}
         return ClassificationConfig.model_validate({"name": f"{self.name}-classification", **section,
                                                     "cohort": cohort})
 
@@ -194,7 +216,7 @@ class StudyConfig(_Strict):
         """The segmentation section as a :class:`~sarcomri.seg3d.config.Seg3DConfig` on ``cohort``."""
         from sarcomri.seg3d.config import Seg3DConfig
 
-        return Seg3DConfig.model_validate({"name": f"{self.name}-segmentation", **(self.segmentation or {}),
+        return Seg3DConfig.model_validate({"name": f"{self.name}-segmentation", **(self.seeded("segmentation") or {}),
                                            "cohort": cohort})
 
 
@@ -202,7 +224,7 @@ class StudyConfig(_Strict):
         """The transfer section as a :class:`~sarcomri.seg2d.config.TransferStudyConfig` (its own cohorts)."""
         from sarcomri.seg2d.config import TransferStudyConfig
 
-        return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **(self.transfer or {})})
+        return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **(self.seeded("transfer") or {})})
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
@@ -216,7 +238,5 @@ def load_study_config(path: str | Path) -> StudyConfig:
         try:
             check(cfg.cohort or "cohort")
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in (section, *first["loc"]))
-            raise InputError(path, f"field '{where}': {first['msg']}") from None
+            raise InputError(path, f"field {first_error_field(exc, section)}") from None
     return cfg

@@ -8,7 +8,7 @@ from pathlib import Path
 class SarcomriError(Exception):
     """A user-facing error: bad input, an invalid cohort, a missing file.
 
-    The CLI prints ``str(error)`` and exits non-zero; no traceback is shown.
+    The CLI prints ``str(error)`` on one line and exits with code 1 (2 is for usage errors); no traceback.
     """
 
 
@@ -35,3 +35,15 @@ class ValidationError(SarcomriError):
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {problem}")
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser error on one line: what is wrong and where (line, column), without the quoted source line
+    PyYAML adds below its message."""
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"

@@ -51,8 +51,8 @@ def test_splits_make_and_check(tiny_cohort, tmp_path):
     assert res.exit_code != 0 and "holds" in str(res.exception)
 
 
-def test_entry_point_prints_one_clear_line_and_exits_2(tmp_path):
+def test_entry_point_prints_one_clear_line_and_exits_1(tmp_path):
     res = subprocess.run([sys.executable, "-m", "sarcomri.cli.main", "cohort", "info", str(tmp_path / "none")],
                          capture_output=True, text=True)
-    assert res.returncode == 2
+    assert res.returncode == 1
     assert "error:" in res.stderr and "no such directory" in res.stderr and "Traceback" not in res.stderr

@@ -221,17 +221,17 @@ def test_every_problem_is_listed_at_once(tmp_path):
     assert len(err.value.problems) == 5 and isinstance(err.value, ValidationError)
 
 
-def test_cli_validate_prints_every_problem_and_exits_2_on_errors(tmp_path):
+def test_cli_validate_prints_every_problem_and_exits_1_on_errors(tmp_path):
     root = _write(tmp_path / "c")
     _rewrite(root / "masks/P002/T2axi.nii.gz", _img(_mask_array(), origin=(0.0, 0.0, 30.0)))
     _rewrite(root / "masks/P004/T2axi.nii.gz", _img(np.zeros((4, 8, 8), np.uint8)))
     res = runner.invoke(app, ["cohort", "validate", str(root)], env={"COLUMNS": "250"})
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 1, res.output
     for text in ("file", "row", "field", "problem", "severity", "series.csv", "not on its image's grid", "error",
                  "empty", "warning", "not valid", "1 error(s), 1 warning(s)"):
         assert text in res.output, (text, res.output)
     res = runner.invoke(app, ["cohort", "validate", str(root), "--json"])
-    assert res.exit_code == 2
+    assert res.exit_code == 1
     out = json.loads(res.output)
     assert out["level"] == "content" and out["errors"] == 1 and out["warnings"] == 1
     assert {(p["row"], p["field"], p["severity"]) for p in out["problems"]} == {(4, "mask", "error"),
@@ -263,7 +263,7 @@ def test_a_table_cut_at_a_line_end_is_found_by_its_row_count(tmp_path):
     problem = _only(_report(root, "tables").errors, file=str(root / "series.csv"))
     assert "holds 4 row(s) but cohort.json records 5" in problem.problem
     res = runner.invoke(app, ["cohort", "validate", str(root), "--level", "headers", "--json"])
-    assert res.exit_code == 2
+    assert res.exit_code == 1
     assert [p["field"] for p in json.loads(res.output)["problems"] if "records 5" in p["problem"]] == [None]
     with pytest.raises(ValidationError, match="records 5"):
         Cohort.load(root)

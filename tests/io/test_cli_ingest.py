@@ -52,7 +52,7 @@ def test_key_from_environment_is_reproducible(tmp_path, make_series, monkeypatch
 def test_conflicting_options(tmp_path, make_series, monkeypatch, capsys, extra, problem):
     make_series(tmp_path / "src" / "a")
     code, _, err = _cli(monkeypatch, capsys, tmp_path / "src", "--out", tmp_path / "c", *extra)
-    assert code == 2 and problem in err and not (tmp_path / "c").exists()
+    assert code == 1 and problem in err and not (tmp_path / "c").exists()
 
 
 def test_existing_cohort_needs_overwrite(tmp_path, make_series, monkeypatch, capsys):
@@ -60,7 +60,7 @@ def test_existing_cohort_needs_overwrite(tmp_path, make_series, monkeypatch, cap
     args = [tmp_path / "src", "--out", tmp_path / "c", "--deid-key", "k", "-q"]
     assert _cli(monkeypatch, capsys, *args)[0] == 0
     code, _, err = _cli(monkeypatch, capsys, *args)
-    assert code == 2 and "--overwrite" in err
+    assert code == 1 and "--overwrite" in err
     assert _cli(monkeypatch, capsys, *args, "--overwrite")[0] == 0
 
 
@@ -76,3 +76,17 @@ def test_custom_sequence_map_names_the_sts_t1(tmp_path, shared_data, monkeypatch
     ref = sitk.ReadImage(str(shared_data / "sts-t1" / "STS_001" / "mask.nii.gz"))
     pid = cohort.patient_ids[0]
     assert np.array_equal(sitk.GetArrayFromImage(cohort.read_mask(pid, "T1")), sitk.GetArrayFromImage(ref))
+
+
+def test_json_prints_the_summary_only(tmp_path, make_series, monkeypatch, capsys):
+    import json
+
+    make_series(tmp_path / "src" / "a", description="T2axi")
+    make_series(tmp_path / "src" / "b", description="survey", series_number=2)
+    code, out, err = _cli(monkeypatch, capsys, tmp_path / "src", "-o", tmp_path / "c", "--deid-key", "k", "--json")
+    assert code == 0 and "warning" not in err
+    summary = json.loads(out)
+    assert set(summary) == {"cohort", "source_type", "patients", "volumes", "masks", "notes", "unmapped"}
+    assert (summary["patients"], summary["volumes"], summary["source_type"]) == (1, 1, "dicom")
+    assert [row["description"] for row in summary["unmapped"]] == ["survey"]
+    assert "SRC-PATIENT-0001" not in out and "Doe" not in out  # pseudonyms only

@@ -1,4 +1,4 @@
-"""Bad input ends with one message naming the file and the problem, exit code 2, and no cohort on disk."""
+"""Bad input ends with one message naming the file and the problem, exit code 1, and no cohort on disk."""
 
 from __future__ import annotations
 
@@ -156,14 +156,14 @@ def test_dicom_and_nifti_mixed(tmp_path, make_series):
     _fails(tmp_path, tmp_path / "src", "both DICOM")
 
 
-def test_cli_prints_one_line_and_exits_2(tmp_path, make_series, monkeypatch, capsys):
+def test_cli_prints_one_line_and_exits_1(tmp_path, make_series, monkeypatch, capsys):
     paths = make_series(tmp_path / "src", 3, rows=64, columns=64)
     paths[0].write_bytes(paths[0].read_bytes()[:-100])
     monkeypatch.setattr(sys, "argv", ["sarcomri", "ingest", str(tmp_path / "src"), "--out", str(tmp_path / "c"),
                                       "--deid-key", "k"])
     with pytest.raises(SystemExit) as exit_info:
         main()
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "truncated" in err and paths[0].name in err
     assert "Traceback" not in err and not (tmp_path / "c").exists()

@@ -73,7 +73,7 @@ def test_rtstruct_of_a_missing_series_alone_is_an_error(tmp_path, monkeypatch, c
     assert "Doe" not in str(err.value) and PATIENT not in str(err.value)
     assert err.value.path.endswith("/RS.dcm")
     code, out, errors = _cli(monkeypatch, capsys, tmp_path / "src", "--out", tmp_path / "c", "--deid-key", "k")
-    assert code == 2 and "no image series was ingested" in errors and not (tmp_path / "c").exists()
+    assert code == 1 and "no image series was ingested" in errors and not (tmp_path / "c").exists()
     assert "Doe" not in out + errors
 
 

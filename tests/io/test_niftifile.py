@@ -1,5 +1,5 @@
 """Strict NIfTI reading: a truncated or corrupt file is an InputError naming it, never a partly-zero volume;
-and the commands that read masks (`stats seg`, `segment evaluate`) end with exit code 2 and that message."""
+and the commands that read masks (`stats seg`, `segment evaluate`) end with exit code 1 and that message."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_header_claiming_more_voxels_than_the_file_holds(tmp_path):
     _refused(tmp_path / "more.nii.gz", "truncated")
 
 
-# ---------------------------------------------------------------- the commands, exit code 2
+# ---------------------------------------------------------------- the commands, exit code 1
 
 
 def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
@@ -159,7 +159,7 @@ def _mask(shape=(6, 16, 16)) -> sitk.Image:
     return img
 
 
-def test_stats_seg_on_a_truncated_mask_exits_2_naming_the_file(tmp_path, monkeypatch, capsys):
+def test_stats_seg_on_a_truncated_mask_exits_1_naming_the_file(tmp_path, monkeypatch, capsys):
     pred, ref = _write(tmp_path / "pred.nii.gz", _mask()), _write(tmp_path / "ref.nii.gz", _mask())
     monkeypatch.setattr(sys, "argv", ["sarcomri", "stats", "seg", "--pred", str(pred), "--ref", str(ref), "--json"])
     with pytest.raises(SystemExit) as done:
@@ -168,12 +168,12 @@ def test_stats_seg_on_a_truncated_mask_exits_2_naming_the_file(tmp_path, monkeyp
     data = pred.read_bytes()
     pred.write_bytes(data[: 2 * len(data) // 3])
     code, err = _cli(monkeypatch, capsys, "stats", "seg", "--pred", str(pred), "--ref", str(ref))
-    assert code == 2
+    assert code == 1
     assert "pred.nii.gz" in err and "truncated" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_segment_evaluate_on_a_truncated_prediction_exits_2_naming_the_file(tiny_cohort, tmp_path, monkeypatch,
+def test_segment_evaluate_on_a_truncated_prediction_exits_1_naming_the_file(tiny_cohort, tmp_path, monkeypatch,
                                                                              capsys):
     from sarcomri.cohort.manifest import Cohort
 
@@ -187,7 +187,7 @@ def test_segment_evaluate_on_a_truncated_prediction_exits_2_naming_the_file(tiny
     victim.write_bytes(data[: 2 * len(data) // 3])
     code, err = _cli(monkeypatch, capsys, "segment", "evaluate", str(preds), str(tiny_cohort), "--sequence",
                      "T2axi")
-    assert code == 2 and str(victim) in err.replace("\n", "") and "truncated" in err
+    assert code == 1 and str(victim) in err.replace("\n", "") and "truncated" in err
 
 
 def test_cohort_reader_refuses_a_truncated_image(tiny_cohort):
@@ -202,7 +202,7 @@ def test_cohort_reader_refuses_a_truncated_image(tiny_cohort):
     assert cohort.read_mask("P003", "T2axi") is not None  # the mask is intact
 
 
-def test_export_nnunet_and_radiomics_on_truncated_files_exit_2(tiny_cohort, tmp_path, monkeypatch, capsys):
+def test_export_nnunet_and_radiomics_on_truncated_files_exit_1(tiny_cohort, tmp_path, monkeypatch, capsys):
     from sarcomri.cohort.manifest import Cohort
 
     cohort = Cohort.load(tiny_cohort)
@@ -212,7 +212,7 @@ def test_export_nnunet_and_radiomics_on_truncated_files_exit_2(tiny_cohort, tmp_
     mask.write_bytes(intact[: len(intact) // 3])
     code, err = _cli(monkeypatch, capsys, "export", "nnunet", str(tiny_cohort), "--out", str(tmp_path / "raw"),
                      "--id", "501", "--name", "Tiny", "--sequences", "T2axi")
-    assert code == 2 and "masks/P005/T2axi.nii.gz" in err.replace("\n", "") and "truncated" in err
+    assert code == 1 and "masks/P005/T2axi.nii.gz" in err.replace("\n", "") and "truncated" in err
     assert not list((tmp_path / "raw").glob("Dataset501_Tiny*"))
     code, err = _cli(monkeypatch, capsys, "radiomics", "firstorder", "--image", str(image), "--mask", str(mask))
-    assert code == 2 and str(mask) in err.replace("\n", "") and "truncated" in err
+    assert code == 1 and str(mask) in err.replace("\n", "") and "truncated" in err

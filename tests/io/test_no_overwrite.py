@@ -37,14 +37,14 @@ def test_overwrite_never_deletes_a_source_inside_the_output(tmp_path, make_serie
     make_series(site / "dicom" / "a")
     before = _tree(site)
     code, _, err = _cli(monkeypatch, capsys, "ingest", site / "dicom", "--out", site, "--overwrite")
-    assert code == 2 and "source" in err
+    assert code == 1 and "source" in err
     assert _tree(site) == before
 
 
 def test_output_inside_the_source_is_refused(tmp_path, make_series, monkeypatch, capsys):
     make_series(tmp_path / "src" / "a")
     code, _, err = _cli(monkeypatch, capsys, "ingest", tmp_path / "src", "--out", tmp_path / "src" / "cohort")
-    assert code == 2 and "source" in err
+    assert code == 1 and "source" in err
     assert not (tmp_path / "src" / "cohort").exists()
 
 
@@ -54,7 +54,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_cohort(tmp_path, make_series, 
     other.mkdir()
     (other / "chapter1.tex").write_text("precious")
     code, _, err = _cli(monkeypatch, capsys, "ingest", tmp_path / "src", "--out", other, "--overwrite")
-    assert code == 2 and "another kind" in err
+    assert code == 1 and "another kind" in err
     assert (other / "chapter1.tex").read_text() == "precious" and len(list(other.iterdir())) == 1
 
 
@@ -66,7 +66,7 @@ def test_overwrite_replaces_a_cohort_whole_and_an_empty_folder_is_filled(tmp_pat
     assert _cli(monkeypatch, capsys, "ingest", tmp_path / "src", "--out", out, "-q")[0] == 0
     (out / "stale.txt").write_text("from an old run")
     code, _, err = _cli(monkeypatch, capsys, "ingest", tmp_path / "src", "--out", out, "-q")
-    assert code == 2 and "exists already" in err
+    assert code == 1 and "exists already" in err
     assert _cli(monkeypatch, capsys, "ingest", tmp_path / "src", "--out", out, "-q", "--overwrite")[0] == 0
     assert not (out / "stale.txt").exists()
     assert len(Cohort.load(out).patients) == 1
@@ -82,7 +82,7 @@ def test_splits_never_write_a_cohort_file_nor_over_a_file(tmp_path, make_series,
     for target in ("patients.csv", "series.csv", "cohort.json", "images/new.csv"):
         code, _, err = _cli(monkeypatch, capsys, "splits", "make", cohort, "--out", cohort / target, "--folds", 2,
                             "--stratify", "", "--overwrite")
-        assert code == 2 and "only `sarcomri ingest`" in err, target
+        assert code == 1 and "only `sarcomri ingest`" in err, target
     assert _tree(cohort) == before
     out = tmp_path / "splits.csv"
     args = ("splits", "make", cohort, "--out", out, "--folds", 2, "--stratify", "", "--val-ratio", 0)
@@ -90,7 +90,7 @@ def test_splits_never_write_a_cohort_file_nor_over_a_file(tmp_path, make_series,
     first = out.read_bytes()
     out.write_text("mine")
     code, _, err = _cli(monkeypatch, capsys, *args)
-    assert code == 2 and "exists already" in err and out.read_text() == "mine"
+    assert code == 1 and "exists already" in err and out.read_text() == "mine"
     assert _cli(monkeypatch, capsys, *args, "--overwrite")[0] == 0 and out.read_bytes() == first
     # a file beside the cohort's own files (a run folder inside the cohort folder) is not a cohort file
     assert _cli(monkeypatch, capsys, "splits", "make", cohort, "--out", cohort / "runs" / "splits.csv",

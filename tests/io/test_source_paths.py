@@ -54,12 +54,12 @@ def _corrupt_dicom(root, make_series):
 def test_corrupt_dicom_in_a_named_folder(tmp_path, make_series, monkeypatch, capsys):
     bad = _corrupt_dicom(tmp_path / "in", make_series)
     code, text = _cli(monkeypatch, capsys, "ingest", tmp_path / "in", "--out", tmp_path / "c", "--deid-key", "k")
-    assert code == 2 and "corrupt DICOM file" in text and f"<source>/\u2026/\u2026/{bad.name}" in text
+    assert code == 1 and "corrupt DICOM file" in text and f"<source>/\u2026/\u2026/{bad.name}" in text
     assert not any(word in text for word in IDENTIFYING) and str(tmp_path) not in text
     assert "--verbose shows them" in text
     for args in (["ingest", "--verbose"], ["--verbose", "ingest"]):
         code, text = _cli(monkeypatch, capsys, *args, tmp_path / "in", "--out", tmp_path / "c", "--deid-key", "k")
-        assert code == 2 and f"<source>/{FOLDER}/study/{bad.name}" in text, text
+        assert code == 1 and f"<source>/{FOLDER}/study/{bad.name}" in text, text
 
 
 def test_corrupt_nifti_in_a_named_folder(tmp_path, monkeypatch, capsys):
@@ -69,7 +69,7 @@ def test_corrupt_nifti_in_a_named_folder(tmp_path, monkeypatch, capsys):
     sitk.WriteImage(image, str(folder / "ADC.nii.gz"))
     (folder / "T2axi.nii.gz").write_bytes(b"\x1f\x8b" + b"not a nifti" * 20)
     code, text = _cli(monkeypatch, capsys, "ingest", tmp_path / "in", "--out", tmp_path / "c", "--deid-key", "k")
-    assert code == 2 and "T2axi.nii.gz" in text, text
+    assert code == 1 and "T2axi.nii.gz" in text, text
     assert not any(word in text for word in IDENTIFYING) and str(tmp_path) not in text
     assert "(patient P" in text  # the patient is named by pseudonym
 

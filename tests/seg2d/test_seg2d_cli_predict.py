@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 from sarcomri.cli.segment import app
 from sarcomri.cohort.manifest import Cohort, CohortWriter
 from sarcomri.io.images import same_grid
+from sarcomri.models import save_model
 from sarcomri.seg2d.config import InferSettings2D
 from sarcomri.seg2d.infer import Segmenter, is_2d_model, predict_images
 from sarcomri.seg2d.model import build_network
-from sarcomri.seg2d.train import model_spec, save_model
+from sarcomri.seg2d.train import model_spec
 
 from .conftest import TINY_DATA, TINY_NET
 
@@ -24,19 +25,18 @@ SEQS = ("DWI_b0", "DWI_b1000", "ADC")
 def _model(tmp_path):
     torch.manual_seed(0)
     folder = tmp_path / "models" / "target" / "n8"
-    save_model(folder, build_network(TINY_NET, 3), model_spec(TINY_NET, TINY_DATA))
+    save_model(build_network(TINY_NET, 3), model_spec(TINY_NET, TINY_DATA), folder)
     return folder
 
 
 def test_a_2d_model_is_told_apart_from_a_3d_one(tmp_path):
     from sarcomri.seg3d.model import build_network as build_3d
     from sarcomri.seg3d.plan import Plan
-    from sarcomri.seg3d.train import save_model as save_3d
 
     plan = Plan(sequences=["T1"], target_spacing=[3.0, 1.2, 1.2], median_shape=[12, 32, 32],
                 patch_size=[8, 16, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernels=[[3, 3, 3]] * 3,
                 filters=[4, 8, 16], batch_size=2)
-    save_3d(tmp_path / "m3", build_3d(plan), plan)
+    save_model(build_3d(plan), plan, tmp_path / "m3")
     assert is_2d_model(_model(tmp_path)) and not is_2d_model(tmp_path / "m3")
     assert not is_2d_model(tmp_path / "nothing-here")
 

@@ -3,6 +3,7 @@ patient in training and test, resumption that skips finished models, and the pre
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -38,9 +39,14 @@ def test_transfer_study_end_to_end_then_resume(pair_cohort, tmp_path):
     cfg_file = tmp_path / "study.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     run = tmp_path / "run"
-    res = CliRunner().invoke(app, ["segment", "transfer-study", str(cfg_file), "--out", str(run)])
+    res = CliRunner().invoke(app, ["segment", "transfer-study", str(cfg_file), "--run-dir", str(run)])
     assert res.exit_code == 0, res.output
     assert "Mean DSC, target test set" in res.output and "paper.csv" in res.output
+    res = CliRunner().invoke(app, ["segment", "transfer-study", str(cfg_file), "--run-dir", str(run), "--json"])
+    assert res.exit_code == 0, res.output  # a rerun: every model done already, the tables again, as JSON only
+    out = json.loads(res.stdout)
+    assert {"run_dir", "tables", "figure", "summary", "anova", "reliability"} <= set(out)
+    assert {r["test_set"] for r in out["summary"]} == {"source", "target", "combined"}
 
     # splits: a hold-out per domain, nobody in both roles, source = cervix and target = corpus
     splits = pd.read_csv(run / "splits.csv", dtype={"patient_id": str})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,16 +44,20 @@ def test_train_predict_evaluate(blob_cohort, tmp_path):
     assert (per_case.set_index("patient_id")["fold"] == test_fold.loc[per_case["patient_id"]]).all()
     for fold in range(4):
         folder = run / "models" / "T1" / f"fold{fold}-rep0"
-        assert (folder / "model.pt").is_file() and (folder / "plan.json").is_file()
+        assert (folder / "model.json").is_file() and (folder / "plan.json").is_file()
         assert not (folder / "checkpoint.pt").exists()
     for pid in cohort.patient_ids:
         pred = sitk.ReadImage(str(run / "predictions" / "T1" / f"{pid}.nii.gz"))
         assert same_grid(pred, cohort.read_image(pid, "T1"))
     # a rerun finds every model and prediction and only re-evaluates
-    stamp = (run / "models" / "T1" / "fold0-rep0" / "model.pt").stat().st_mtime_ns
-    res = runner.invoke(app, ["train", str(cfg), "--run-dir", str(run), "--quiet"], terminal_width=200)
+    stamp = (run / "models" / "T1" / "fold0-rep0" / "weights.pt").stat().st_mtime_ns
+    res = runner.invoke(app, ["train", str(cfg), "--run-dir", str(run), "--json"], terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert (run / "models" / "T1" / "fold0-rep0" / "model.pt").stat().st_mtime_ns == stamp
+    assert (run / "models" / "T1" / "fold0-rep0" / "weights.pt").stat().st_mtime_ns == stamp
+    out = json.loads(res.stdout)  # --json: the JSON only
+    assert sorted(r["patient_id"] for r in out["per_case"]) == cohort.patient_ids
+    assert {"run_dir", "per_case_table", "per_sequence", "per_fold"} <= set(out)
+    assert [r["fold"] for r in out["per_fold"]] == [0, 1, 2, 3, "all"]
 
     # predict: one NIfTI with one fold, and a whole cohort with the 4-fold ensemble
     image = blob_cohort / "images" / "S02" / "T1.nii.gz"
@@ -85,18 +91,31 @@ def test_train_predict_evaluate(blob_cohort, tmp_path):
     back, table = seg_to_mask(tmp_path / "dcm-out" / "01_T1axi_seg.dcm", source.image)
     assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(nifti))
     assert table[0]["name"] == "tumour"
+    # the SEG goes back beside its series: the source's own patient attributes, and nothing identifying besides
+    import pydicom
+
+    from sarcomri.io.deid import IDENTIFYING_KEYWORDS, identifiers_of
+
+    seg = pydicom.dcmread(tmp_path / "dcm-out" / "01_T1axi_seg.dcm")
+    assert identifiers_of(seg) <= identifiers_of(source.datasets[0])
+    for keyword in IDENTIFYING_KEYWORDS:
+        if str(seg.get(keyword, "") or ""):
+            assert str(seg.get(keyword)) == str(source.datasets[0].get(keyword)), keyword
+    res = runner.invoke(app, ["predict", str(run / "models" / "T1" / "fold0-rep0"), str(series), "-o",
+                              str(tmp_path / "dcm-out"), "--no-mirror", "--overwrite", "-q"])
+    assert res.exit_code == 0 and res.output == "", res.output
 
 
 def test_predict_refuses_a_wrong_number_of_images(blob_cohort, tmp_path):
     from sarcomri.errors import InputError
+    from sarcomri.models import save_model
     from sarcomri.seg3d.model import build_network
     from sarcomri.seg3d.plan import Plan
-    from sarcomri.seg3d.train import save_model
 
     plan = Plan(sequences=["T1", "T2"], target_spacing=[3.0, 1.2, 1.2], median_shape=[12, 32, 32],
                 patch_size=[8, 16, 16], strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], kernels=[[3, 3, 3]] * 3,
                 filters=[4, 8, 16], batch_size=2)
-    save_model(tmp_path / "m", build_network(plan), plan)
+    save_model(build_network(plan), plan, tmp_path / "m")
     image = blob_cohort / "images" / "S02" / "T1.nii.gz"
     res = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), str(image), "--out", str(tmp_path / "o")])
     assert isinstance(res.exception, InputError) and "give one image per sequence" in str(res.exception)

@@ -23,7 +23,7 @@ TINY = {
 
 def _stamps(run):
     return {p.relative_to(run).as_posix(): p.stat().st_mtime_ns
-            for p in [*run.glob("models/T1/*/model.pt"), *run.glob("predictions/T1/*.nii.gz")]}
+            for p in [*run.glob("models/T1/*/weights.pt"), *run.glob("predictions/T1/*.nii.gz")]}
 
 
 @pytest.mark.slow
@@ -54,7 +54,7 @@ def test_segment_train_reuses_stops_and_recomputes_what_changed(blob_cohort, tmp
     redone = sorted(k for k in now if now[k] != stamps[k])
     other = splits[(splits["fold"] == 1 - test_fold) & (splits["role"] == "test")]["patient_id"]
     # the fold that trained on S03 and its test patients' masks; S03's own mask is kept (its image is the same)
-    assert redone == sorted([f"models/T1/fold{1 - test_fold}-rep0/model.pt",
+    assert redone == sorted([f"models/T1/fold{1 - test_fold}-rep0/weights.pt",
                              *(f"predictions/T1/{p}.nii.gz" for p in other)])
     s03 = again.set_index("patient_id").loc["S03", "ref_volume_mm3"]
     assert s03 < first.set_index("patient_id").loc["S03", "ref_volume_mm3"]  # evaluated on the new mask

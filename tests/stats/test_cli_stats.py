@@ -108,7 +108,7 @@ def test_agreement_long_and_wide(reads_csv, tmp_path):
 def test_icc_json(reads_csv):
     import pingouin
 
-    out = _json(["icc", str(reads_csv), "--targets", "case", "--raters", "rater", "--ratings", "score"])
+    out = _json(["icc", str(reads_csv), "--case", "case", "--rater", "rater", "--rating", "score"])
     forms = {f["form"]: f for f in out["forms"]}
     ref = pingouin.intraclass_corr(pd.read_csv(reads_csv), targets="case", raters="rater", ratings="score")
     assert forms["ICC(2,1)"]["icc"] == pytest.approx(ref.set_index("Type").loc["ICC(A,1)", "ICC"])
@@ -134,7 +134,7 @@ def test_a_score_or_column_given_twice_is_a_clear_error(reads_csv):
 def test_icc_messages_show_plain_values(tmp_path, rows, message):
     csv = tmp_path / "icc.csv"
     csv.write_text(rows)
-    bad = runner.invoke(app, ["stats", "icc", str(csv), "--targets", "t", "--raters", "r", "--ratings", "v"])
+    bad = runner.invoke(app, ["stats", "icc", str(csv), "--case", "t", "--rater", "r", "--rating", "v"])
     assert isinstance(bad.exception, InputError) and message in str(bad.exception)
     assert "np." not in str(bad.exception)
 

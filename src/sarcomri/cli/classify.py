@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,9 @@ from rich.table import Table
 
 from sarcomri import classification as cls_study
 from sarcomri.analysis.combinations import top_k_summary
+from sarcomri.cli.options import COHORT_OPT, QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option
 from sarcomri.config import ClassificationConfig, load_config
+from sarcomri.runs import ClassificationRun
 
 app = typer.Typer(help="Classification studies: one CNN per MRI sequence over folds x repeats (e.g. uterine "
                        "sarcoma vs leiomyoma, carcinosarcoma vs endometrial carcinoma).", no_args_is_help=True)
@@ -24,36 +25,59 @@ def _run_dir(cfg: ClassificationConfig, runs: Path, run_dir: Path | None) -> Pat
 
 @app.command("run")
 def run(
-    config: Path = typer.Argument(..., help="Study config YAML (see configs/)."),
-    runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    config: Path = typer.Argument(..., help="Classification config YAML: configs/demo-sarcoma.yaml, "
+                                  "configs/demo-carcinosarcoma.yaml (CPU demos), configs/s1-sarcoma.yaml, "
+                                  "configs/s0-carcinosarcoma.yaml (the published protocols)."),
+    runs: Path = RUNS_OPT,
+    run_dir: Path | None = RUN_DIR_OPT,
+    cohort_dir: Path | None = COHORT_OPT,
+    quiet: bool = QUIET_OPT,
     rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When the cohort changed since the run "
                                        "folder was made: delete and recompute what the change affects (by "
                                        "default the run stops and says what changed)."),
+    as_json: bool = json_option("name, run_dir, models, slice_predictions, predictions (path), per_sequence and "
+                                "combined (lists of {sequence, n, n_pos, auc, auc_lower, auc_upper, sensitivity, "
+                                "specificity, ...}), ideal_observer_auc, clinical (list or null)"),
 ) -> None:
     """Train the grid (sequences x folds x repeats) and write predictions.parquet; finished models are skipped."""
     cfg = load_config(config, ClassificationConfig)
+    if cohort_dir is not None:
+        cfg.cohort = str(cohort_dir.resolve())
     out = cls_study.open_run(cfg, _run_dir(cfg, runs, run_dir))
-    cohort = cls_study.resolve_cohort(cfg, out, progress=not quiet)
-    preds = cls_study.run_classification(cfg, out, cohort, progress=not quiet, rerun_changed=rerun_changed)
+    progress = not (quiet or as_json)
+    cohort = cls_study.resolve_cohort(cfg, out, progress=progress)
+    preds = cls_study.run_classification(cfg, out, cohort, progress=progress, rerun_changed=rerun_changed)
     tables = cls_study.ensemble_tables(out, cfg.slices.test_aggregation)
+    clinical = cls_study.clinical_tables(out, cohort, cfg.clinical_columns) if cfg.clinical_columns else None
+    ideal = cohort.meta.get("ideal_observer_auc")
+    if as_json:
+        emit_json({"name": cfg.name, "run_dir": str(out), "models": preds["model"].nunique(),
+                   "slice_predictions": len(preds), "predictions": str(ClassificationRun(out).predictions_path),
+                   "per_sequence": tables["per_sequence"], "combined": tables["combined"],
+                   "ideal_observer_auc": ideal, "clinical": clinical})
+        return
     con = Console()
     con.print(f"[bold]{cfg.name}[/]: {preds['model'].nunique()} models, {len(preds)} slice predictions -> "
-              f"{out / 'predictions.parquet'}")
-    print_per_sequence(con, tables["per_sequence"], cohort.meta.get("ideal_observer_auc"), tables["combined"])
-    if cfg.clinical_columns:
-        print_clinical(con, cls_study.clinical_tables(out, cohort, cfg.clinical_columns))
+              f"{ClassificationRun(out).predictions_path}")
+    print_per_sequence(con, tables["per_sequence"], ideal, tables["combined"])
+    if clinical is not None:
+        print_clinical(con, clinical)
 
 
 @app.command("ensemble")
 def ensemble(
     run: Path = typer.Argument(..., help="Run folder of `sarcomri classify run`."),
     aggregation: str = typer.Option("mean", help="Slice-to-patient aggregation: mean or central."),
+    as_json: bool = json_option("run_dir, aggregation, per_sequence and combined (lists of {sequence, n, n_pos, "
+                                "auc, auc_lower, auc_upper, sensitivity, specificity, ...}), ideal_observer_auc"),
 ) -> None:
     """Leave-one-out ensembles (R ensembles of R-1 repeats) and per-sequence AUC with DeLong 95% CI."""
     tables = cls_study.ensemble_tables(run, aggregation)
     meta = _cohort_meta(run)
+    if as_json:
+        emit_json({"run_dir": str(run), "aggregation": aggregation, "per_sequence": tables["per_sequence"],
+                   "combined": tables["combined"], "ideal_observer_auc": meta.get("ideal_observer_auc")})
+        return
     print_per_sequence(Console(), tables["per_sequence"], meta.get("ideal_observer_auc"), tables["combined"])
 
 
@@ -62,9 +86,17 @@ def combine(
     run: Path = typer.Argument(..., help="Run folder of `sarcomri classify run`."),
     cutoff: float = typer.Option(0.5, help="Likelihood cut-off of each sequence's +1/-1 vote."),
     top: int = typer.Option(10, help="Rows of the combination table to print (as the sarcoma study's Table 1)."),
+    as_json: bool = json_option("run_dir, cutoff, summed_threshold ({threshold, ss_avg, sensitivity, specificity, "
+                                "...}), combinations (the top rows: {sequences, n_patients, threshold, ss_avg, "
+                                "sensitivity, specificity, accuracy, ...})"),
 ) -> None:
     """Sum +1/-1 votes over a patient's sequences, pick the SS-Avg threshold, search every sequence subset."""
-    print_combinations(Console(), cls_study.combine_tables(run, cutoff, top), top)
+    tables = cls_study.combine_tables(run, cutoff, top)
+    if as_json:
+        emit_json({"run_dir": str(run), "cutoff": cutoff, "summed_threshold": tables["summed_threshold"].iloc[0],
+                   "combinations": top_k_summary(tables["combinations"], top)})
+        return
+    print_combinations(Console(), tables, top)
 
 
 def print_combinations(con: Console, tables: dict, top: int) -> None:
@@ -92,8 +124,9 @@ def print_clinical(con: Console, table: pd.DataFrame) -> None:
 
 
 def _cohort_meta(run: Path) -> dict:
-    meta = Path(run) / "cohort" / "cohort.json"
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+    """cohort.json of the run's cohort (:attr:`sarcomri.runs.Run.cohort_dir`), empty when it cannot be read."""
+    cohort = ClassificationRun(run).find_cohort()
+    return cohort.meta if cohort is not None else {}
 
 
 def print_per_sequence(con: Console, table: pd.DataFrame, ideal: float | None,

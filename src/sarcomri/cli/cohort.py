@@ -74,7 +74,7 @@ def validate(
                                  "warnings, problems: [{file, row, field, problem, severity}])."),
 ) -> None:
     """Check a cohort folder against its contract and list EVERY problem (file, row, field, problem, severity);
-    exit code 2 when there is an error, 0 when there are only warnings."""
+    exit code 1 when there is an error, 0 when there are only warnings."""
     from sarcomri.cohort.validate import validate_cohort
 
     c = Cohort.read(cohort)
@@ -84,7 +84,7 @@ def validate(
     else:
         _print_report(Console(highlight=False), cohort, c, report)
     if report.errors:
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=1)
 
 
 def _print_report(con: Console, root: Path, c: Cohort, report: ValidationReport) -> None:

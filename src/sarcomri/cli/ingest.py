@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sarcomri.cli.console import verbose_asked
+from sarcomri.cli.options import emit_json, json_option, out_option
 from sarcomri.errors import InputError
 from sarcomri.io.deid import KEY_ENV, Pseudonymizer
 from sarcomri.io.ingest import ingest as run_ingest
@@ -22,8 +23,8 @@ def ingest(
         ..., help="Source folder. DICOM: any layout, files with or without .dcm (series are found by their "
         "headers). NIfTI: SRC/<patient>/<sequence>.nii.gz with optional SRC/<patient>/<sequence>_mask.nii.gz, "
         "or the sts-t1 layout SRC/<patient>/image.nii.gz + mask.nii.gz with --sequence."),
-    out: Path = typer.Option(..., "--out", "-o", help="The cohort folder to create (cohort.json, patients.csv, "
-                             "series.csv, images/, masks/)."),
+    out: Path = out_option(..., help="The cohort folder to create (cohort.json, patients.csv, series.csv, images/, "
+                           "masks/)."),
     labels: Path | None = typer.Option(
         None, "--labels", help="CSV with patient_id,label (patient_id as in the source: DICOM PatientID or NIfTI "
         "patient folder) and any clinical columns (histology, site, age...), kept as they are. Without it every "
@@ -52,6 +53,8 @@ def ingest(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, series kept aside and the summary."),
     verbose: bool = typer.Option(False, "--verbose", help="Let messages show the source's folder names (hidden by "
                                  "default: they often hold a patient's name or ID)."),
+    as_json: bool = json_option("cohort (folder), source_type, patients, volumes, masks, notes, unmapped (list of "
+                                "{patient_id, series_number, description, files, reason}); warnings stay on stderr"),
 ) -> None:
     """Ingest MRI studies (T2-weighted, fat-saturated contrast-enhanced T1, DWI by b-value, ADC, ...) into a
     de-identified cohort: series named by the sequence map, DWI split by b-value, ADC from the scanner or
@@ -66,11 +69,16 @@ def ingest(
     allowed = [x.strip() for x in allowed_labels.split(",") if x.strip()] if allowed_labels else None
     label_table = read_labels(labels, allowed=allowed, positive=positive) if labels else None
     pseudo = Pseudonymizer.from_mapping(pseudonyms) if pseudonyms else Pseudonymizer.from_key(deid_key)
-    log = None if quiet else (lambda line: console.print(line, markup=False, soft_wrap=True))
+    log = None if quiet or as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
     report = run_ingest(src, out, labels=label_table, pseudonymizer=pseudo, sequence_map=sequence_map,
                         compute_adc=compute_adc, sequence=sequence, overwrite=overwrite, log=log,
                         warn=lambda text: errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True),
                         verbose=verbose_asked(verbose))
+    if as_json:
+        emit_json({"cohort": str(report.out), "source_type": report.source_type, "patients": report.patients,
+                   "volumes": report.volumes, "masks": report.masks, "notes": report.notes,
+                   "unmapped": report.unmapped})
+        return
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     if report.unmapped:

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sarcomri import __version__
 from sarcomri.cli import classify as classify_cli
@@ -72,17 +73,27 @@ def _root(
         ctx.fail("Missing command.")
 
 
+#: Exit code of a user error (bad input: a missing or invalid file, a refused overwrite); usage errors (an
+#: unknown option, a missing argument) keep click's 2.
+USER_ERROR = 1
+#: OS errors about a path the user gave: a user error, shown as one line naming the file.
+_PATH_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def main() -> None:
-    """Console-script entry point: user-facing errors become one red line and exit code 2."""
+    """Console-script entry point: a user error becomes one red line (naming the file and the problem, no
+    traceback) and exit code 1; click's usage errors exit with 2."""
     try:
         app()
     except SarcomriError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except FileExistsError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(err))
+    except _PATH_ERRORS as err:
+        _fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err))
 
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(USER_ERROR)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sarcomri.cli.console import verbose_asked
+from sarcomri.cli.options import QUIET_OPT, json_option, out_option
 from sarcomri.predict import predict_patient
 
 
@@ -22,7 +23,7 @@ def predict(
     segmentation_model: Path | None = typer.Option(None, "--segmentation-model", help="Segmentation run folder: "
                                                    "its models give the tumour mask (NIfTI, and DICOM-SEG for "
                                                    "DICOM input)."),
-    out: Path = typer.Option(..., "--out", help="Folder for result.json, report.html, the mask and figures."),
+    out: Path = out_option(..., help="Folder for result.json, report.html, the mask and figures."),
     deid_key: str | None = typer.Option(None, "--deid-key", envvar="SARCOMRI_DEID_KEY",
                                         help="Secret key of the pseudonym (keyed hash of the patient ID)."),
     gradcam: bool = typer.Option(True, help="Grad-CAM heat maps of one model per sequence on the central slice."),
@@ -30,6 +31,10 @@ def predict(
                                    "`sarcomri predict` wrote), whole, once the new result is complete."),
     verbose: bool = typer.Option(False, "--verbose", help="Let messages show the input's folder and file names "
                                  "(which may hold the patient's name or ID)."),
+    quiet: bool = QUIET_OPT,
+    as_json: bool = json_option("those of result.json: patient_id, sequences (list of {sequence, likelihood, vote, "
+                                "models, slices, mask, note}), summed_score, threshold, decision, substitutions, "
+                                "latency_seconds, outputs, ..."),
 ) -> None:
     """Per-sequence likelihoods from the study's model ensembles (ONNX Runtime), the +1/-1 votes summed and
     the decision at the study's threshold, the tumour mask when a segmentation model is given, Grad-CAM, a
@@ -38,10 +43,14 @@ def predict(
     sequence that cannot vote...) is listed as a substitution. The result folder appears only when complete;
     an existing one is replaced only with --overwrite."""
     con = Console()
+    steps = Console(stderr=as_json, quiet=quiet)  # progress lines: on stderr with --json, none with --quiet
     pred = predict_patient(study, model, out, segmentation_run=segmentation_model,
                            key=deid_key or os.environ.get("SARCOMRI_DEID_KEY"), gradcam=gradcam,
                            overwrite=overwrite, verbose=verbose_asked(verbose),
-                           log=lambda line: con.print(line, markup=False))
+                           log=lambda line: steps.print(line, markup=False))
+    if as_json:
+        typer.echo((out / "result.json").read_text(encoding="utf-8").rstrip())
+        return
     table = Table(title=f"{pred.patient_id}: {pred.positive_label} likelihood per sequence")
     for col in ("sequence", "likelihood", "vote", "models", "slices", "tumour mask", "note"):
         table.add_column(col)

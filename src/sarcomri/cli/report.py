@@ -8,11 +8,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sarcomri.cli.options import out_option
+
 
 def report(
     run: Path = typer.Argument(..., help="A classification run folder (`sarcomri classify run`) or a study folder "
                                          "(`sarcomri study run`)."),
-    out: Path | None = typer.Option(None, "--out", help="Report folder (default <run>/report)."),
+    out: Path | None = out_option(None, help="Report folder (default <run>/report)."),
     cohort: Path | None = typer.Option(None, "--cohort", help="The cohort folder, when the run's config does not "
                                                               "name it."),
     segmentation: list[Path] = typer.Option(None, "--segmentation", help="A segmentation run folder "

@@ -3,15 +3,20 @@ and `sarcomri export nnunet` (an nnU-Net v2 raw dataset with patient-grouped spl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 
 from sarcomri.cli.console import print_table, training_progress
+from sarcomri.cli.options import COHORT_OPT, QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option, out_option
+from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
+from sarcomri.runs import SegmentationRun
 
 app = typer.Typer(help="3D tumour segmentation on MRI (e.g. soft-tissue sarcoma): an nnU-Net-style plan "
                        "(spacing, patch, DynUNet) scaled to the machine, patient-level cross-validation, "
@@ -20,14 +25,17 @@ app = typer.Typer(help="3D tumour segmentation on MRI (e.g. soft-tissue sarcoma)
 
 @app.command("train")
 def train(
-    config: Path = typer.Argument(..., help="3D segmentation config YAML (see configs/seg3d-*.yaml)."),
-    runs: Path = typer.Option(Path("runs"), help="Folder that holds run folders (<runs>/<name>)."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Explicit run folder (overrides --runs/name)."),
-    cohort: Path | None = typer.Option(None, "--cohort", help="Cohort folder (overrides the config's 'cohort')."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    config: Path = typer.Argument(..., help="3D segmentation config YAML: configs/seg3d-cpu.yaml (CPU), "
+                                  "configs/seg3d-gpu.yaml (nnU-Net-sized)."),
+    runs: Path = RUNS_OPT,
+    run_dir: Path | None = RUN_DIR_OPT,
+    cohort: Path | None = COHORT_OPT,
+    quiet: bool = QUIET_OPT,
     rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When the cohort changed since the run "
                                        "folder was made: delete and recompute the splits, models and masks the "
                                        "change affects (by default the run stops and says what changed)."),
+    as_json: bool = json_option("run_dir, per_case_table (path), per_case (list of {case, sequence, fold, dice, "
+                                "f2, assd_mm, hd95_mm, ...}), per_sequence (median (IQR) rows), per_fold"),
 ) -> None:
     """Patient-level k-fold cross-validation: per fold, plan from the training patients, train a DynUNet
     (Dice + cross-entropy), predict the held-out patients; then the per-case Dice, F2, ASSD and HD95 table
@@ -41,38 +49,47 @@ def train(
         cfg.cohort = str(cohort.resolve())
     out = run_dir if run_dir is not None else runs / cfg.name
     con = Console()
-    if quiet:
+    if quiet or as_json:
         per_case = run_crossval(cfg, out, rerun_changed=rerun_changed)
     else:
         with training_progress(con) as bar:
-            state: dict = {}
-
-            def progress(e: dict) -> None:
-                if e["event"] == "fold_start":
-                    p = e["plan"]
-                    con.print(f"{e['model']} fold {e['fold']}: spacing {p.target_spacing} mm, patch "
-                              f"{p.patch_size}, filters {p.filters}, batch {p.batch_size}", highlight=False)
-                    state["task"] = bar.add_task(f"{e['model']} fold {e['fold']}", total=e["steps"], loss="-")
-                elif e["event"] == "step" and "task" in state:
-                    bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
-                elif e["event"] == "predicted":
-                    con.print(f"  predicted {e['patient_id']}", highlight=False)
-                elif e["event"] == "fold_done":
-                    con.print(f"{e['model']} fold {e['fold']}: trained and predicted (worker process)",
-                              highlight=False)
-
-            per_case = run_crossval(cfg, out, progress, rerun_changed=rerun_changed)
-    _report(con, per_case)
+            per_case = run_crossval(cfg, out, _train_progress(con, bar), rerun_changed=rerun_changed)
     from sarcomri.seg3d.crossval import per_fold
+    from sarcomri.seg3d.evaluate import paper_table
 
+    if as_json:
+        emit_json({"run_dir": str(out), "per_case_table": str(SegmentationRun(out).table_path("per_case")),
+                   "per_case": per_case, "per_sequence": paper_table(per_case), "per_fold": per_fold(per_case)})
+        return
+    _report(con, per_case)
     print_table(con, per_fold(per_case), "Per fold (HD95 in mm)")
-    timing = out / "tables" / "timing.csv"
+    timing = SegmentationRun(out).table_path("timing")
     if timing.is_file():
         t = pd.read_csv(timing)
         cols = [c for c in ("train_wall_s", "train_cpu_s", "predict_wall_s", "predict_cpu_s") if c in t.columns]
         if cols:
             con.print("folds, summed: " + ", ".join(f"{c} {t[c].sum():.0f}" for c in cols), highlight=False)
-    con.print(f"[green]per-case table:[/] {escape(str(out / 'tables' / 'per_case.csv'))}")
+    con.print(f"[green]per-case table:[/] {escape(str(SegmentationRun(out).table_path('per_case')))}")
+
+
+def _train_progress(con: Console, bar: Progress) -> Callable[[dict], None]:
+    """The progress callback of ``segment train``: a line per fold's plan, a bar per fold, a line per case."""
+    state: dict = {}
+
+    def progress(e: dict) -> None:
+        if e["event"] == "fold_start":
+            p = e["plan"]
+            con.print(f"{e['model']} fold {e['fold']}: spacing {p.target_spacing} mm, patch "
+                      f"{p.patch_size}, filters {p.filters}, batch {p.batch_size}", highlight=False)
+            state["task"] = bar.add_task(f"{e['model']} fold {e['fold']}", total=e["steps"], loss="-")
+        elif e["event"] == "step" and "task" in state:
+            bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
+        elif e["event"] == "predicted":
+            con.print(f"  predicted {e['patient_id']}", highlight=False)
+        elif e["event"] == "fold_done":
+            con.print(f"{e['model']} fold {e['fold']}: trained and predicted (worker process)", highlight=False)
+
+    return progress
 
 
 def _report(con: Console, per_case: pd.DataFrame) -> None:
@@ -93,7 +110,7 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="One patient: NIfTI image(s) or DICOM series folder(s), one per "
                                         "input sequence in the model's order; or one cohort folder (every patient "
                                         "with those sequences)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for <case>.nii.gz masks on each input's own grid."),
+    out: Path = out_option(..., help="Folder for <case>.nii.gz masks on each input's own grid."),
     probabilities: bool = typer.Option(False, help="Also write <case>_prob.nii.gz (tumour probability)."),
     dicom_seg: bool = typer.Option(True, help="When the input is a DICOM series: also write <case>_seg.dcm, the "
                                    "mask as a DICOM-SEG referencing that series."),
@@ -106,6 +123,7 @@ def predict(
                                        "efficient on a small CPU that other processes share)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks already in --out (checked for every "
                                    "case before any work)."),
+    quiet: bool = QUIET_OPT,
 ) -> None:
     """Segment the tumour: masks (0 background, 1 tumour) on the input image's grid (same origin, spacing,
     direction and size), and a DICOM-SEG when the input is a DICOM series. The model is a 3D model (or a
@@ -136,18 +154,18 @@ def predict(
 
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient(models, images, settings, case_id=case)
-    con = Console(highlight=False)
+    con = Console(highlight=False, quiet=quiet)
     source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
         cohort = Cohort.load(inputs[0])
         pids = patients_with(cohort, seqs, need_mask=False)
         if not pids:
-            raise InputError(inputs[0], f"no patient has the model's sequences {'+'.join(seqs)}")
+            raise InputError(inputs[0], f"no patient has the model's sequences {group_name(seqs)}")
         jobs = [(pid, lambda pid=pid: dict(zip(seqs, read_channels(cohort, pid, seqs)[0], strict=True)))
                 for pid in pids]
     else:
         if len(inputs) != len(seqs):
-            raise InputError(inputs[0], f"the model takes {len(seqs)} sequence(s) ({'+'.join(seqs)}); "
+            raise InputError(inputs[0], f"the model takes {len(seqs)} sequence(s) ({group_name(seqs)}); "
                                         f"give one image per sequence, got {len(inputs)}")
         if inputs[0].is_dir():
             from sarcomri.io.dicomseg import load_series
@@ -174,7 +192,7 @@ def predict(
             from sarcomri.io.dicomseg import write_dicom_seg
 
             seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
-                                  series_description=f"sarcomri tumour ({'+'.join(seqs)})", overwrite=overwrite)
+                                  series_description=f"sarcomri tumour ({group_name(seqs)})", overwrite=overwrite)
             con.print(f"{case}: DICOM-SEG -> {seg}")
 
 
@@ -190,10 +208,13 @@ def evaluate(
     dataset: Path | None = typer.Option(None, "--dataset", help="The nnU-Net dataset folder written by `sarcomri "
                                         "export nnunet` (or its cases.csv / dataset.json): maps nnU-Net case names "
                                         "back to patients. Found by itself when dataset.json lies in PRED_DIR."),
-    out: Path | None = typer.Option(None, "--out", help="Write the per-case table to this CSV."),
+    out: Path | None = out_option(None, help="Write the per-case table to this CSV."),
     summary_out: Path | None = typer.Option(None, "--summary", help="Write the summaries (median, IQR, mean, n per "
                                             "metric, per sequence and per --by column) to this CSV."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out / --summary files."),
+    as_json: bool = json_option("per_case (list of {case, sequence, dice, f2, sensitivity, precision, assd_mm, "
+                                "hd95_mm, ...}), summary (list of {stratum, value, sequence, metric, n, median, q1, "
+                                "q3, mean, ...}), out, summary_out (paths written, or null)"),
 ) -> None:
     """Per-case Dice, F2, sensitivity, precision, ASSD and HD95 (mm) against the reference masks; medians
     (IQR) per sequence and per stratum. Distances are summarised over cases with both masks non-empty."""
@@ -206,7 +227,7 @@ def evaluate(
             check_writable(target, overwrite=overwrite)
     co = Cohort.load(cohort)
     per_case = evaluate_folder(pred_dir, co, sequence, cases=dataset)
-    con = Console()
+    con = Console(quiet=as_json)  # with --json, stdout holds the JSON only
     _report(con, per_case)
     metrics = ["dice", "f2", "assd_mm", "hd95_mm"]
     summaries = [summarise_by(per_case, ["sequence"], co.patients, metrics).assign(stratum="sequence")
@@ -218,12 +239,16 @@ def evaluate(
     if out is not None:
         write_csv(out, per_case, overwrite=overwrite)
         con.print(f"[green]per-case table:[/] {escape(str(out))}")
+    table = pd.concat(summaries, ignore_index=True)
+    table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
+    front = ["stratum", "value", "sequence", "metric"]
+    table = table[front + [c for c in table.columns if c not in front]]
     if summary_out is not None:
-        table = pd.concat(summaries, ignore_index=True)
-        table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
-        front = ["stratum", "value", "sequence", "metric"]
-        write_csv(summary_out, table[front + [c for c in table.columns if c not in front]], overwrite=overwrite)
+        write_csv(summary_out, table, overwrite=overwrite)
         con.print(f"[green]summary:[/] {escape(str(summary_out))}")
+    if as_json:
+        emit_json({"per_case": per_case, "summary": table, "out": None if out is None else str(out),
+                   "summary_out": None if summary_out is None else str(summary_out)})
 
 
 @app.command("plan")
@@ -244,7 +269,7 @@ def plan(
     if preset not in PRESETS:
         raise InputError(None, f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     co = Cohort.load(cohort)
-    group = sequences.split("+")
+    group = list(parse_group(sequences))
     pids = patients_with(co, group)
     if not pids:
         raise InputError(cohort, f"no patient has {sequences} with a mask")
@@ -254,7 +279,7 @@ def plan(
 
 def export_nnunet(
     cohort: Path = typer.Argument(..., help="Cohort folder to export."),
-    out: Path = typer.Option(..., "--out", "-o", help="nnUNet_raw folder; Dataset<ID>_<NAME>/ is created in it."),
+    out: Path = out_option(..., help="nnUNet_raw folder; Dataset<ID>_<NAME>/ is created in it."),
     dataset_id: int = typer.Option(..., "--id", help="nnU-Net dataset id (1-999; use 500+ for your own)."),
     name: str = typer.Option(..., "--name", help="Dataset name, e.g. STST1."),
     sequences: str = typer.Option(..., "--sequences", help="Sequences, e.g. T1 or T1+T2 (channels of one case)."),
@@ -264,7 +289,7 @@ def export_nnunet(
                                   "usual naming) instead of by patient; cases.csv and dataset.json map them back."),
     folds: int = typer.Option(5, help="Patient-grouped folds written to splits_final.json."),
     seed: int = typer.Option(0, help="Seed of the folds."),
-    overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
 ) -> None:
     """Export a cohort as an nnU-Net v2 raw dataset (dataset.json, imagesTr/<case>_0000.nii.gz,
     labelsTr/<case>.nii.gz) with splits_final.json holding PATIENT-grouped folds; copy it to
@@ -272,7 +297,7 @@ def export_nnunet(
     from sarcomri.cohort.manifest import Cohort
     from sarcomri.io.nnunet import export_nnunet as run_export
 
-    res = run_export(Cohort.load(cohort), out, dataset_id, name, sequences.split("+"), layout=layout,  # type: ignore[arg-type]
+    res = run_export(Cohort.load(cohort), out, dataset_id, name, list(parse_group(sequences)), layout=layout,  # type: ignore[arg-type]
                      case_names="numbered" if numbered else "patient", n_folds=folds, seed=seed, overwrite=overwrite)
     con = Console(highlight=False)
     if res.skipped:

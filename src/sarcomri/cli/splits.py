@@ -10,9 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sarcomri.cli.options import emit_json, json_option, out_option
 from sarcomri.cohort import splits as sp
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.errors import InputError
 from sarcomri.io.atomic import check_writable, write_csv
+from sarcomri.io.tables import read_csv_table
 
 app = typer.Typer(help="Patient-level splits: no patient is ever in training and test of one fold.",
                   no_args_is_help=True)
@@ -27,7 +30,7 @@ class Scheme(StrEnum):
 @app.command("make")
 def make(
     cohort: Path = typer.Argument(..., help="Cohort folder."),
-    out: Path = typer.Option(..., "--out", help="splits.csv to write (patient_id, repeat, fold, role)."),
+    out: Path = out_option(..., help="splits.csv to write (patient_id, repeat, fold, role)."),
     scheme: Scheme = typer.Option(Scheme.kfold, help="kfold (the sarcoma study: 6 folds x 24 repeats), holdout "
                                   "(the carcinosarcoma study's 5:1), or groups (leave one hospital out)."),
     folds: int = typer.Option(6, help="Folds for kfold."),
@@ -39,6 +42,8 @@ def make(
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same splits."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (never a cohort's "
                                    "own files)."),
+    as_json: bool = json_option("out, scheme, seed, patients, folds (number of (repeat, fold) pairs), counts "
+                                "(list of {repeat, fold, role, label, patients}), leakage_check"),
 ) -> None:
     """Write patient-level splits for a cohort and prove they do not leak patients."""
     check_writable(out, overwrite=overwrite)  # before any work: a cohort's own files or an existing file
@@ -52,6 +57,12 @@ def make(
         table = sp.leave_group_out(c.patients, group, val_ratio, seed)
     sp.check_no_leakage(table)
     write_csv(out, table, overwrite=overwrite)
+    if as_json:
+        counts = (table.assign(label=table["patient_id"].map(c.patients.set_index("patient_id")["label"]))
+                  .groupby(["repeat", "fold", "role", "label"]).size().rename("patients").reset_index())
+        emit_json({"out": str(out), "scheme": scheme.value, "seed": seed, "patients": table["patient_id"].nunique(),
+                   "folds": table.groupby(["repeat", "fold"]).ngroups, "counts": counts, "leakage_check": "passed"})
+        return
     print_summary(table, c.patients)
     Console().print(f"wrote {out}; leakage check passed")
 
@@ -59,8 +70,11 @@ def make(
 @app.command("check")
 def check(splits_csv: Path = typer.Argument(..., help="splits.csv (patient_id, repeat, fold, role).")) -> None:
     """Prove that no patient holds two roles in one fold (and, for k-fold, is tested exactly once per repeat)."""
-    table = pd.read_csv(splits_csv, dtype={"patient_id": str})
-    sp.check_no_leakage(table)
+    table = read_csv_table(splits_csv, sp.SPLIT_COLUMNS, dtype={"patient_id": str})
+    try:
+        sp.check_no_leakage(table)
+    except sp.LeakageError as err:
+        raise InputError(splits_csv, str(err)) from None
     Console().print(f"{splits_csv}: no leakage ({table['patient_id'].nunique()} patients, "
                     f"{table.groupby(['repeat', 'fold']).ngroups} folds)")
 

@@ -13,7 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sarcomri.cli.options import hidden_alias, renamed, require
 from sarcomri.errors import InputError
+from sarcomri.io.tables import read_csv_table
 from sarcomri.stats import agreement, mrmc, roc
 from sarcomri.stats._json import jsonable
 from sarcomri.stats.diagnostic import (
@@ -47,17 +49,7 @@ def _about(path: Path) -> Iterator[None]:
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not a readable CSV table ({err})") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(path, f"no column(s) {', '.join(map(repr, missing))} "
-                               f"(columns: {', '.join(map(str, frame.columns))})")
-    return frame
+    return read_csv_table(path, columns)
 
 
 def _match_value(path: Path, series: pd.Series, value: str, option: str) -> Any:
@@ -226,17 +218,26 @@ def agreement_cmd(
 @app.command("icc")
 def icc_cmd(
     csv: Path = CSV_ARG,
-    targets: str = typer.Option(..., "--targets", help="Column of the rated targets (patients, lesions)."),
-    raters: str = typer.Option(..., "--raters", help="Column naming the rater (reader, session, software)."),
-    ratings: str = typer.Option(..., "--ratings", help="Column of the numeric ratings."),
+    case: str | None = typer.Option(None, "--case", help="Column of the rated cases (patients, lesions): ICC's "
+                                    "targets. Required."),
+    rater: str | None = typer.Option(None, "--rater", help="Column naming the rater (reader, session, software). "
+                                     "Required."),
+    rating: str | None = typer.Option(None, "--rating", help="Column of the numeric ratings. Required."),
     as_json: bool = JSON_OPT,
+    old_targets: str | None = hidden_alias("--targets"),
+    old_raters: str | None = hidden_alias("--raters"),
+    old_ratings: str | None = hidden_alias("--ratings"),
 ) -> None:
     """Intraclass correlation in all six Shrout-Fleiss / McGraw-Wong forms with F test and 95% CI, from a
-    long table (one row per target and rater; complete design).
+    long table (one row per case and rater; complete design): --case, --rater and --rating name its columns,
+    as in `stats agreement` (--targets, --raters and --ratings are their old names).
 
     JSON keys: n_targets, n_raters, forms (list of {form, mcgraw_wong, model, type, unit, icc, F, df1,
     df2, p, lower, upper}).
     """
+    targets = require(renamed(case, old_targets, "--case", "--targets"), "--case")
+    raters = require(renamed(rater, old_raters, "--rater", "--raters"), "--rater")
+    ratings = require(renamed(rating, old_ratings, "--rating", "--ratings"), "--rating")
     frame = _read(csv, [targets, raters, ratings])
     with _about(csv):
         table = agreement.icc(frame, targets, raters, ratings)

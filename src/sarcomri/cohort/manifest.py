@@ -34,6 +34,9 @@ SCHEMA_VERSION = 1
 #: cohort.json key: the number of rows of patients.csv and series.csv, checked on reading.
 ROWS_KEY = "rows"
 PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A cohort's optional radiologists' reads (patient_id, reader, group, sequence, session, confidence); a study
+#: run keeps its own under the same name (:mod:`sarcomri.runs`).
+READERS_CSV = "readers.csv"
 SERIES_COLUMNS = [
     "patient_id", "sequence", "image", "mask",
     "spacing_x", "spacing_y", "spacing_z", "size_x", "size_y", "size_z",

@@ -9,6 +9,7 @@ ImageOrientationPatient, never from the description. The mapping is a YAML file 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sarcomri.errors import InputError
+from sarcomri.errors import InputError, yaml_problem
 
 #: Planar sequences of the uterine studies (plane suffix from ImageOrientationPatient).
 PLANAR_SEQUENCES: tuple[str, ...] = (
@@ -32,6 +33,36 @@ STS_SEQUENCES: tuple[str, ...] = ("T1", "T2FS", "T1CEFS")
 
 _DWI_RE = re.compile(r"^DWI_b(\d+)$")
 PLANES = ("axi", "sag", "cor")
+#: What joins the sequences of a channel group (the inputs of one model): ``"DWI_b0+DWI_b1000+ADC"``.
+GROUP_SEPARATOR = "+"
+_NOT_IN_NAME = re.compile(r"[\s/\\+]")  # a sequence name is a file and folder name: no space, slash or '+'
+
+
+def parse_group(text: str) -> tuple[str, ...]:
+    """The sequences of a channel group written as text: ``"T1+T2"`` -> ``("T1", "T2")``; ``"T2axi"`` is a
+    group of one. The one parser of the ``+`` notation (configs, model folders, tables, options).
+
+    Raises :class:`InputError` for an empty group or name (``"T1++T2"``), a name with a space or a slash, or
+    a sequence listed twice.
+    """
+    names = tuple(part.strip() for part in str(text).split(GROUP_SEPARATOR))
+    for name in names:
+        if not name:
+            raise InputError(None, f"sequence group {text!r}: an empty sequence name (write e.g. T1 or T1+T2)")
+        if _NOT_IN_NAME.search(name):
+            raise InputError(None, f"sequence group {text!r}: {name!r} is not a sequence name (no spaces or "
+                                   "slashes)")
+    if len(set(names)) != len(names):
+        raise InputError(None, f"sequence group {text!r} lists a sequence twice")
+    return names
+
+
+def group_name(sequences: Iterable[str]) -> str:
+    """The text of a channel group, the inverse of :func:`parse_group`: ``("T1", "T2")`` -> ``"T1+T2"``."""
+    names = tuple(str(s) for s in sequences)
+    if not names or any(not n or GROUP_SEPARATOR in n for n in names):
+        raise InputError(None, f"not a sequence group: {list(names)} (non-empty names without '+')")
+    return GROUP_SEPARATOR.join(names)
 
 
 def dwi_name(b_value: float) -> str:
@@ -132,7 +163,7 @@ class SequenceMap:
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InputError(source, f"not valid YAML: {exc}") from None
+            raise InputError(source, f"not valid YAML: {yaml_problem(exc)}") from None
         unknown = sorted(map(str, set(doc) - {"rules"})) if isinstance(doc, dict) else []
         if unknown:
             raise InputError(source, f"unknown key(s) {unknown}: a sequence map has one key, 'rules'")

@@ -190,9 +190,10 @@ def check_no_leakage(splits: pd.DataFrame, kfold_complete: bool | None = None) -
     dup = splits.duplicated(["repeat", "fold", "patient_id"], keep=False)
     if dup.any():
         row = splits[dup].iloc[0]
-        roles = sorted(splits[dup & (splits["patient_id"] == row.patient_id)]["role"].unique())
-        raise LeakageError(
-            f"patient {row.patient_id} holds {len(roles)} roles {roles} in repeat {row.repeat}, fold {row.fold}"
+        roles = sorted(splits[dup & (splits["patient_id"] == row["patient_id"])]["role"].unique())
+        raise LeakageError(  # row["repeat"], not row.repeat: that is Series.repeat
+            f"patient {row['patient_id']} holds {len(roles)} roles {roles} in repeat {row['repeat']}, "
+            f"fold {row['fold']}"
         )
     if kfold_complete is None:
         kfold_complete = bool((splits.groupby("repeat")["fold"].nunique() > 1).all())

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import group_name
 
 
 def summarise(cohort: Cohort) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def summarise(cohort: Cohort) -> dict[str, Any]:
         sequences[str(seq)] = entry
     avail = cohort.availability()
     patterns = (
-        avail.apply(lambda r: "+".join(c for c in avail.columns if r[c]) or "(none)", axis=1)
+        avail.apply(lambda r: group_name(c for c in avail.columns if r[c]) if r.any() else "(none)", axis=1)
         .value_counts()
         .sort_values(ascending=False, kind="stable")
     )

@@ -39,11 +39,14 @@ from sarcomri.errors import InputError, SarcomriError
 
 KEY_ENV = "SARCOMRI_DEID_KEY"
 PSEUDONYM_HEX = 10
-#: Header keywords whose values identify a patient; they never appear in a cohort or in console output.
+#: THE list of header keywords whose values identify a patient (directly, or through the people and the place
+#: of the study): they never appear in a cohort or in console output (ingestion scrubs their values from free
+#: text), and a DICOM object sarcomri writes for a patient holds none of them (``predict``'s DICOM-SEG).
 IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "OtherPatientIDs",
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "AccessionNumber", "OtherPatientIDs",
     "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName", "PatientAddress",
-    "PatientTelephoneNumbers", "MedicalRecordLocator", "IssuerOfPatientID",
+    "PatientTelephoneNumbers", "MedicalRecordLocator", "IssuerOfPatientID", "ReferringPhysicianName",
+    "InstitutionName",
 )
 #: Column names of a labels file that look like direct identifiers (compared without case, '_' or ' ').
 _IDENTIFIER_COLUMNS = {

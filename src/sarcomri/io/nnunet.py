@@ -32,6 +32,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import group_name
 from sarcomri.cohort.splits import LeakageError, check_no_leakage, kfold
 from sarcomri.errors import InputError, SarcomriError
 from sarcomri.io import atomic
@@ -73,7 +74,7 @@ def _case_table(cohort: Cohort, sequences: Sequence[str], layout: str,
             if not has_all or not isinstance(s.loc[(pid, sequences[0]), "mask"], str):
                 skipped.append(pid)
                 continue
-            rows.append({"case": pid, "patient_id": pid, "sequence": "+".join(sequences)})
+            rows.append({"case": pid, "patient_id": pid, "sequence": group_name(sequences)})
         else:
             kept = [seq for seq in sequences if seq in avail.columns and avail.loc[pid, seq]
                     and isinstance(s.loc[(pid, seq), "mask"], str)]
@@ -197,7 +198,7 @@ def export_nnunet(
         atomic.write_json(tmp / "dataset.json", {
             "channel_names": channel_names, "labels": LABELS, "numTraining": len(cases),
             "file_ending": FILE_ENDING, "name": name,
-            "description": f"sarcomri export of {cohort.root}: {layout} of {'+'.join(sequences)}",
+            "description": f"sarcomri export of {cohort.root}: {layout} of {group_name(sequences)}",
             CASES_KEY: {c: [p, q] for c, p, q in cases[["case", "patient_id", "sequence"]].itertuples(index=False)},
         })
         atomic.write_json(tmp / "splits_final.json", splits)

@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import group_name
 from sarcomri.errors import InputError
 from sarcomri.io.images import same_grid
 from sarcomri.prep.intensity import Normalisation, normalise
@@ -79,7 +80,7 @@ def prepare_patient(cohort: Cohort, patient_id: str, spec: SliceSpec) -> list[Pr
     if not set(spec.sequences) <= available:
         return []
     vol, mask = load_channels(cohort, patient_id, spec.sequences)
-    return slices_from_volume(vol, mask, spec, patient_id, source=f"{patient_id}/{'+'.join(spec.sequences)}")
+    return slices_from_volume(vol, mask, spec, patient_id, source=f"{patient_id}/{group_name(spec.sequences)}")
 
 
 def slices_from_volume(
@@ -127,7 +128,7 @@ def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], prog
 
     parts, skipped = [], []
     ids = [p for p in cohort.patient_ids if p in labels]
-    it = track(ids, description=f"preparing {'+'.join(spec.sequences)}") if progress else ids
+    it = track(ids, description=f"preparing {group_name(spec.sequences)}") if progress else ids
     for pid in it:
         try:
             sl = prepare_patient(cohort, pid, spec)
@@ -143,5 +144,5 @@ def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], prog
             masks=np.stack([s.mask for s in sl]), central=np.array([s.central for s in sl]),
         ))
     if not parts:
-        raise InputError(cohort.root, f"no patient has a usable {'+'.join(spec.sequences)} series")
+        raise InputError(cohort.root, f"no patient has a usable {group_name(spec.sequences)} series")
     return SliceSet.concatenate(parts), pd.DataFrame(skipped, columns=["patient_id", "reason"])

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sarcomri.configfile import read_config
+
 #: The freezing levels (see :mod:`sarcomri.seg2d.model`); ``L0`` fine-tunes the whole network.
 LEVELS = ("L0", "L1", "L2", "L3")
 #: The kinds of model a transfer study trains (``source`` is the source model evaluated as it is).
@@ -205,10 +207,8 @@ class TransferStudyConfig(_Strict):
 
 def load_transfer_config(path: str | Path) -> TransferStudyConfig:
     """Read and validate a transfer-study YAML; relative cohort paths are resolved against the file."""
-    from sarcomri.config import load_config
-
     path = Path(path)
-    cfg: TransferStudyConfig = load_config(path, TransferStudyConfig)
+    cfg = read_config(path, TransferStudyConfig)
     if cfg.target_cohort and not Path(cfg.target_cohort).is_absolute():
         cfg.target_cohort = str((path.parent / cfg.target_cohort).resolve())
     return cfg

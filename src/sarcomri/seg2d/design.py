@@ -18,6 +18,7 @@ from sarcomri.errors import InputError
 from sarcomri.fingerprint import cohort_fingerprint, key, merge_fingerprints, part_of
 from sarcomri.io.atomic import write_csv
 from sarcomri.runrecord import RunRecord
+from sarcomri.runs import SPLITS, TransferRun
 from sarcomri.seg2d.config import LEVELS, MODEL_KINDS, TransferStudyConfig
 from sarcomri.seg2d.data import eligible_patients
 
@@ -98,7 +99,7 @@ def resolve_domains(cfg: TransferStudyConfig, run_dir: Path, progress: Progress 
 STUDY_FORMAT = "transfer-1"
 #: Everything a transfer run folder makes from its cohorts; all of it hangs on the hold-out splits, so a change
 #: of the domains' patients or content makes all of it stale.
-ARTIFACTS = ("splits.csv", "subsets.csv", "models", "predictions", "tables", "figures")
+ARTIFACTS = (SPLITS, "subsets.csv", "models", "predictions", "tables", "figures")
 
 
 def check_inputs(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path,
@@ -120,7 +121,7 @@ def check_inputs(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: 
 def study_splits(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path) -> pd.DataFrame:
     """A patient-level hold-out per domain (``domain, patient_id, repeat, fold, role``); read back when
     already written. Leakage is checked per domain, and a patient of one cohort never sits in both domains."""
-    path = run_dir / "splits.csv"
+    path = TransferRun(run_dir).splits_path
     if path.is_file():
         table = pd.read_csv(path, dtype={"patient_id": str})
     else:

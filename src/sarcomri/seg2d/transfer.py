@@ -19,7 +19,8 @@ Run folder (every stage skipped when its outputs exist, so an interrupted run re
                                               content (a change stops the run, or with rerun_changed redoes it)
     <run>/splits.csv                          domain, patient_id, repeat, fold, role (train/test)
     <run>/subsets.csv                         patient_id, fraction (nested target training subsets)
-    <run>/models/<model>/n<k>/                model.pt, history.csv (checkpoint.pt while training); k target
+    <run>/models/<model>/n<k>/                model.json, weights.pt, history.csv (checkpoint.pt while
+                                              training; model.pt before the one model format); k target
                                               training patients (models/source/ for the source model)
     <run>/predictions/<model>/n<k>/<domain>/<patient>.nii.gz, metrics.csv
     <run>/tables/models.csv, per_case.csv, summary.csv, paper.csv, anova.csv, tukey.csv, reliability.csv
@@ -41,6 +42,8 @@ from sarcomri.classification import open_run, versions
 from sarcomri.cohort.splits import LeakageError
 from sarcomri.io.atomic import write_csv
 from sarcomri.io.niftifile import read_image
+from sarcomri.models.folder import is_model_folder, read_weights, save_model
+from sarcomri.runs import TransferRun
 from sarcomri.seg2d.config import TransferStudyConfig
 from sarcomri.seg2d.data import CaseSlices, load_case, on_grid, slice_data
 from sarcomri.seg2d.design import (
@@ -57,16 +60,9 @@ from sarcomri.seg2d.design import (
 from sarcomri.seg2d.infer import predict_case, write_mask
 from sarcomri.seg2d.model import build_network, resolve_device
 from sarcomri.seg2d.tables import anova_by_fraction, learning_curve_figure, paper_table, summarise
-from sarcomri.seg2d.train import (
-    CHECKPOINT,
-    WEIGHTS,
-    fit_segmenter,
-    is_model_folder,
-    load_network,
-    model_spec,
-    save_model,
-)
+from sarcomri.seg2d.train import CHECKPOINT, fit_segmenter, load_network, model_spec
 from sarcomri.seg3d.evaluate import case_metrics
+from sarcomri.train.threads import torch_threads
 
 _versions = functools.cache(versions)
 METRIC_COLUMNS = ["dice", "f2", "sensitivity", "precision", "hd95_mm", "assd_mm", "pred_volume_mm3",
@@ -95,8 +91,7 @@ def train_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, run_dir: Pat
     net = build_network(cfg.network, data.channels)
     settings = cfg.train.model_copy(update={"seed": job.seed})
     if job.kind == "transfer":
-        source = torch.load(run_dir / "models" / "source" / WEIGHTS, map_location="cpu", weights_only=False)
-        net.load_state_dict(source["model"])
+        net.load_state_dict(read_weights(run_dir / "models" / "source"))
         settings = settings.model_copy(update={"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr})
     n_aug = 6 if cfg.data.augmentation == "paper" else 1
     steps = settings.epochs * max(1, (len(data) * n_aug) // settings.batch_size)
@@ -106,7 +101,7 @@ def train_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, run_dir: Pat
                         checkpoint_dir=folder,
                         progress=(lambda e: emit(progress, event="step", **e)) if progress else None)
     spec = model_spec(cfg.network, cfg.data, kind=job.kind, level=job.level, init=job.init)
-    save_model(folder, res.network, spec, res.history,
+    save_model(res.network, spec, folder, history=res.history,
                meta={"model": job.model, "seed": job.seed, "train": [f"{d}/{p}" for d, p in job.train],
                      "n_target_train": job.n_target, "fractions": job.fractions, "versions": _versions()})
     (folder / CHECKPOINT).unlink(missing_ok=True)
@@ -214,8 +209,13 @@ def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress: 
 
     ``progress`` receives dicts with ``event`` in ``stage``, ``model_start``, ``step``, ``model_skipped``,
     ``predicted``."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    with torch_threads(cfg.train.threads):
+        return _run_transfer_study(cfg, run_dir, progress, rerun_changed)
+
+
+def _run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress: Progress | None,
+                        rerun_changed: bool) -> dict[str, pd.DataFrame]:
+    """The body of :func:`run_transfer_study`, under its thread count."""
     run_dir = open_run(cfg, run_dir)
     domains = resolve_domains(cfg, run_dir, progress)
     check_inputs(cfg, domains, run_dir, rerun_changed)
@@ -240,7 +240,7 @@ def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress: 
                            for j in jobs])
     tables = {"splits": splits, "subsets": subsets, "models": models}
     labels = cfg.model_labels()
-    out = run_dir / "tables"
+    out = TransferRun(run_dir).tables_dir
     tables["per_case"] = _stage(out / "per_case.csv", lambda: per_case_table(shown, metrics))
     tables["summary"] = _stage(out / "summary.csv", lambda: summarise(tables["per_case"], "dice", labels))
     tables["paper"] = _stage(out / "paper.csv", lambda: paper_table(tables["summary"]))
@@ -251,7 +251,7 @@ def run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress: 
     tables["anova"] = pd.read_csv(out / "anova.csv", dtype={"note": object}).fillna({"note": ""})
     tables["tukey"] = pd.read_csv(out / "tukey.csv")
     write_csv(out / "models.csv", models, overwrite=True)
-    figure = run_dir / "figures" / "learning_curve.png"
+    figure = TransferRun(run_dir).learning_curve_path
     if not figure.is_file():
         learning_curve_figure(tables["summary"], figure, labels)
     tables["reliability"] = pd.DataFrame()

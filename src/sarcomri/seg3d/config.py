@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sarcomri.cohort.sequences import parse_group
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -95,7 +97,7 @@ class TrainSettings(_Strict):
 
 class InferSettings(_Strict):
     """Sliding-window inference (MONAI, Gaussian weighting) and post-processing; ``threads`` sets PyTorch's
-    CPU threads for the process (None: leave them).
+    CPU threads while a case is predicted (None: leave them; the previous count comes back afterwards).
 
     ``restrict_to_nonzero``: with a plan normalised over the non-zero voxels (``zscore_nonzero``, where zero
     means padding from cropping, resampling or rotation, not tissue), no tumour is predicted outside the
@@ -152,4 +154,4 @@ class Seg3DConfig(_Strict):
 
     def channel_groups(self) -> list[tuple[str, ...]]:
         """Each model's input sequences: ``'T1+T2'`` becomes ``('T1', 'T2')``."""
-        return [tuple(s.split("+")) for s in self.sequences]
+        return [parse_group(s) for s in self.sequences]

@@ -4,8 +4,9 @@ Run folder (every stage skipped when its outputs exist, so an interrupted run re
 
     <run>/config.yaml, versions.json, inputs.json (each artifact's key: :mod:`sarcomri.runrecord`)
     <run>/splits.csv                         patient_id, repeat, fold, role (one table for every model)
-    <run>/models/<seq>/fold<k>-rep0/         plan.json, model.pt, history.csv (checkpoint.pt while training),
-                                             timing.json (wall and CPU seconds of training and prediction)
+    <run>/models/<seq>/fold<k>-rep0/         model.json, weights.pt, plan.json, history.csv (checkpoint.pt while
+                                             training), timing.json (wall and CPU seconds of training and
+                                             prediction); before sarcomri's one model format, model.pt
     <run>/predictions/<seq>/<patient>.nii.gz out-of-fold masks on each patient's original grid
     <run>/tables/per_case.csv                case, patient_id, sequence, fold and the metrics
     <run>/tables/summary.csv, paper.csv      medians (IQR) per sequence
@@ -40,18 +41,22 @@ import SimpleITK as sitk
 
 from sarcomri.classification import open_run, versions
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import group_name
 from sarcomri.cohort.splits import check_no_leakage, kfold
 from sarcomri.errors import InputError
 from sarcomri.fingerprint import CohortFingerprint, key
 from sarcomri.fingerprint import cohort_fingerprint as content_fingerprint
 from sarcomri.io.atomic import atomic_path, write_csv, write_json
+from sarcomri.models.folder import is_model_folder, save_model
 from sarcomri.runrecord import RunRecord
+from sarcomri.runs import SPLITS, SegmentationRun
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, read_channels
 from sarcomri.seg3d.evaluate import evaluate_folder, paper_table, summarise_by
-from sarcomri.seg3d.infer import load_model, predict_images
+from sarcomri.seg3d.infer import Model, predict_images
 from sarcomri.seg3d.plan import make_plan
-from sarcomri.seg3d.train import CHECKPOINT, fit, is_model_folder, save_model
+from sarcomri.seg3d.train import CHECKPOINT, fit
+from sarcomri.train.threads import torch_threads
 
 Progress = Callable[[dict[str, Any]], None]
 #: Versions of the code that makes the splits, a fold's model and a mask: bump one when that code changes its
@@ -76,7 +81,7 @@ def splits_key(cfg: Seg3DConfig, cohort: Cohort) -> str:
 def study_splits(cfg: Seg3DConfig, cohort: Cohort, run_dir: Path, reuse: bool = True) -> pd.DataFrame:
     """Patient-level folds over every patient that any model can train on; read back when already written
     (and ``reuse``), else made (written by :func:`run_crossval` once the run folder's inputs are checked)."""
-    path = run_dir / "splits.csv"
+    path = SegmentationRun(run_dir).splits_path
     if reuse and path.is_file():
         table = pd.read_csv(path, dtype={"patient_id": str})
     else:
@@ -120,14 +125,15 @@ def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_i
     clock = (time.perf_counter(), time.process_time())
     total = settings.epochs * settings.iterations
     if progress:
-        progress({"event": "fold_start", "model": "+".join(group), "fold": fold, "steps": total, "plan": plan})
-    result = fit(cases, plan, settings, cfg.data, checkpoint_dir=model_dir,
-                 progress=(lambda e: progress({"event": "step", **e})) if progress else None)
-    save_model(model_dir, result.network, plan, result.history,
-               meta={"fold": fold, "seed": settings.seed, "train_patients": list(train_ids),
-                     "config": cfg.model_dump(mode="json"), "versions": versions()})
-    (model_dir / CHECKPOINT).unlink(missing_ok=True)
-    _record_time(model_dir, "train", clock, resumed=result.resumed_from is not None)
+        progress({"event": "fold_start", "model": group_name(group), "fold": fold, "steps": total, "plan": plan})
+    with torch_threads(settings.threads):  # timing.json records the threads training ran with
+        result = fit(cases, plan, settings, cfg.data, checkpoint_dir=model_dir,
+                     progress=(lambda e: progress({"event": "step", **e})) if progress else None)
+        save_model(result.network, plan, model_dir, history=result.history,
+                   meta={"fold": fold, "seed": settings.seed, "train_patients": list(train_ids),
+                         "config": cfg.model_dump(mode="json"), "versions": versions()})
+        (model_dir / CHECKPOINT).unlink(missing_ok=True)
+        _record_time(model_dir, "train", clock, resumed=result.resumed_from is not None)
 
 
 def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_ids: list[str], model_dir: Path,
@@ -137,15 +143,16 @@ def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_
     if not todo:
         return
     clock = (time.perf_counter(), time.process_time())
-    model = load_model(model_dir)
-    for pid in todo:
-        images, _ = read_channels(cohort, pid, group)
-        mask, _ = predict_images([model], images, cfg.infer, case_id=pid)
-        with atomic_path(pred_dir / f"{pid}.nii.gz", overwrite=True) as tmp:
-            sitk.WriteImage(mask, str(tmp), useCompression=True)
-        if progress:
-            progress({"event": "predicted", "patient_id": pid})
-    _record_time(model_dir, "predict", clock, cases=len(todo))
+    model = Model.load(model_dir)
+    with torch_threads(cfg.infer.threads):  # timing.json records the threads inference ran with
+        for pid in todo:
+            images, _ = read_channels(cohort, pid, group)
+            mask, _ = predict_images([model], images, cfg.infer, case_id=pid)
+            with atomic_path(pred_dir / f"{pid}.nii.gz", overwrite=True) as tmp:
+                sitk.WriteImage(mask, str(tmp), useCompression=True)
+            if progress:
+                progress({"event": "predicted", "patient_id": pid})
+        _record_time(model_dir, "predict", clock, cases=len(todo))
 
 
 TIMING = "timing.json"
@@ -168,16 +175,14 @@ def _record_time(model_dir: Path, stage: str, clock: tuple[float, float], **extr
 def _fold_job(cfg_json: dict, group: tuple[str, ...], train_ids: list[str], test_ids: list[str], model_dir: str,
               pred_dir: str, fold: int, threads: int) -> int:
     """Train (unless done) and predict one fold in a worker process; returns the fold."""
-    import torch
-
-    torch.set_num_threads(threads)
-    cfg = Seg3DConfig(**cfg_json)
-    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads}),
-                                 "infer": cfg.infer.model_copy(update={"threads": threads})})
-    cohort = Cohort.load(cfg.cohort)
-    if not is_model_folder(model_dir):
-        train_fold(cfg, cohort, group, train_ids, Path(model_dir), fold)
-    predict_fold(cfg, cohort, group, test_ids, Path(model_dir), Path(pred_dir))
+    with torch_threads(threads):
+        cfg = Seg3DConfig(**cfg_json)
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads}),
+                                     "infer": cfg.infer.model_copy(update={"threads": threads})})
+        cohort = Cohort.load(cfg.cohort)
+        if not is_model_folder(model_dir):
+            train_fold(cfg, cohort, group, train_ids, Path(model_dir), fold)
+        predict_fold(cfg, cohort, group, test_ids, Path(model_dir), Path(pred_dir))
     return fold
 
 
@@ -200,13 +205,14 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
     record = RunRecord.load(run_dir)
     fp = content_fingerprint(cohort, previous=record.cohort)
     split_key = splits_key(cfg, cohort)
-    splits = study_splits(cfg, cohort, run_dir, reuse=record.matches("splits.csv", split_key))
+    splits = study_splits(cfg, cohort, run_dir, reuse=record.matches(SPLITS, split_key))
     jobs, fold_of = _plan_folds(cfg, cohort, splits, run_dir)
-    record.reconcile(fp, {"splits.csv": split_key, **fold_keys(cfg, fp, jobs, run_dir)}, rerun_changed)
-    if not (run_dir / "splits.csv").is_file():
-        write_csv(run_dir / "splits.csv", splits, overwrite=True)
+    record.reconcile(fp, {SPLITS: split_key, **fold_keys(cfg, fp, jobs, run_dir)}, rerun_changed)
+    run = SegmentationRun(run_dir, cfg)
+    if not run.splits_path.is_file():
+        write_csv(run.splits_path, splits, overwrite=True)
     for group in cfg.channel_groups():
-        (run_dir / "predictions" / "+".join(group)).mkdir(parents=True, exist_ok=True)
+        run.predictions_dir(group).mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not is_model_folder(j[4]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
     if cfg.workers > 1 and len(todo) > 1:
         _run_parallel(cfg, todo, progress)
@@ -221,34 +227,34 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
 def _plan_folds(cfg: Seg3DConfig, cohort: Cohort, splits: pd.DataFrame, run_dir: Path) -> tuple[list, dict]:
     """Every (sequence set, fold) job as (group, fold, train ids, test ids, model folder, prediction folder),
     and the fold of each (sequence set, test patient)."""
-    jobs, fold_of = [], {}
+    jobs, fold_of, run = [], {}, SegmentationRun(run_dir, cfg)
     for group in cfg.channel_groups():
-        name = "+".join(group)
+        name = group_name(group)
         eligible = set(patients_with(cohort, group))
         for fold in sorted(splits["fold"].unique()):
             sub = splits[splits["fold"] == fold]
             train_ids = sorted(set(sub.loc[sub["role"] != "test", "patient_id"]) & eligible)
             test_ids = sorted(set(sub.loc[sub["role"] == "test", "patient_id"]) & eligible)
             fold_of.update({(name, p): int(fold) for p in test_ids})
-            jobs.append((group, int(fold), train_ids, test_ids, run_dir / "models" / name / f"fold{fold}-rep0",
-                         run_dir / "predictions" / name))
+            jobs.append((group, int(fold), train_ids, test_ids, run.model_folder(name, fold),
+                         run.predictions_dir(name)))
     return jobs, fold_of
 
 
 def _tables(cfg: Seg3DConfig, cohort: Cohort, jobs: list, fold_of: dict, run_dir: Path) -> pd.DataFrame:
     """Evaluate every sequence set's out-of-fold masks and write the tables; returns the per-case table."""
-    tables = []
+    tables, run = [], SegmentationRun(run_dir, cfg)
     for group in cfg.channel_groups():
-        name = "+".join(group)
-        table = evaluate_folder(run_dir / "predictions" / name, cohort, name)
+        name = group_name(group)
+        table = evaluate_folder(run.predictions_dir(name), cohort, name)
         table.insert(3, "fold", [fold_of[(name, p)] for p in table["patient_id"]])
         tables.append(table)
     per_case = pd.concat(tables, ignore_index=True)
-    write_csv(run_dir / "tables" / "per_case.csv", per_case, overwrite=True)
-    write_csv(run_dir / "tables" / "summary.csv", summarise_by(per_case, ["sequence"]), overwrite=True)
-    write_csv(run_dir / "tables" / "paper.csv", paper_table(per_case), overwrite=True)
-    write_csv(run_dir / "tables" / "per_fold.csv", per_fold(per_case), overwrite=True)
-    write_csv(run_dir / "tables" / "timing.csv", timing_table(jobs), overwrite=True)
+    write_csv(run.table_path("per_case"), per_case, overwrite=True)
+    write_csv(run.table_path("summary"), summarise_by(per_case, ["sequence"]), overwrite=True)
+    write_csv(run.table_path("paper"), paper_table(per_case), overwrite=True)
+    write_csv(run.table_path("per_fold"), per_fold(per_case), overwrite=True)
+    write_csv(run.table_path("timing"), timing_table(jobs), overwrite=True)
     return per_case
 
 
@@ -261,7 +267,7 @@ def _run_parallel(cfg: Seg3DConfig, todo: list, progress: Progress | None) -> No
         for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
             fut = pool.submit(_fold_job, cfg_json, group, train_ids, test_ids, str(model_dir), str(pred_dir), fold,
                               threads)
-            futures[fut] = ("+".join(group), fold)
+            futures[fut] = (group_name(group), fold)
         for fut in as_completed(futures):
             fut.result()
             if progress:
@@ -286,6 +292,6 @@ def timing_table(jobs: list) -> pd.DataFrame:
     for group, fold, *_, model_dir, _pred in jobs:
         path = Path(model_dir) / TIMING
         if path.is_file():
-            rows.append({"sequence": "+".join(group), "fold": fold, **json.loads(path.read_text())})
+            rows.append({"sequence": group_name(group), "fold": fold, **json.loads(path.read_text())})
     return pd.DataFrame(rows)
 

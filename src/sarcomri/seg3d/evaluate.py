@@ -21,6 +21,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.images import same_grid
 from sarcomri.io.niftifile import read_image
@@ -63,7 +64,7 @@ def reference_sequence(cohort: Cohort, sequence: str | None) -> str:
     """The sequence whose masks are the reference: the one given (first of ``'A+B'``), or the cohort's only
     sequence with masks."""
     if sequence:
-        first = sequence.split("+")[0]
+        first = parse_group(sequence)[0]
         if first not in cohort.sequences:
             raise InputError(cohort.root, f"has no sequence {first!r} (it has {', '.join(cohort.sequences)})")
         return first
@@ -122,7 +123,7 @@ def evaluate_folder(pred_dir: str | Path, cohort: Cohort, sequence: str | None =
             pid, case_seq = mapping[case]
             if pid not in patients:
                 raise InputError(path, f"case {case!r} is patient {pid}, who is not in the cohort {cohort.root}")
-            ref_seq, label = case_seq.split("+")[0], case_seq
+            ref_seq, label = parse_group(case_seq)[0], case_seq
             ref = cohort.read_mask(pid, ref_seq) if _has_series(cohort, pid, ref_seq) else None
             if ref is None:
                 raise InputError(path, f"patient {pid} has no {ref_seq} mask to compare with")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from sarcomri.cohort.sequences import group_name
 from sarcomri.errors import InputError
 from sarcomri.io.niftifile import read_image
 from sarcomri.seg3d.config import InferSettings
@@ -94,7 +95,7 @@ def segment_patient(
     sequences = list(models[0].plan.sequences)
     missing = [s for s in sequences if s not in images]
     if missing:
-        raise InputError(case_id, f"the model takes {'+'.join(sequences)}; missing {', '.join(missing)} "
+        raise InputError(case_id, f"the model takes {group_name(sequences)}; missing {', '.join(missing)} "
                                   f"(given: {', '.join(images) or 'nothing'})")
     channels = [read_input_image(images[s], s) for s in sequences]
     s = settings or model_settings(models)

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from sarcomri.cohort.sequences import parse_group
 from sarcomri.synth import latent
 
 SCALE = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -230,7 +231,7 @@ def simulate(table: pd.DataFrame, task: str, seed: int, groups=None, ai_probabil
     model = latent.model_for(task)
     positive = (table["label"] == model.positive.label).to_numpy()
     data = {k: table[k].to_numpy(float) for k in model.latents}
-    seqs = [s.split("+") if isinstance(s, str) and s else [] for s in table.get("sequences", [""] * len(table))]
+    seqs = [list(parse_group(s)) if isinstance(s, str) and s else [] for s in table.get("sequences", [""] * len(table))]
     ids = table["patient_id"].to_numpy()
     given = None
     if ai_probability is not None:
