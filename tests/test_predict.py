@@ -156,7 +156,7 @@ def test_a_corrupt_model_leaves_nothing_at_out(tmp_path, tiny_cohort, monkeypatc
     out = tmp_path / "results" / "out"
     code, text = _cli(monkeypatch, capsys, make_patient(tmp_path / "p"), "--model", run, "--out", out,
                       "--segmentation-model", tmp_path / "seg", "--deid-key", "k", "--no-gradcam")
-    assert code == 2 and "cannot be loaded by ONNX Runtime" in text and "Traceback" not in text
+    assert code == 1 and "cannot be loaded by ONNX Runtime" in text and "Traceback" not in text
     assert not out.exists() and list((tmp_path / "results").iterdir()) == []  # no mask, no temporary folder
 
 
@@ -174,7 +174,7 @@ def test_an_existing_result_is_replaced_only_with_overwrite(tmp_path, tiny_cohor
 
     monkeypatch.setattr(predict_lib, "ingest_patient", no_work)
     code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", out, "--deid-key", "k")
-    assert code == 2 and "exists already" in text and "--overwrite" in text
+    assert code == 1 and "exists already" in text and "--overwrite" in text
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     monkeypatch.undo()
     code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", out, "--deid-key", "k",
@@ -193,7 +193,85 @@ def test_overwrite_replaces_only_a_result_folder(tmp_path, tiny_cohort, monkeypa
     (other / "todo.txt").write_text("keep me")
     code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", other, "--deid-key", "k",
                       "--overwrite")
-    assert code == 2 and "another kind" in text and (other / "todo.txt").read_text() == "keep me"
+    assert code == 1 and "another kind" in text and (other / "todo.txt").read_text() == "keep me"
     code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", patient, "--deid-key", "k",
                       "--overwrite")
-    assert code == 2 and (patient / "T2axi.nii.gz").is_file()
+    assert code == 1 and (patient / "T2axi.nii.gz").is_file()
+
+
+def test_the_positive_class_comes_from_the_cohort_when_the_config_names_none(tmp_path, tiny_cohort):
+    """The run's config has no positive_label and the cohort lists the negative class first (labels
+    [leiomyoma, sarcoma], cohort.json positive_label sarcoma): predict names sarcoma, never labels[0]."""
+    run = make_run(tmp_path, tiny_cohort)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    del cfg["positive_label"]
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert json.loads((tiny_cohort / "cohort.json").read_text())["labels"][0] == "leiomyoma"
+    pred = predict_patient(make_patient(tmp_path / "p", dwi=False, adc=True, adc_mask=True), run,
+                           tmp_path / "out", key="k", gradcam=False)
+    assert (pred.positive_label, pred.negative_label) == ("sarcoma", "leiomyoma")
+    assert pred.decision == ("sarcoma" if pred.summed_score >= pred.threshold else "leiomyoma")
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["positive_label"] == "sarcoma" and result["negative_label"] == "leiomyoma"
+
+
+def _walk_values(ds) -> list[str]:
+    """Every value of a DICOM dataset as text, nested sequences included."""
+    out = []
+    for elem in ds.iterall():
+        if elem.VR != "SQ" and elem.value is not None and not isinstance(elem.value, bytes):
+            values = elem.value if isinstance(elem.value, list | tuple) or elem.VM > 1 else [elem.value]
+            out.extend(str(v) for v in values)
+    return out
+
+
+def test_the_dicom_seg_holds_no_identifying_value_of_the_source(tmp_path, tiny_cohort):
+    """predict's DICOM-SEG: every attribute of io.deid's one list is the pseudonym or empty; none of the source's
+    identifying values appears anywhere in it."""
+    import pydicom
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.io.deid import IDENTIFYING_KEYWORDS
+    from sarcomri.io.dicomseg import load_series
+    from sarcomri.synth.dicom import write_dicom
+
+    cohort = Cohort.load(tiny_cohort)
+    write_dicom(cohort, tmp_path / "dicom")
+    src = tmp_path / "dicom" / "P000"
+    original = {k: ("19600102" if k == "PatientBirthDate" else "101500" if k == "PatientBirthTime"
+                    else f"Orig{i:02d}^Zq{i:02d}") for i, k in enumerate(IDENTIFYING_KEYWORDS)}
+    for path in src.rglob("*"):
+        if path.is_file() and "SEG" not in path.parent.name:
+            ds = pydicom.dcmread(path)
+            for keyword, value in original.items():
+                setattr(ds, keyword, value)
+            ds.save_as(path)
+    series = next(p for p in src.iterdir() if p.is_dir() and p.name.endswith("T2axi"))
+    mask = cohort.read_mask("P000", "T2axi")
+    mask = sitk.Resample(mask, load_series(series).image, sitk.Transform(), sitk.sitkNearestNeighbor)
+    out = predict_lib.write_seg_for(sitk.Cast(mask, sitk.sitkUInt8), src, "T2axi", "Pabc123", tmp_path / "m.dcm")
+    seg = pydicom.dcmread(out)
+    assert seg.Modality == "SEG" and seg.PatientID == "Pabc123" and str(seg.PatientName) == "Pabc123"
+    for keyword in IDENTIFYING_KEYWORDS:
+        assert str(seg.get(keyword, "") or "") in ("", "Pabc123"), keyword
+    values = _walk_values(seg)
+    text = " ".join(values)
+    leaked = [v for v in original.values()  # dates and times exactly (digits occur in UIDs), names also in part
+              if v in values or any(part in text for part in v.split("^") if not part.isdigit())]
+    assert not leaked
+
+
+def test_json_prints_the_result_and_quiet_hides_the_steps(tmp_path, tiny_cohort, monkeypatch, capsys):
+    run = make_run(tmp_path, tiny_cohort)
+    patient = make_patient(tmp_path / "p", dwi=False, adc=True, adc_mask=True)
+    code, _ = _cli(monkeypatch, capsys, patient, "--model", run, "-o", tmp_path / "out", "--deid-key", "k",
+                   "--no-gradcam", "--json")
+    assert code == 0
+    monkeypatch.setattr(sys, "argv", ["sarcomri", "predict", str(patient), "--model", str(run), "-o",
+                                      str(tmp_path / "out2"), "--deid-key", "k", "--no-gradcam", "--json", "-q"])
+    with pytest.raises(SystemExit):
+        main()
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result == json.loads((tmp_path / "out2" / "result.json").read_text()) and captured.err == ""
+    assert {"patient_id", "sequences", "summed_score", "threshold", "decision"} <= set(result)

@@ -12,7 +12,11 @@ Stages (each a function of the run folder, each skipped when its outputs exist):
    ``tables/per_sequence.csv``, ``tables/ensemble_summary.csv`` and ``tables/combined.csv`` (the patient's
    mean likelihood over its sequences).
 5. :func:`combine_tables` writes ``tables/votes.csv``, ``tables/summed_score.csv`` and
-   ``tables/combinations.csv`` (+ ``combinations_top10.csv``).
+   ``tables/combinations.csv`` (+ ``combinations_top10.csv``), then :func:`report_tables`.
+6. :func:`report_tables` writes the tables the report prints (``tables/decisions.csv``, ``roc_points.csv``,
+   ``operating_points.csv``, ``model_card.csv`` and their ``definition.csv``:
+   :mod:`sarcomri.analysis.published`); :func:`reader_report_tables` writes the model-vs-readers tables of a
+   reads table into a readers ``tables/`` folder (the study's readers stage; the report for a bare run).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sarcomri.config import ClassificationConfig, dump_config
 from sarcomri.errors import SarcomriError
 from sarcomri.io.atomic import write_csv, write_json, write_text
 from sarcomri.runrecord import prepare_run_folder
+from sarcomri.runs import ClassificationRun
 
 PACKAGES = ("sarcomri", "torch", "timm", "numpy", "scipy", "pandas", "scikit-learn", "statsmodels", "SimpleITK",
             "pydicom", "highdicom", "monai", "segmentation-models-pytorch", "onnxruntime")
@@ -52,8 +57,9 @@ def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
     """Create the run folder (removing the temporaries a killed run left in it) and write the resolved config
     and the package versions."""
     run_dir = prepare_run_folder(run_dir)
+    run = ClassificationRun(run_dir, cfg)
     text = dump_config(cfg)
-    old = run_dir / "config.yaml"
+    old = run.config_path
     if old.is_file() and old.read_text() != text:
         previous = dict(_flat(yaml.safe_load(old.read_text())))
         now = dict(_flat(cfg.model_dump(mode="json")))
@@ -61,7 +67,7 @@ def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
         raise SarcomriError(f"{run_dir} was run with another config (changed: {', '.join(changed[:6])}); "
                             "use a new run folder or delete the old one")
     write_text(old, text, overwrite=True)
-    write_json(run_dir / "versions.json", versions(), overwrite=True)
+    write_json(run.versions_path, versions(), overwrite=True)
     return run_dir
 
 
@@ -74,25 +80,16 @@ def _flat(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def resolve_cohort(cfg: ClassificationConfig, run_dir: str | Path, progress: bool = True) -> Cohort:
-    """The study's cohort: the configured folder, or a synthetic one generated once into ``<run>/cohort``."""
-    if cfg.cohort:
-        cohort = Cohort.load(cfg.cohort)
-    else:
+    """The study's cohort (:attr:`sarcomri.runs.Run.cohort_dir`: the configured folder, or a synthetic one
+    generated once into ``<run>/cohort``) with the run's positive label (:mod:`sarcomri.runs`' one rule)."""
+    run = ClassificationRun(run_dir, cfg)
+    if not cfg.cohort and not (run.cohort_dir / "cohort.json").is_file():
         from sarcomri.synth.cohort import synthesise_cohort
 
-        target = Path(run_dir) / "cohort"
-        if not (target / "cohort.json").is_file():
-            s = cfg.synth
-            synthesise_cohort(target, task=s.task, n_patients=s.patients, seed=s.seed, sequences=s.sequences,
-                              protocol=s.protocol(), progress=progress)
-        cohort = Cohort.load(target)
-    if cfg.positive_label:
-        if cfg.positive_label not in cohort.meta["labels"]:
-            raise SarcomriError(f"positive_label {cfg.positive_label!r} is not a label of the cohort "
-                                f"({cohort.meta['labels']})")
-        cohort.meta["positive_label"] = cfg.positive_label
-    if cohort.positive_label is None:
-        raise SarcomriError("the cohort has no positive class: set positive_label in the config")
+        s = cfg.synth
+        synthesise_cohort(run.cohort_dir, task=s.task, n_patients=s.patients, seed=s.seed, sequences=s.sequences,
+                          protocol=s.protocol(), progress=progress)
+    cohort = run.cohort()
     require_two_labels(cohort)
     missing = [s for g in cfg.channel_groups() for s in g if s not in cohort.sequences]
     if missing:
@@ -119,8 +116,8 @@ def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str,
     from sarcomri.analysis.scoring import combined_table, per_ensemble_table, per_sequence_table, summarise_ensembles
     from sarcomri.infer.aggregate import loo_ensembles, mean_likelihood, patient_predictions
 
-    run_dir = Path(run_dir)
-    preds = _read_predictions(run_dir)
+    run = ClassificationRun(run_dir)
+    preds = _read_predictions(run)
     patients = patient_predictions(preds, aggregation)
     ens = loo_ensembles(patients)
     likelihood = mean_likelihood(ens)
@@ -133,17 +130,17 @@ def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str,
         "combined": combined_table(likelihood),
     }
     for name, t in tables.items():
-        write_csv(run_dir / "tables" / f"{name}.csv", t, overwrite=True)
+        write_csv(run.table_path(name), t, overwrite=True)
     return tables
 
 
 def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) -> dict[str, pd.DataFrame]:
     """Per-sequence votes, the summed score with its SS-Avg threshold, and the combination search."""
     from sarcomri.analysis.combinations import search_combinations, top_k_summary
-    from sarcomri.analysis.voting import best_integer_threshold, summed_score, votes
+    from sarcomri.analysis.voting import best_integer_threshold, summed_call, summed_score, votes
 
-    run_dir = Path(run_dir)
-    path = run_dir / "tables" / "likelihood.csv"
+    run = ClassificationRun(run_dir)
+    path = run.table_path("likelihood")
     if not path.is_file():
         ensemble_tables(run_dir)
     lik = pd.read_csv(path, dtype={"patient_id": str})
@@ -153,7 +150,7 @@ def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) ->
     best = best_integer_threshold(score.to_numpy()[None], labels.reindex(score.index).to_numpy())
     summed = pd.DataFrame({"patient_id": score.index, "label": labels.reindex(score.index).to_numpy(),
                            "summed_score": score.to_numpy(), "n_sequences": (v != 0).sum(axis=1).to_numpy()})
-    summed["call_positive"] = summed["summed_score"] >= int(best["threshold"][0])
+    summed["call_positive"] = summed_call(summed["summed_score"], int(best["threshold"][0]))
     threshold = pd.DataFrame([{k: (val[0].item() if hasattr(val[0], "item") else val[0])
                                for k, val in best.items()}])
     threshold["vote_cutoff"] = cutoff
@@ -161,7 +158,91 @@ def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) ->
     tables = {"votes": v.reset_index(), "summed_score": summed, "summed_threshold": threshold,
               "combinations": combos, f"combinations_top{top_k}": top_k_summary(combos, top_k)}
     for name, t in tables.items():
-        write_csv(run_dir / "tables" / f"{name}.csv", t, overwrite=True)
+        write_csv(run.table_path(name), t, overwrite=True)
+    report_tables(run_dir)
+    return tables
+
+
+#: The classification tables the report tables are computed from (``tables/<name>.csv``).
+REPORT_SOURCES = ("likelihood", "per_sequence", "summed_score", "summed_threshold")
+
+
+def run_readers_tables_dir(run_dir: str | Path) -> Path:
+    """``<run>/readers/tables/``: where a classification run keeps the model-vs-readers tables that no study
+    stage made (the report writes them there for a bare run)."""
+    return ClassificationRun(run_dir).readers_tables_dir
+
+
+def report_sources(run: ClassificationRun) -> dict[str, pd.DataFrame | None]:
+    """The run's :data:`REPORT_SOURCES` tables by name (None when absent)."""
+    paths = {name: run.table_path(name) for name in REPORT_SOURCES}
+    return {name: pd.read_csv(p, dtype={"patient_id": str}) if p.is_file() else None for name, p in paths.items()}
+
+
+def report_inputs_key(run_dir: str | Path, reads_path: str | Path | None = None) -> str:
+    """The key of the content of the tables the report tables are made from (:data:`REPORT_SOURCES`) and of
+    a reads table: a table made from other content is stale."""
+    from sarcomri.fingerprint import key, optional_file_digest
+
+    run = ClassificationRun(run_dir)
+    return key([optional_file_digest(run.table_path(name)) for name in REPORT_SOURCES],
+               optional_file_digest(reads_path) if reads_path is not None else None)
+
+
+def read_definition(folder: str | Path) -> pd.DataFrame | None:
+    """A tables folder's ``definition.csv`` (cells as text), or None."""
+    path = Path(folder) / "definition.csv"
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
+
+
+def report_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The classification tables the report prints (:func:`sarcomri.analysis.published.model_tables`), written
+    to ``tables/`` with their ``definition.csv``; nothing when the run has no ``tables/likelihood.csv``."""
+    from sarcomri.analysis.published import definition, model_cutoff, model_tables
+
+    run = ClassificationRun(run_dir)
+    found = report_sources(run)
+    if found["likelihood"] is None:
+        return {}
+    tables = model_tables(found["likelihood"], found["per_sequence"], found["summed_score"], found["summed_threshold"])
+    settings = {"cutoff": model_cutoff(found["per_sequence"], found["summed_threshold"])}
+    tables["definition"] = definition(settings, report_inputs_key(run_dir), list(tables))
+    for name, t in tables.items():
+        write_csv(run.table_path(name), t, overwrite=True)
+    return tables
+
+
+def reader_settings(run_dir: str | Path, cut: float, positive: str, negative: str) -> dict[str, Any]:
+    """The settings a readers folder's ``definition.csv`` records: the reader cut, the model's vote cut-off
+    and summed-score threshold (from the run's tables), the class names."""
+    from sarcomri.analysis.published import model_cutoff
+
+    found = report_sources(ClassificationRun(run_dir))
+    thr = found["summed_threshold"]
+    return {"reader_cut": float(cut), "model_cutoff": model_cutoff(found["per_sequence"], thr),
+            "summed_threshold": float(thr["threshold"].iloc[0]) if thr is not None and len(thr) else float("nan"),
+            "positive": positive, "negative": negative}
+
+
+def reader_report_tables(run_dir: str | Path, reads_path: str | Path, out_dir: str | Path, positive: str,
+                         negative: str, cut: float) -> dict[str, pd.DataFrame]:
+    """The model-vs-readers tables of the reads in ``reads_path`` (patient_id, reader, group, sequence, session,
+    confidence) against the run's likelihoods and summed score, at reader cut ``cut``
+    (:func:`sarcomri.analysis.published.reader_report`), written to ``out_dir`` with their ``definition.csv``."""
+    from sarcomri.analysis.published import definition, reader_report
+
+    run = ClassificationRun(run_dir)
+    found = report_sources(run)
+    if found["likelihood"] is None:
+        raise SarcomriError(f"{run.table_path('likelihood')} does not exist: run `sarcomri classify ensemble` first")
+    settings = reader_settings(run_dir, cut, positive, negative)
+    threshold = None if pd.isna(settings["summed_threshold"]) else settings["summed_threshold"]
+    reads = pd.read_csv(reads_path, dtype={"patient_id": str})
+    tables = reader_report(found["likelihood"], reads, positive, negative, cut, settings["model_cutoff"],
+                           found["summed_score"], threshold)
+    tables["definition"] = definition(settings, report_inputs_key(run_dir, reads_path), list(tables))
+    for name, t in tables.items():
+        write_csv(Path(out_dir) / f"{name}.csv", t, overwrite=True)
     return tables
 
 
@@ -174,9 +255,9 @@ def clinical_tables(run_dir: str | Path, cohort: Cohort, columns: list[str]) -> 
     from sarcomri.analysis.clinical import combined_predictions
     from sarcomri.stats.roc import auc_ci, delong_test
 
-    run_dir = Path(run_dir)
-    lik = pd.read_csv(run_dir / "tables" / "likelihood.csv", dtype={"patient_id": str})
-    splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
+    run = ClassificationRun(run_dir)
+    lik = pd.read_csv(run.table_path("likelihood"), dtype={"patient_id": str})
+    splits = pd.read_csv(run.splits_path, dtype={"patient_id": str})
     rep0 = splits[(splits["repeat"] == splits["repeat"].min()) & (splits["role"] == "test")]
     folds = rep0.drop_duplicates("patient_id").set_index("patient_id")["fold"]
     clinical = cohort.patients.set_index("patient_id")
@@ -195,13 +276,13 @@ def clinical_tables(run_dir: str | Path, cohort: Cohort, columns: list[str]) -> 
         preds.append(pd.DataFrame({"sequence": seq, "patient_id": combined.index, "label": y,
                                    "p_image": image, "p_combined": both}))
     table = pd.DataFrame(rows)
-    write_csv(run_dir / "tables" / "clinical_combined.csv", table, overwrite=True)
-    write_csv(run_dir / "tables" / "clinical_predictions.csv", pd.concat(preds, ignore_index=True), overwrite=True)
+    write_csv(run.table_path("clinical_combined"), table, overwrite=True)
+    write_csv(run.table_path("clinical_predictions"), pd.concat(preds, ignore_index=True), overwrite=True)
     return table
 
 
-def _read_predictions(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "predictions.parquet"
+def _read_predictions(run: ClassificationRun) -> pd.DataFrame:
+    path = run.predictions_path
     if not path.is_file():
         raise SarcomriError(f"{path} does not exist: run `sarcomri classify run` first")
     return pd.read_parquet(path)

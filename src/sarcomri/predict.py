@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
 
+from sarcomri.analysis.voting import summed_call, vote
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.config import ClassificationConfig, load_config
+from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_json
 from sarcomri.prep.prepare2d import SliceSpec, load_channels, slices_from_volume
+from sarcomri.runs import ClassificationRun, DecisionRule, SegmentationRun, open_run
 
 Log = Callable[[str], None]
 DEFAULT_VOTE_CUTOFF = 0.5
@@ -129,35 +130,31 @@ def sequences_of(cohort: Cohort, pid: str) -> list[str]:
     return cohort.series.loc[cohort.series["patient_id"] == pid, "sequence"].tolist()
 
 
-def study_models(run: Path) -> tuple[ClassificationConfig, dict[str, list[Path]], dict[str, Any]]:
-    """The classification run's config, its model folders per sequence and its decision rule."""
-    run = Path(run)
-    if not (run / "config.yaml").is_file() or not (run / "models").is_dir():
-        raise InputError(run, "not a classification run folder (no config.yaml or models/)")
-    cfg = load_config(run / "config.yaml", ClassificationConfig)
-    models = {seq: sorted(p for p in (run / "models" / seq).glob("*") if (p / "DONE").is_file())
-              for seq in cfg.sequences}
+def study_models(path: str | Path) -> tuple[ClassificationRun, dict[str, list[Path]], DecisionRule]:
+    """The classification run (a study folder opens its classification run), its finished model folders per
+    sequence and its decision rule."""
+    run = open_run(path, expect=ClassificationRun)
+    if not run.models_dir.is_dir():
+        raise run.not_a_run("no models/")
+    models = {seq: run.models(seq) for seq in run.config.sequences}
     empty = [s for s, m in models.items() if not m]
     if empty:
-        raise InputError(run, f"no finished models for {empty}: finish `sarcomri classify run` first")
-    path = run / "tables" / "summed_threshold.csv"
-    if not path.is_file():
-        raise InputError(run, "no tables/summed_threshold.csv: run `sarcomri classify combine` first")
-    rule = pd.read_csv(path).iloc[0].to_dict()
-    return cfg, models, rule
+        raise InputError(run.path, f"no finished models for {empty}: finish `sarcomri classify run` first")
+    return run, models, run.decision_rule()
 
 
-def expected_models(run: Path, sequence: str) -> int:
+def expected_models(run: ClassificationRun, sequence: str) -> int:
     """How many models the run trains for ``sequence``: its (repeat, fold) jobs when ``splits.csv`` is there,
     else the model folders (finished or not)."""
-    if (Path(run) / "splits.csv").is_file():
+    if run.splits_path.is_file():
         from sarcomri.train.grid import plan_jobs
 
-        return len(plan_jobs(run, [sequence]))
-    return sum(1 for p in (Path(run) / "models" / sequence).glob("*") if p.is_dir())
+        return len(plan_jobs(run.path, [sequence]))
+    return len(run.models(sequence, finished=False))
 
 
-def study_substitutions(run: Path, folders: dict[str, list[Path]], rule: dict[str, Any]) -> list[Substitution]:
+def study_substitutions(run: ClassificationRun, folders: dict[str, list[Path]],
+                        rule: DecisionRule) -> list[Substitution]:
     """What the classification run itself falls short of: unfinished ensembles, a missing vote cut-off."""
     out = []
     for seq, done in folders.items():
@@ -167,7 +164,7 @@ def study_substitutions(run: Path, folders: dict[str, list[Path]], rule: dict[st
                                     + ("s" if len(done) != 1 else ""),
                                     f"the study's {expected}", f"{expected - len(done)} model(s) of the run are "
                                     "not finished; the likelihood is the mean over the finished ones"))
-    if pd.isna(rule.get("vote_cutoff", np.nan)):
+    if rule.vote_cutoff is None:
         out.append(Substitution("default_vote_cutoff", f"vote cut-off {DEFAULT_VOTE_CUTOFF}",
                                 "the study's vote cut-off", "tables/summed_threshold.csv gives none; the default "
                                 "is used"))
@@ -223,22 +220,18 @@ def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.
     """The tumour mask from a segmentation run's models (every fold, averaged), on its sequence's grid."""
     from sarcomri.seg3d.predict import segment_patient as segment_one
 
-    models = Path(seg_run) / "models"
-    groups = sorted(p.name for p in models.iterdir() if p.is_dir()) if models.is_dir() else []
+    run = SegmentationRun(seg_run)
     have = set(sequences_of(cohort, pid))
-    for name in groups:
-        group = name.split("+")
+    for name in run.model_groups():
+        group = parse_group(name)
         if set(group) <= have:
-            result = segment_one(models / name, {q: cohort.read_image(pid, q) for q in group})
+            result = segment_one(run.model_dir(name), {q: cohort.read_image(pid, q) for q in group})
             return group[0], result.mask
     raise InputError(seg_run, f"no segmentation model for the patient's sequences {sorted(have)}")
 
 
 #: How result.json's ``mask_source`` begins when the mask came from a segmentation model (then the sequence).
 FROM_SEGMENTATION_MODEL = "segmentation model on "
-
-IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-               "OtherPatientNames", "AccessionNumber", "PatientAddress", "ReferringPhysicianName", "InstitutionName")
 
 
 def source_series(src: Path, sequence: str) -> list[Path]:
@@ -262,6 +255,7 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
     attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference)."""
     import pydicom
 
+    from sarcomri.io.deid import IDENTIFYING_KEYWORDS
     from sarcomri.io.dicomseg import write_dicom_seg
 
     paths = source_series(src, sequence)
@@ -270,7 +264,7 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
     datasets = []
     for path in paths:
         ds = pydicom.dcmread(path)
-        for keyword in IDENTIFYING:
+        for keyword in IDENTIFYING_KEYWORDS:
             if keyword in ds:
                 setattr(ds, keyword, pseudonym if keyword in ("PatientName", "PatientID") else "")
         datasets.append(ds)
@@ -302,7 +296,7 @@ def choose_mask(cohort: Cohort, pid: str, group: tuple[str, ...], mask: np.ndarr
                 segmentation: tuple[str, sitk.Image] | None) -> MaskChoice:
     """The group's own mask, else another sequence's of the group (as :func:`load_channels` found it), else the
     segmentation model's resampled onto the group's grid, else none."""
-    name, first = "+".join(group), group[0]
+    name, first = group_name(group), group[0]
     if mask is not None and mask.any():
         if has_mask(cohort, pid, first):
             return MaskChoice(mask, "own")
@@ -333,14 +327,14 @@ def patient_slices(cohort: Cohort, pid: str, group: tuple[str, ...], spec: Slice
         if choice.mask is not None:
             choice.origin += " (no tumour on this grid)"
         return [], choice
-    return slices_from_volume(vol, choice.mask, spec, pid, source="+".join(group)), choice
+    return slices_from_volume(vol, choice.mask, spec, pid, source=group_name(group)), choice
 
 
 def gradcam_png(folder: Path, images: list[np.ndarray], titles: list[str], out_png: Path) -> Path:
     """Grad-CAM of one model (the first of a sequence's ensemble) on the given slices, as one PNG."""
     import torch
 
-    from sarcomri.models.spec import load_model
+    from sarcomri.models.folder import load_model
     from sarcomri.report.figures import gradcam_figure, save_png
     from sarcomri.report.gradcam import gradcam
 
@@ -362,9 +356,9 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     from sarcomri.report.patient import write_patient_page
 
     log = log or _quiet
-    run = Path(classification_run)
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
-        pred, figures = _predict(Path(src), run, dest, segmentation_run, key, gradcam, verbose, log)
+        pred, figures = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
+                                 log)
         pred.outputs["page"] = "report.html"
         write_json(dest / "result.json", pred.to_dict())
         write_patient_page(dest, pred.to_dict(), figures)
@@ -380,13 +374,15 @@ def _quiet(_: str) -> None:
     """A log that drops its lines."""
 
 
-def _predict(src: Path, run: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
+def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
              gradcam: bool, verbose: bool, log: Log) -> tuple[Prediction, list[dict]]:
     """The prediction of :func:`predict_patient`, with its mask and Grad-CAM files written into ``dest``."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    cfg, folders, rule = study_models(run)
-    trained_on = Cohort.load(Path(cfg.cohort) if cfg.cohort else run / "cohort", check_files=False).meta
+    run, folders, rule = study_models(run_dir)
+    cfg = run.config
+    study_cohort = run.cohort(check_files=False)
+    trained_on = study_cohort.meta
     used = {q for g in cfg.channel_groups() for q in g}
     subs = study_substitutions(run, folders, rule)
     with tempfile.TemporaryDirectory(prefix="sarcomri-predict-") as tmp:
@@ -405,7 +401,7 @@ def _predict(src: Path, run: Path, dest: Path, segmentation_run: str | Path | No
         cutoff = vote_cutoff(rule)
         results, central = [], {}
         for seq in cfg.sequences:
-            result, image, seq_subs = _score_sequence(cohort, pid, seq, cfg, folders[seq], cutoff, segmentation, log)
+            result, image, seq_subs = _score_sequence(cohort, pid, seq, run, folders[seq], cutoff, segmentation, log)
             results.append(result)
             subs += seq_subs
             if image is not None:
@@ -414,28 +410,20 @@ def _predict(src: Path, run: Path, dest: Path, segmentation_run: str | Path | No
         figures = _gradcam_into(dest, central, folders, outputs, times) if gradcam and central else []
     if not any(r.likelihood is not None for r in results):
         raise InputError(src, "no sequence of the study could be scored (missing sequences or masks)")
-    positive, negative = class_labels(cfg, trained_on)
+    positive, negative = run.class_names(study_cohort)
     score = int(sum(r.vote for r in results))
-    threshold = float(rule["threshold"])
+    threshold = rule.threshold
     pred = Prediction(pid, positive, negative, results, score, threshold,
-                      positive if score >= threshold else negative, cutoff, mask_source, substitutions=subs,
+                      positive if summed_call(score, threshold) else negative, cutoff, mask_source, substitutions=subs,
                       outputs=outputs)
     times["total"] = time.perf_counter() - t0
     pred.latency_seconds = {k: round(v, 3) for k, v in times.items()}
     return pred, figures
 
 
-def vote_cutoff(rule: dict[str, Any]) -> float:
+def vote_cutoff(rule: DecisionRule) -> float:
     """The study's vote cut-off on a sequence's likelihood, :data:`DEFAULT_VOTE_CUTOFF` when it gives none."""
-    value = rule.get("vote_cutoff", np.nan)
-    return DEFAULT_VOTE_CUTOFF if pd.isna(value) else float(value)
-
-
-def class_labels(cfg: ClassificationConfig, trained_on: dict[str, Any]) -> tuple[str, str]:
-    """The positive and negative class names: the run's positive label, the other label of the study cohort."""
-    labels = list(trained_on.get("labels", []))
-    positive = cfg.positive_label or (labels[0] if labels else "positive")
-    return positive, next((lab for lab in labels if lab != positive), "negative")
+    return DEFAULT_VOTE_CUTOFF if rule.vote_cutoff is None else rule.vote_cutoff
 
 
 def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path,
@@ -449,20 +437,17 @@ def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path
     return seq, mask
 
 
-def _score_sequence(cohort: Cohort, pid: str, seq: str, cfg: ClassificationConfig, folders: list[Path],
+def _score_sequence(cohort: Cohort, pid: str, seq: str, run: ClassificationRun, folders: list[Path],
                     cutoff: float, segmentation: tuple[str, sitk.Image] | None,
                     log: Log) -> tuple[SequenceResult, np.ndarray | None, list[Substitution]]:
     """One sequence's likelihood and vote, the slice for its Grad-CAM, and its substitutions."""
-    group = tuple(seq.split("+"))
+    group = parse_group(seq)
     missing = sorted(set(group) - set(sequences_of(cohort, pid)))
     if missing:
         return SequenceResult(seq, None, 0, 0, 0, "sequence not in the study", mask="-"), None, [Substitution(
             "sequence_missing", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
             f"the input has no {', '.join(missing)} series, so {seq} cannot vote")]
-    sc = cfg.slices
-    spec = SliceSpec(group, mode=sc.mode, size=sc.size, margin=sc.margin, normalisation=sc.normalisation,
-                     channels=3 if len(group) == 1 else None)
-    slices, choice = patient_slices(cohort, pid, group, spec, segmentation)
+    slices, choice = patient_slices(cohort, pid, group, run.slice_spec(seq), segmentation)
     subs = [choice.substitution] if choice.substitution else []
     if not slices:
         return SequenceResult(seq, None, 0, 0, 0, "no tumour mask for this sequence", mask=choice.origin), None, [
@@ -473,12 +458,12 @@ def _score_sequence(cohort: Cohort, pid: str, seq: str, cfg: ClassificationConfi
         subs.append(Substitution("no_central_slice", f"{seq}: slice {slices[0].slice_index}",
                                  "the central tumour slice", "no tumour mask marks a central slice; the first "
                                  "slice is used"))
-    if sc.test_aggregation == "central":
+    if run.config.slices.test_aggregation == "central":
         slices = [centre or slices[0]]
     batch = np.stack([s.image for s in slices])
     per_model = [float(m.predict_proba(batch)[:, 1].mean()) for m in onnx_models(folders, log)]
     p = float(np.mean(per_model))
-    result = SequenceResult(seq, round(p, 4), len(per_model), len(slices), 1 if p >= cutoff else -1,
+    result = SequenceResult(seq, round(p, 4), len(per_model), len(slices), int(vote(p, cutoff)),
                             mask=choice.origin)
     return result, (centre or slices[0]).image, subs
 

@@ -31,6 +31,7 @@ from sarcomri.config import StudyConfig, dump_config
 from sarcomri.errors import SarcomriError
 from sarcomri.io.atomic import write_csv, write_json, write_text
 from sarcomri.runrecord import prepare_run_folder
+from sarcomri.runs import READERS, StudyRun, negative_label
 from sarcomri.stages import Stage, run_stages
 
 Log = Callable[[str], None]
@@ -44,9 +45,10 @@ def open_study(cfg: StudyConfig, run_dir: str | Path) -> Path:
     from sarcomri.classification import versions
 
     run = prepare_run_folder(run_dir)
-    write_text(run / "config.yaml", dump_config(cfg), overwrite=True)
-    write_json(run / "versions.json", versions(), overwrite=True)
-    write_json(run / "seeds.json", seeds(cfg), overwrite=True)
+    study = StudyRun(run, cfg)
+    write_text(study.config_path, dump_config(cfg), overwrite=True)
+    write_json(study.versions_path, versions(), overwrite=True)
+    write_json(study.seeds_path, seeds(cfg), overwrite=True)
     return run
 
 
@@ -69,13 +71,11 @@ def seeds(cfg: StudyConfig) -> dict[str, Any]:
 
 
 def cohort_dir(cfg: StudyConfig, run: Path) -> Path:
-    """The folder of the study's cohort."""
-    if cfg.cohort:
-        return Path(cfg.cohort)
-    return run / ("cohort" if cfg.dicom_roundtrip else "synthetic")
+    """The folder of the study's cohort (:attr:`sarcomri.runs.StudyRun.cohort_dir`)."""
+    return StudyRun(run, cfg).cohort_dir
 
 
-def make_cohort(cfg: StudyConfig, run: Path, log: Log) -> None:
+def make_cohort(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> None:
     """Synthesise (and round-trip through DICOM) the cohort, or check the configured one."""
     if cfg.cohort:
         Cohort.load(cfg.cohort)
@@ -83,10 +83,10 @@ def make_cohort(cfg: StudyConfig, run: Path, log: Log) -> None:
     from sarcomri.synth.cohort import synthesise_cohort
 
     s = cfg.synth
-    synthetic = run / "synthetic"
+    synthetic = StudyRun(run, cfg).synthetic_dir
     if not (synthetic / "cohort.json").is_file():
         synthesise_cohort(synthetic, task=s.task, n_patients=s.patients, seed=s.seed, sequences=s.sequences,
-                          protocol=s.protocol(), progress=True)
+                          protocol=s.protocol(), progress=progress)
     meta = Cohort.load(synthetic).meta
     log(f"synthetic cohort: {synthetic} ({s.patients} patients, ideal-observer AUC "
         f"{meta.get('ideal_observer_auc', float('nan')):.3f})")
@@ -102,39 +102,41 @@ def roundtrip(synthetic: Path, run: Path, log: Log) -> None:
     from sarcomri.io.labels import read_labels
     from sarcomri.synth.dicom import write_dicom
 
+    study = StudyRun(run)
     cohort = Cohort.load(synthetic)
-    dicom = run / "dicom"
+    dicom = study.dicom_dir
     if not (dicom / "labels.csv").is_file():
         exp = write_dicom(cohort, dicom)
         log(f"DICOM: {dicom} ({exp.series} series, {exp.files} files)")
-    target = run / "cohort"
+    target = study.ingested_dir
     pseudonym = Pseudonymizer.from_key(ROUNDTRIP_KEY)
     if not (target / "cohort.json").is_file():
         report = ingest(dicom, target, labels=read_labels(dicom / "labels.csv", positive=cohort.positive_label),
                         pseudonymizer=pseudonym)
         log(f"ingested: {target} ({report.patients} patients, {report.volumes} volumes, {report.masks} masks)")
     ids = cohort.patients["patient_id"].astype(str)
-    write_csv(run / "id_map.csv", pd.DataFrame({"synthetic_id": ids, "patient_id": [pseudonym(i) for i in ids]}),
+    write_csv(study.id_map_path, pd.DataFrame({"synthetic_id": ids, "patient_id": [pseudonym(i) for i in ids]}),
               overwrite=True)
 
 
 def id_map(run: Path) -> dict[str, str]:
     """Synthetic id -> study cohort id (identity without a DICOM round trip)."""
-    path = run / "id_map.csv"
+    path = StudyRun(run).id_map_path
     if not path.is_file():
         return {}
     table = pd.read_csv(path, dtype=str)
     return dict(zip(table["synthetic_id"], table["patient_id"], strict=True))
 
 
-def classify(cfg: StudyConfig, run: Path, log: Log) -> None:
+def classify(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> None:
     """The classification grid, ensembles, votes, combination search and clinical model."""
     from sarcomri import classification as cls
 
-    ccfg = cfg.classification_config(str(cohort_dir(cfg, run).resolve()))
-    out = cls.open_run(ccfg, run / "classification")
-    cohort = cls.resolve_cohort(ccfg, out)
-    cls.run_classification(ccfg, out, cohort, rerun_changed=True)
+    study = StudyRun(run, cfg)
+    ccfg = study.classification_config()
+    out = cls.open_run(ccfg, study.classification.path)
+    cohort = cls.resolve_cohort(ccfg, out, progress=progress)
+    cls.run_classification(ccfg, out, cohort, progress=progress, rerun_changed=True)
     tables = cls.ensemble_tables(out, ccfg.slices.test_aggregation)
     cls.combine_tables(out)
     if ccfg.clinical_columns:
@@ -152,13 +154,14 @@ def ai_probability(likelihood: pd.DataFrame) -> pd.Series:
 def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
     """Reads of the cohort's radiologists (re-simulated with the model as AI for a synthetic cohort) and the
     model-vs-readers tables."""
-    from sarcomri.analysis.readers import reader_tables
+    from sarcomri.classification import reader_report_tables
+    from sarcomri.runs import TABLES
     from sarcomri.synth.readers import simulate
 
-    cohort = Cohort.load(cohort_dir(cfg, run))
-    likelihood = pd.read_csv(run / "classification" / "tables" / "likelihood.csv", dtype={"patient_id": str})
-    folder = run / "readers"
-    synthetic = run / "synthetic"
+    study = StudyRun(run, cfg)
+    cohort = Cohort.load(study.cohort_dir)
+    likelihood = pd.read_csv(study.classification.table_path("likelihood"), dtype={"patient_id": str})
+    synthetic = study.synthetic_dir
     if cfg.synth and cfg.readers.simulate_with_model:
         forward = id_map(run)
         back = {v: k for k, v in forward.items()}
@@ -171,18 +174,17 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
         reads, ai = simulate(scored, meta["task"], int(meta["provenance"]["seed"]), ai_probability=p)
         for frame in (reads, ai):
             frame["patient_id"] = frame["patient_id"].astype(str).map(lambda i: forward.get(i, i))
-    elif (cohort.root / "readers.csv").is_file():
-        reads, ai = pd.read_csv(cohort.root / "readers.csv", dtype={"patient_id": str}), None
+    elif study.cohort_readers_csv.is_file():
+        reads, ai = pd.read_csv(study.cohort_readers_csv, dtype={"patient_id": str}), None
     else:
         raise SarcomriError(f"{cohort.root} has no readers.csv: remove the readers section or add the reads")
-    write_csv(folder / "readers.csv", reads, overwrite=True)
+    write_csv(study.readers_csv, reads, overwrite=True)
     if ai is not None:
-        write_csv(folder / "ai.csv", ai, overwrite=True)
-    positive = cfg.classification_config("cohort").positive_label or cohort.positive_label
-    negative = next(label for label in cohort.meta["labels"] if label != positive)
-    tables = reader_tables(likelihood, reads, positive, negative, cfg.readers.cut)
-    for name, table in tables.items():
-        write_csv(folder / "tables" / f"{name}.csv", table, overwrite=True)
+        write_csv(study.ai_csv, ai, overwrite=True)
+    positive = study.positive_label(cohort)
+    negative = negative_label(positive, cohort.meta)
+    tables = reader_report_tables(study.classification.path, study.readers_csv, study.readers_dir / TABLES, positive,
+                                  negative, cfg.readers.cut)  # the tables the report renders, at the study's cut
     log(f"readers: {reads['reader'].nunique()} readers, tables {', '.join(tables)}")
 
 
@@ -190,8 +192,8 @@ def segment(cfg: StudyConfig, run: Path, log: Log) -> None:
     """Cross-validated 3D segmentation on the study's cohort."""
     from sarcomri.seg3d.crossval import run_crossval
 
-    scfg = cfg.segmentation_config(str(cohort_dir(cfg, run).resolve()))
-    per_case = run_crossval(scfg, run / "segmentation", rerun_changed=True)
+    study = StudyRun(run, cfg)
+    per_case = run_crossval(study.segmentation_config(), study.segmentation.path, rerun_changed=True)
     log(f"segmentation: {len(per_case)} cases, median Dice {per_case['dice'].median():.3f}")
 
 
@@ -199,7 +201,7 @@ def transfer(cfg: StudyConfig, run: Path, log: Log) -> None:
     """The transfer-learning study of 2D DWI segmentation (its own source and target cohorts)."""
     from sarcomri.seg2d.transfer import run_transfer_study
 
-    tables = run_transfer_study(cfg.transfer_config(), run / "transfer")
+    tables = run_transfer_study(cfg.transfer_config(), StudyRun(run, cfg).transfer.path)
     log(f"transfer: {len(tables['per_case'])} evaluated cases")
 
 
@@ -213,38 +215,41 @@ def content_key(folder: str | Path | None, extra: tuple[str, ...] = ()) -> str |
     return key(cohort_fingerprint(Cohort.load(folder)).key(), [optional_file_digest(Path(folder) / e) for e in extra])
 
 
-def stages(cfg: StudyConfig, run: Path, log: Log) -> list[Stage]:
+def stages(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> list[Stage]:
     """The study's stages in order, with the config section each depends on. Every stage that reads a cohort
     has the cohort's content in its key: a changed cohort reruns the stages that read it (and what follows)."""
+    study = StudyRun(run, cfg)
+    rel, made = study.relative, cfg.cohort is None  # made: the study synthesises its cohort
     source = cfg.cohort if cfg.cohort else {"synth": cfg.synth.model_dump(), "dicom": cfg.dicom_roundtrip}
-    cohort_key = functools.partial(content_key, cohort_dir(cfg, run))  # called once the cohort stage ran
-    cohort_out = "cohort/cohort.json" if cfg.cohort is None and cfg.dicom_roundtrip else (
-        "synthetic/cohort.json" if cfg.cohort is None else "")
-    out = [Stage("cohort", source, lambda: make_cohort(cfg, run, log),
-                 folders=[] if cfg.cohort else ["synthetic", "dicom", "cohort", "id_map.csv"],
-                 outputs=[cohort_out] if cohort_out else [])]
+    cohort_key = functools.partial(content_key, study.cohort_dir)  # called once the cohort stage ran
+    made_folders = (study.synthetic_dir, study.dicom_dir, study.ingested_dir, study.id_map_path)
+    out = [Stage("cohort", source, lambda: make_cohort(cfg, run, log, progress),
+                 folders=[rel(p) for p in made_folders] if made else [],
+                 outputs=[rel(study.cohort_dir / "cohort.json")] if made else [])]
+    cls = study.classification
     if cfg.classification is not None:
-        out.append(Stage("classification", cfg.classification, lambda: classify(cfg, run, log),
-                         folders=["classification"], after=["cohort"], inputs=cohort_key,
-                         outputs=["classification/predictions.parquet", "classification/tables/likelihood.csv",
-                                  "classification/tables/summed_score.csv"]))
-        has_reads = cfg.synth is not None or (cfg.cohort and (Path(cfg.cohort) / "readers.csv").is_file())
-        if has_reads:
-            out.append(Stage("readers", cfg.readers.model_dump(), lambda: readers(cfg, run, log), folders=["readers"],
-                             after=["classification"], outputs=["readers/readers.csv", "readers/tables/accuracy.csv"],
-                             inputs=functools.partial(content_key, cohort_dir(cfg, run), ("readers.csv",))))
+        out.append(Stage("classification", cfg.seeded("classification"), lambda: classify(cfg, run, log, progress),
+                         folders=[rel(cls.path)], after=["cohort"], inputs=cohort_key,
+                         outputs=[rel(cls.predictions_path), rel(cls.table_path("likelihood")),
+                                  rel(cls.table_path("summed_score"))]))
+        if cfg.synth is not None or (cfg.cohort and study.cohort_readers_csv.is_file()):
+            out.append(Stage("readers", cfg.readers.model_dump(), lambda: readers(cfg, run, log),
+                             folders=[rel(study.readers_dir)], after=["classification"],
+                             outputs=[rel(study.readers_csv), rel(study.readers_table("accuracy"))],
+                             inputs=functools.partial(content_key, study.cohort_dir, (READERS,))))
     if cfg.segmentation is not None:
-        out.append(Stage("segmentation", cfg.segmentation, lambda: segment(cfg, run, log), folders=["segmentation"],
-                         after=["cohort"], outputs=["segmentation/tables/per_case.csv"], inputs=cohort_key))
+        out.append(Stage("segmentation", cfg.seeded("segmentation"), lambda: segment(cfg, run, log),
+                         folders=[rel(study.segmentation.path)], after=["cohort"],
+                         outputs=[rel(study.segmentation.table_path("per_case"))], inputs=cohort_key))
     if cfg.transfer is not None:
         tcfg = cfg.transfer_config()
-        out.append(Stage("transfer", cfg.transfer, lambda: transfer(cfg, run, log), folders=["transfer"],
-                         outputs=["transfer/tables/paper.csv"],
+        out.append(Stage("transfer", cfg.seeded("transfer"), lambda: transfer(cfg, run, log),
+                         folders=[rel(study.transfer.path)], outputs=[rel(study.transfer.table_path("paper"))],
                          inputs=lambda: [content_key(tcfg.cohort), content_key(tcfg.target_cohort)]))
     if cfg.report:
         done = [st.name for st in out]
-        out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=["report"],
-                         after=done, outputs=["report/report.html"], inputs=cohort_key))
+        out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=[rel(study.report_dir)],
+                         after=done, outputs=[rel(study.report_html)], inputs=cohort_key))
     return out
 
 
@@ -252,28 +257,30 @@ def report(cfg: StudyConfig, run: Path, log: Log) -> None:
     """The HTML report of everything the study produced."""
     from sarcomri.report.html import build_report
 
-    path = build_report(run, cohort=Cohort.load(cohort_dir(cfg, run), check_files=False))
+    path = build_report(run, cohort=StudyRun(run, cfg).cohort(check_files=False))
     log(f"report: {path}")
 
 
-def run_study(cfg: StudyConfig, run_dir: str | Path, log: Log = print) -> dict[str, str]:
-    """Run every stage of the study that is not current; returns each stage's status."""
+def run_study(cfg: StudyConfig, run_dir: str | Path, log: Log = print, progress: bool = True) -> dict[str, str]:
+    """Run every stage of the study that is not current; returns each stage's status. ``progress``: the
+    progress bars of the synthetic cohort and the classification grid."""
     run = open_study(cfg, run_dir)
-    status = run_stages(run, stages(cfg, run, log), log)
-    write_json(run / "study.json", summary(cfg, run), overwrite=True)
+    status = run_stages(run, stages(cfg, run, log, progress), log)
+    write_json(StudyRun(run, cfg).summary_path, summary(cfg, run), overwrite=True)
     return status
 
 
 def summary(cfg: StudyConfig, run: Path) -> dict[str, Any]:
     """Where the study's results are, and the headline figures, for the report and the console."""
-    out: dict[str, Any] = {"name": cfg.name, "cohort": str(cohort_dir(cfg, run))}
-    synthetic = run / "synthetic" / "cohort.json"
+    study = StudyRun(run, cfg)
+    out: dict[str, Any] = {"name": cfg.name, "cohort": str(study.cohort_dir)}
+    synthetic = study.synthetic_dir / "cohort.json"
     if synthetic.is_file():
         out["ideal_observer_auc"] = json.loads(synthetic.read_text()).get("ideal_observer_auc")
-    per_seq = run / "classification" / "tables" / "per_sequence.csv"
+    per_seq = study.classification.table_path("per_sequence")
     if per_seq.is_file():
         out["per_sequence_auc"] = pd.read_csv(per_seq).set_index("sequence")["auc"].round(4).to_dict()
-    threshold = run / "classification" / "tables" / "summed_threshold.csv"
+    threshold = study.classification.table_path("summed_threshold")
     if threshold.is_file():
         out["summed_threshold"] = pd.read_csv(threshold).iloc[0].to_dict()
     return out

@@ -1,5 +1,7 @@
 """`sarcomri classify run|ensemble|combine` end to end on a small synthetic cohort (tiny images, 1 epoch)."""
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -51,8 +53,17 @@ def test_classify_run_ensemble_combine(small_cohort, tmp_path):
     ens = pd.read_csv(run / "tables" / "ensembles.csv")
     assert set(ens["n_models"]) == {1}  # 2 repeats: each leave-one-out ensemble holds the other repeat's model
     mtimes = {p: p.stat().st_mtime for p in run.glob("models/*/*/weights.pt")}
-    res = runner.invoke(app, ["classify", "run", str(cfg), "--run-dir", str(run), "--quiet"])
+    res = runner.invoke(app, ["classify", "run", str(cfg), "--run-dir", str(run), "--json"])
     assert res.exit_code == 0 and {p: p.stat().st_mtime for p in mtimes} == mtimes  # finished jobs skipped
+    out = json.loads(res.stdout)  # --json: the JSON only, no progress bar
+    assert out["models"] == 8 and [r["sequence"] for r in out["per_sequence"]] == ["T2axi", "ADC"]
+    assert out["per_sequence"][0]["auc"] == pytest.approx(per_seq["auc"][0]) and out["clinical"]
+    assert {"name", "run_dir", "slice_predictions", "predictions", "combined", "ideal_observer_auc"} <= set(out)
+    ens = json.loads(runner.invoke(app, ["classify", "ensemble", str(run), "--json"]).stdout)
+    assert ens["per_sequence"] == out["per_sequence"] and ens["aggregation"] == "mean"
+    comb = json.loads(runner.invoke(app, ["classify", "combine", str(run), "--top", "2", "--json"]).stdout)
+    assert [r["sequences"] for r in comb["combinations"]][2:] == ["average of top 2"]  # the top 2, their mean
+    assert {"threshold", "ss_avg"} <= set(comb["summed_threshold"])
 
     res = runner.invoke(app, ["classify", "combine", str(run), "--top", "3"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output

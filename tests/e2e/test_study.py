@@ -3,6 +3,7 @@ classification, readers; a rerun skips every stage; a changed section reruns tha
 patient (NIfTI or DICOM) goes through the finished study."""
 
 import json
+import pathlib
 import shutil
 
 import pandas as pd
@@ -125,6 +126,10 @@ def test_rerun_skips_and_a_change_reruns_only_its_stage(study):
     root, run, cfg = study
     res = runner.invoke(app, ["study", "run", str(cfg), "--run-dir", str(run)])
     assert res.exit_code == 0 and "0 stage(s) ran" in res.output, res.output
+    out = json.loads(runner.invoke(app, ["study", "run", str(cfg), "--run-dir", str(run), "--json"]).stdout)
+    assert out["ran"] == [] and {s["status"] for s in out["stages"]} == {"skipped"}
+    assert [s["name"] for s in out["stages"]] == ["cohort", "classification", "readers", "segmentation", "report"]
+    assert out["report"] and all(pathlib.Path(o).exists() for s in out["stages"] for o in s["outputs"])
     weights = {p: p.stat().st_mtime for p in run.glob("classification/models/*/*/weights.pt")}
     changed = _config()
     changed["readers"] = {"cut": 0.2}
@@ -139,3 +144,39 @@ def test_study_config_errors_name_the_section(tmp_path):
     res = runner.invoke(app, ["study", "run", str(_write(tmp_path / "s.yaml", bad)), "--run-dir", str(tmp_path / "r")])
     assert res.exit_code != 0
     assert "classification.train.epochs" in str(res.exception)
+
+
+def test_predict_cuts_the_slices_the_classifier_was_trained_on(study, tmp_path, monkeypatch):
+    """A study patient's own series through `predict`: the slices it scores are, array for array, the ones the
+    training cache (cache/<seq>.npz) holds for that patient (one slice specification, sarcomri.runs)."""
+    import numpy as np
+
+    import sarcomri.predict as predict_lib
+    from sarcomri.cohort.sequences import group_name
+    from sarcomri.data.sliceset import SliceSet
+    from sarcomri.runs import ClassificationRun, open_run
+
+    _, run, _ = study
+    cls = open_run(run, expect=ClassificationRun)  # the study folder opens its classification run
+    cohort = cls.cohort(check_files=False)
+    caches = {seq: SliceSet.load(cls.cache_path(seq)) for seq in cls.config.sequences}
+    pid = next(p for p in cohort.patient_ids if all(p in set(c.patient_ids) for c in caches.values()))
+    src = tmp_path / "patient"
+    src.mkdir()
+    for seq in caches:
+        row = cohort.series_row(pid, seq)
+        shutil.copy(cohort.root / row["image"], src / f"{seq}.nii.gz")
+        shutil.copy(cohort.root / row["mask"], src / f"{seq}_mask.nii.gz")
+    seen, real = {}, predict_lib.patient_slices
+
+    def spy(*args):
+        slices, choice = real(*args)
+        seen[group_name(args[2])] = slices
+        return slices, choice
+
+    monkeypatch.setattr(predict_lib, "patient_slices", spy)
+    predict_lib.predict_patient(src, cls.path, tmp_path / "out", key="k", gradcam=False)
+    for seq, cache in caches.items():
+        trained = cache.subset([pid])
+        assert [s.slice_index for s in seen[seq]] == trained.slice_index.tolist()
+        np.testing.assert_array_equal(np.stack([s.image for s in seen[seq]]), trained.images)

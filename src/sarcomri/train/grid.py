@@ -25,10 +25,11 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import SarcomriError
 from sarcomri.fingerprint import CohortFingerprint, cohort_fingerprint, key
 from sarcomri.io.atomic import write_csv, write_parquet
-from sarcomri.prep.prepare2d import SliceSpec, prepare_cohort
+from sarcomri.prep.prepare2d import prepare_cohort
 from sarcomri.runrecord import RunRecord
+from sarcomri.runs import JOB_PREDICTIONS, ClassificationRun
 from sarcomri.train.executors import make_executor
-from sarcomri.train.jobs import PREDICTION_COLUMNS, Job, cache_path, run_job
+from sarcomri.train.jobs import PREDICTION_COLUMNS, Job, run_job
 
 
 def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
@@ -49,27 +50,21 @@ def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
 SLICE_FORMAT, MODEL_FORMAT = "slices-1", "classifier-1"
 
 
-def slice_spec(sequence: str, slices: dict[str, Any]) -> SliceSpec:
-    """The slice preparation of one sequence (or ``'+'``-joined channel group) under the ``slices`` section."""
-    return SliceSpec(tuple(sequence.split("+")), mode=slices["mode"], size=slices["size"], margin=slices["margin"],
-                     normalisation=slices["normalisation"], channels=3 if "+" not in sequence else None)
-
-
 def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: dict[str, Any]) -> dict[str, str]:
-    """The key of every artifact of a classification run folder (path relative to the run: key)."""
+    """The key of every artifact of a classification run folder (path relative to the run: key); each slice
+    cache is keyed by its :meth:`~sarcomri.runs.ClassificationRun.slice_spec`."""
+    rel = ClassificationRun.with_settings(Path(), config)
     s = config["splits"]
     columns = [c for c in dict.fromkeys(["label", *s.get("stratify_by", []), s.get("group")])
                if c in cohort.patients.columns]
     splits = key("splits", s, cohort.patients[["patient_id", *columns]].astype(str).to_numpy().tolist())
     labels = cohort.labels_binary().to_dict()
-    out = {"splits.csv": splits}
+    out = {str(rel.splits_path): splits}
     for i, seq in enumerate(config["sequences"]):
-        spec = slice_spec(seq, config["slices"])
+        spec = rel.slice_spec(seq)
         cache = key(SLICE_FORMAT, spec, labels, fp.series_key(cohort.patient_ids, spec.sequences))
-        rel = cache_path("", seq)
-        out[str(rel)] = out[str(rel.with_suffix(".skipped.csv"))] = cache
-        out[str(Job(seq, 0, 0).folder("").parent)] = key(MODEL_FORMAT, splits, cache, config["train"],
-                                                         config["model"], i)
+        out[str(rel.cache_path(seq))] = out[str(rel.skipped_path(seq))] = cache
+        out[str(rel.model_dir(seq))] = key(MODEL_FORMAT, splits, cache, config["train"], config["model"], i)
     return out
 
 
@@ -78,30 +73,29 @@ def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], pro
     """Check the run folder's artifacts against the cohort and config (:mod:`sarcomri.runrecord`: stop on a
     change, or with ``rerun_changed`` remove what it makes stale), then write ``splits.csv`` and one slice
     cache per sequence (skipped when already there)."""
-    run_dir = Path(run_dir)
+    run = ClassificationRun.with_settings(run_dir, config)
     record = RunRecord.load(run_dir)
     fp = cohort_fingerprint(cohort, previous=record.cohort)
     record.reconcile(fp, artifact_keys(cohort, fp, config), rerun_changed)
-    if not (run_dir / "splits.csv").is_file():
-        write_csv(run_dir / "splits.csv", make_splits(cohort, config["splits"]), overwrite=True)
+    if not run.splits_path.is_file():
+        write_csv(run.splits_path, make_splits(cohort, config["splits"]), overwrite=True)
     labels = cohort.labels_binary().to_dict()
     for seq in config["sequences"]:
-        path = cache_path(run_dir, seq)
+        path = run.cache_path(seq)
         if path.is_file():
             continue
-        spec = slice_spec(seq, config["slices"])
-        slices, skipped = prepare_cohort(cohort, spec, labels, progress=progress)
-        write_csv(path.with_suffix(".skipped.csv"), skipped, overwrite=True)
+        slices, skipped = prepare_cohort(cohort, run.slice_spec(seq), labels, progress=progress)
+        write_csv(run.skipped_path(seq), skipped, overwrite=True)
         if len(skipped) and progress:
             no_tumour = int((skipped["reason"] != "lacks a sequence").sum())
             Console().print(f"[yellow]{seq}: {len(skipped)} patients left out ({no_tumour} with no tumour in "
-                            f"the series); see {path.with_suffix('.skipped.csv')}")
+                            f"the series); see {run.skipped_path(seq)}")
         slices.save(path)
 
 
 def plan_jobs(run_dir: str | Path, sequences: list[str]) -> list[Job]:
     """Every (sequence, repeat, fold) job of the run, in a fixed order."""
-    splits = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"patient_id": str})
+    splits = pd.read_csv(ClassificationRun(run_dir).splits_path, dtype={"patient_id": str})
     folds = splits[["repeat", "fold"]].drop_duplicates().sort_values(["repeat", "fold"])
     return [Job(seq, int(r), int(k)) for seq in sequences for r, k in folds.itertuples(index=False)]
 
@@ -141,9 +135,10 @@ def gather_predictions(run_dir: str | Path, jobs: list[Job]) -> pd.DataFrame:
     missing = [j.name for j in jobs if not j.is_done(run_dir)]
     if missing:
         raise SarcomriError(f"{len(missing)} jobs are unfinished (first: {missing[0]}); rerun the grid")
-    frames = [pd.read_parquet(j.folder(run_dir) / "predictions.parquet") for j in jobs]  # plan order
+    frames = [pd.read_parquet(j.folder(run_dir) / JOB_PREDICTIONS) for j in jobs]  # plan order
     preds = pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS]
-    splits = pd.read_csv(run_dir / "splits.csv", dtype={"patient_id": str})
+    run = ClassificationRun(run_dir)
+    splits = pd.read_csv(run.splits_path, dtype={"patient_id": str})
     sp.check_predictions_against_splits(preds, splits)
-    write_parquet(run_dir / "predictions.parquet", preds, overwrite=True)
+    write_parquet(run.predictions_path, preds, overwrite=True)
     return preds
