@@ -16,7 +16,6 @@ renames it into place only when complete, so an interrupted ingestion leaves not
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,23 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sarcomri.cohort.schema import (  # noqa: F401 - re-exported: the cohort's contract
+    PATIENT_ID_RE,
+    READERS_CSV,
+    ROWS_KEY,
+    SCHEMA_VERSION,
+    SERIES_COLUMNS,
+)
+from sarcomri.cohort.validate import validate_cohort
 from sarcomri.errors import InputError, ValidationError
 from sarcomri.io import atomic
 
 if TYPE_CHECKING:
     from sarcomri.cohort.problems import ValidationReport
-
-SCHEMA_VERSION = 1
-#: cohort.json key: the number of rows of patients.csv and series.csv, checked on reading.
-ROWS_KEY = "rows"
-PATIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: A cohort's optional radiologists' reads (patient_id, reader, group, sequence, session, confidence); a study
-#: run keeps its own under the same name (:mod:`sarcomri.runs`).
-READERS_CSV = "readers.csv"
-SERIES_COLUMNS = [
-    "patient_id", "sequence", "image", "mask",
-    "spacing_x", "spacing_y", "spacing_z", "size_x", "size_y", "size_z",
-]
 
 
 @dataclass
@@ -97,7 +92,6 @@ class Cohort:
         """Check the cohort's contract at ``level`` (``tables`` when ``check_files`` is False; see
         :mod:`sarcomri.cohort.validate`); raise :class:`ValidationError` naming file, row and field of the first
         errors, with their count; return the report (its warnings) otherwise."""
-        from sarcomri.cohort.validate import validate_cohort
 
         report = validate_cohort(self, level=level if check_files else "tables")
         report.raise_errors()

@@ -21,20 +21,17 @@ Three levels, each doing the checks of the one before:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sarcomri.cohort.manifest import PATIENT_ID_RE, ROWS_KEY, SCHEMA_VERSION
 from sarcomri.cohort.problems import WARNING, CohortInvalid, Problem, ValidationReport
+from sarcomri.cohort.schema import PATIENT_ID_RE, ROWS_KEY, SCHEMA_VERSION, CohortTables
 from sarcomri.cohort.seriesfiles import as_number, check_series_files, path_problem
-
-if TYPE_CHECKING:
-    from sarcomri.cohort.manifest import Cohort
 
 LEVELS = ("tables", "headers", "content")
 __all__ = ["LEVELS", "CohortInvalid", "Problem", "ValidationReport", "require_two_labels", "validate_cohort"]
 
 
-def validate_cohort(cohort: Cohort, level: str = "headers") -> ValidationReport:
+def validate_cohort(cohort: CohortTables, level: str = "headers") -> ValidationReport:
     """Every problem of ``cohort`` at ``level`` (``tables``, ``headers`` or ``content``; see the module
     docstring). File checks need ``cohort.root``; without it only the tables are checked."""
     if level not in LEVELS:
@@ -52,7 +49,7 @@ def validate_cohort(cohort: Cohort, level: str = "headers") -> ValidationReport:
     return report
 
 
-def _check_row_counts(cohort: Cohort, out: list[Problem]) -> None:
+def _check_row_counts(cohort: CohortTables, out: list[Problem]) -> None:
     """Tables with other row counts than cohort.json records (``rows``, written by :class:`CohortWriter`): a file
     cut at a line end, or rows added or removed by hand. Cohorts written before the count existed are not
     checked."""
@@ -76,7 +73,7 @@ def _check_row_counts(cohort: Cohort, out: list[Problem]) -> None:
                                "cohort.json to the new count)"))
 
 
-def require_two_labels(cohort: Cohort) -> None:
+def require_two_labels(cohort: CohortTables) -> None:
     """Raise :class:`CohortInvalid` unless at least two labels occur among the patients (to train or evaluate
     a classifier)."""
     present = sorted({str(v) for v in cohort.patients.get("label", []) if isinstance(v, str)})
@@ -85,11 +82,11 @@ def require_two_labels(cohort: Cohort) -> None:
                                      "patients: a classifier needs patients of at least two labels", field="label")])
 
 
-def _file(cohort: Cohort, name: str) -> str:
+def _file(cohort: CohortTables, name: str) -> str:
     return name if cohort.root is None else str(cohort.root / name)
 
 
-def _check_meta(cohort: Cohort, out: list[Problem]) -> list[str] | None:
+def _check_meta(cohort: CohortTables, out: list[Problem]) -> list[str] | None:
     """cohort.json; returns the allowed labels (None when unusable)."""
     meta_file = _file(cohort, "cohort.json")
     version = cohort.meta.get("schema_version")
@@ -106,7 +103,7 @@ def _check_meta(cohort: Cohort, out: list[Problem]) -> list[str] | None:
     return labels
 
 
-def _check_patients(cohort: Cohort, labels: list[str] | None, out: list[Problem]) -> set[str] | None:
+def _check_patients(cohort: CohortTables, labels: list[str] | None, out: list[Problem]) -> set[str] | None:
     """patients.csv; returns the patient ids it lists (None when the table is unusable)."""
     pfile = _file(cohort, "patients.csv")
     missing = [col for col in ("patient_id", "label") if col not in cohort.patients.columns]
@@ -133,7 +130,7 @@ def _check_patients(cohort: Cohort, labels: list[str] | None, out: list[Problem]
     return seen
 
 
-def _check_series_table(cohort: Cohort, patient_ids: set[str] | None, out: list[Problem]) -> list[dict[str, Any]]:
+def _check_series_table(cohort: CohortTables, patient_ids: set[str] | None, out: list[Problem]) -> list[dict[str, Any]]:
     """series.csv; returns its records with their ``row`` (line number), empty when the table is unusable."""
     sfile = _file(cohort, "series.csv")
     missing = [col for col in ("patient_id", "sequence", "image") if col not in cohort.series.columns]
@@ -177,7 +174,7 @@ def _check_numbers(rec: dict[str, Any], sfile: str, row: int) -> list[Problem]:
     return out
 
 
-def _mask_labels(cohort: Cohort, out: list[Problem]) -> dict[tuple[str, str], set[int]]:
+def _mask_labels(cohort: CohortTables, out: list[Problem]) -> dict[tuple[str, str], set[int]]:
     """The labels cohort.json ``mask_labels`` records per (patient, sequence) (ingested multi-label masks)."""
     found: dict[tuple[str, str], set[int]] = {}
     entries = cohort.meta.get("mask_labels") or []
