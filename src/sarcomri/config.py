@@ -8,15 +8,28 @@ preparation, the network and its training. ``configs/*.yaml`` holds the papers' 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from sarcomri.cohort.sequences import parse_group
-from sarcomri.configfile import first_error_field, read_config
+from sarcomri.configfile import read_config, read_yaml
 from sarcomri.errors import InputError
+from sarcomri.seg2d.config import TransferStudyConfig, load_transfer_config
+from sarcomri.seg3d.config import Seg3DConfig
+from sarcomri.train.config import TrainConfig
 
 
 class _Strict(BaseModel):
@@ -77,25 +90,6 @@ class ModelConfig(_Strict):
     drop_rate: float = 0.0
 
 
-class TrainSection(_Strict):
-    """Optimisation (see :class:`sarcomri.train.config.TrainConfig`)."""
-
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=2)
-    lr: float = Field(1e-4, ge=0)
-    optimizer: Literal["adam", "amsgrad", "adamw", "sgd"] = "adam"
-    weight_decay: float = 0.0
-    patience: int = 0
-    monitor: Literal["val_loss", "val_auc"] = "val_loss"
-    augmentation: str = "none"
-    sampling: Literal["shuffle", "balanced", "oversample"] = "shuffle"
-    class_weighting: bool = False
-    slices_per_epoch: int | None = None
-    channels_last: bool = True
-    seed: int = 0
-    threads: int | None = None
-
-
 class ExecutorConfig(_Strict):
     """Where the grid's jobs run: in this process, in N local worker processes, or on a Ray cluster."""
 
@@ -115,7 +109,7 @@ class ClassificationConfig(_Strict):
     splits: SplitConfig = SplitConfig()
     slices: SliceConfig = SliceConfig()
     model: ModelConfig = ModelConfig()
-    train: TrainSection = TrainSection()
+    train: TrainConfig = TrainConfig()
     executor: ExecutorConfig = ExecutorConfig()
     clinical_columns: list[str] = []
 
@@ -165,24 +159,72 @@ _OPTIONAL_SUBSECTIONS = {"synth"}
 DEFAULT_SEED = 0
 
 
+class _AsWritten(BaseModel):
+    """A study section that remembers the mapping it was validated from: the study fills the seeds that mapping
+    leaves out (:meth:`StudyConfig.seeded`), keys its stages by it and writes it back into ``config.yaml``, so the
+    defaults stay unwritten and the keys of existing runs stay as they were."""
+
+    _written: dict[str, Any] | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        section = handler(data)
+        if isinstance(data, Mapping) and section is not data:
+            section._written = copy.deepcopy(dict(data))
+        return section
+
+    def as_written(self) -> dict[str, Any]:
+        """The section as written (a copy); for one built in Python, its fields set explicitly."""
+        if self._written is not None:
+            return copy.deepcopy(self._written)
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ClassificationSection(_AsWritten, ClassificationConfig):
+    """The ``classification`` section of a study: a :class:`ClassificationConfig` whose ``name`` defaults to
+    ``<study>-classification`` and whose ``cohort`` is the study's."""
+
+    name: str | None = None
+
+
+class SegmentationSection(_AsWritten, Seg3DConfig):
+    """The ``segmentation`` section of a study: a :class:`~sarcomri.seg3d.config.Seg3DConfig` whose ``name``
+    defaults to ``<study>-segmentation`` and whose ``cohort`` is the study's."""
+
+    name: str | None = None
+    cohort: str | None = None
+
+
+class TransferSection(_AsWritten, TransferStudyConfig):
+    """The ``transfer`` section of a study: a :class:`~sarcomri.seg2d.config.TransferStudyConfig` (with its own
+    cohorts) whose ``name`` defaults to ``<study>-transfer``."""
+
+    name: str | None = None
+
+
 class StudyConfig(_Strict):
     """A whole study (``sarcomri study run``): the cohort, then any of classification, segmentation and
     transfer learning, then the report. Each section is the config of its own command, less the cohort.
 
     ``seed`` is the study's seed: every seed of the sections (:data:`SECTION_SEEDS`: the splits and the
     training of each stage) that a section does not set itself. The synthetic cohort has its own
-    (``synth.seed``)."""
+    (``synth.seed``). A section is validated with the study and dumped as written (:class:`_AsWritten`)."""
 
     name: str
     cohort: str | None = None
     synth: SynthSource | None = None
     dicom_roundtrip: bool = False  # write the synthetic cohort as DICOM and ingest it back, as real data would come
     seed: int = 0
-    classification: dict[str, Any] | None = None
+    classification: ClassificationSection | None = None
     readers: ReadersSection = ReadersSection()
-    segmentation: dict[str, Any] | None = None
-    transfer: dict[str, Any] | None = None
+    segmentation: SegmentationSection | None = None
+    transfer: TransferSection | None = None
     report: bool = True
+
+    @field_serializer("classification", "segmentation", "transfer")
+    def _section_as_written(self, section: _AsWritten | None) -> dict[str, Any] | None:
+        return None if section is None else section.as_written()
 
     def seeded(self, name: str) -> dict[str, Any] | None:
         """The section ``name`` as written, with every seed it leaves out set to the study's ``seed``; None
@@ -190,7 +232,7 @@ class StudyConfig(_Strict):
         section = getattr(self, name)
         if section is None:
             return None
-        out = copy.deepcopy(section)
+        out = section.as_written()
         if self.seed == DEFAULT_SEED:  # what every seed left out is anyway
             return out
         for dotted in SECTION_SEEDS[name]:
@@ -200,7 +242,7 @@ class StudyConfig(_Strict):
                 if key not in node and key not in _OPTIONAL_SUBSECTIONS:
                     node[key] = {}
                 node = node.get(key)
-                if not isinstance(node, dict):  # an absent optional sub-section, or a typo validation will name
+                if not isinstance(node, dict):  # an absent optional sub-section
                     break
             else:
                 node.setdefault(leaf, self.seed)
@@ -208,35 +250,47 @@ class StudyConfig(_Strict):
 
     def classification_config(self, cohort: str) -> ClassificationConfig:
         """The classification section as a :class:`ClassificationConfig` on ``cohort``."""
-        section = self.seeded("classification") or {}
-        return ClassificationConfig.model_validate({"name": f"{self.name}-classification", **section,
-                                                    "cohort": cohort})
+        return ClassificationConfig.model_validate({"name": f"{self.name}-classification",
+                                                    **(self.seeded("classification") or {}), "cohort": cohort})
 
-    def segmentation_config(self, cohort: str):
+    def segmentation_config(self, cohort: str) -> Seg3DConfig:
         """The segmentation section as a :class:`~sarcomri.seg3d.config.Seg3DConfig` on ``cohort``."""
-        from sarcomri.seg3d.config import Seg3DConfig
-
         return Seg3DConfig.model_validate({"name": f"{self.name}-segmentation", **(self.seeded("segmentation") or {}),
                                            "cohort": cohort})
 
-
-    def transfer_config(self):
+    def transfer_config(self) -> TransferStudyConfig:
         """The transfer section as a :class:`~sarcomri.seg2d.config.TransferStudyConfig` (its own cohorts)."""
-        from sarcomri.seg2d.config import TransferStudyConfig
-
         return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **(self.seeded("transfer") or {})})
 
 
 def load_study_config(path: str | Path) -> StudyConfig:
-    """Read a study YAML and validate every section now, so a typo fails before hours of training."""
-    cfg = load_config(path, StudyConfig)
-    checks = (("classification", cfg.classification_config), ("segmentation", cfg.segmentation_config),
-              ("transfer", lambda _: cfg.transfer_config()))
-    for section, check in checks:
-        if getattr(cfg, section) is None:
-            continue
-        try:
-            check(cfg.cohort or "cohort")
-        except ValidationError as exc:
-            raise InputError(path, f"field {first_error_field(exc, section)}") from None
-    return cfg
+    """Read a study YAML; every section is validated with it, so a typo fails before hours of training."""
+    return load_config(path, StudyConfig)
+
+
+#: Every kind of config file, by the name ``sarcomri config`` gives it, in the order a file's kind is guessed.
+CONFIG_KINDS: dict[str, type[BaseModel]] = {"classification": ClassificationConfig, "segmentation": Seg3DConfig,
+                                            "transfer": TransferStudyConfig, "study": StudyConfig}
+
+
+def config_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of a config file of ``kind`` (one of :data:`CONFIG_KINDS`)."""
+    return CONFIG_KINDS[kind].model_json_schema()
+
+
+def guess_kind(raw: Mapping[str, Any]) -> str:
+    """The kind of config whose fields name the most of ``raw``'s keys (the first such in :data:`CONFIG_KINDS`)."""
+    return min(CONFIG_KINDS, key=lambda kind: len(set(raw) - set(CONFIG_KINDS[kind].model_fields)))
+
+
+def load_any_config(path: str | Path, kind: str | None = None) -> tuple[str, BaseModel]:
+    """Read a config file of ``kind`` (guessed from its keys when None) as its command reads it; returns the kind
+    and the config. Errors are :class:`~sarcomri.errors.InputError` naming the file and the field."""
+    if kind is None:
+        raw = read_yaml(path)
+        if not isinstance(raw, dict):
+            raise InputError(path, "a config must be a YAML mapping")
+        kind = guess_kind(raw)
+    if kind == "transfer":
+        return kind, load_transfer_config(path)
+    return kind, load_config(path, CONFIG_KINDS[kind])

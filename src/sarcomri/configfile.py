@@ -8,7 +8,7 @@ offending field, and end the command with one line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -18,18 +18,25 @@ from sarcomri.errors import InputError, yaml_problem
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def read_config(path: str | Path, model: type[Model]) -> Model:
-    """Read and validate a YAML config as ``model``; a relative ``cohort`` is resolved against the file's
-    folder. A model with ``cohort`` and ``synth`` fields needs one of them."""
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document of a config file; a file that cannot be read or parsed is an
+    :class:`~sarcomri.errors.InputError` naming it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(path, f"cannot read the config: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(path, "not valid YAML: not UTF-8 text (a binary or corrupt file?)") from None
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML: {yaml_problem(exc)}") from None
+
+
+def read_config(path: str | Path, model: type[Model]) -> Model:
+    """Read and validate a YAML config as ``model``; a relative ``cohort`` is resolved against the file's
+    folder. A model with ``cohort`` and ``synth`` fields needs one of them."""
+    path = Path(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise InputError(path, "a config must be a YAML mapping")
     try:

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 LONG = {"classify run", "segment train", "segment predict", "segment transfer-study", "study run", "ingest", "synth",
         "demo", "predict"}
 #: Commands that print no result table (one line, a path, or JSON already): the only ones without --json.
-NO_TABLE = {"splits check", "segment plan", "segment predict", "export nnunet", "report", "demo"}
+NO_TABLE = {"splits check", "segment plan", "segment predict", "export nnunet", "report", "demo",
+            "config schema"}
 
 
 def _commands() -> dict[str, Any]:

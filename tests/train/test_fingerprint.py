@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from sarcomri import fingerprint as fpr
 from sarcomri.cohort.manifest import Cohort, CohortWriter
+from sarcomri.config import ClassificationConfig
 from sarcomri.fingerprint import cohort_fingerprint, describe_changes, key
 from sarcomri.runrecord import InputsChangedError, RunRecord
 from sarcomri.train.grid import prepare_run, run_grid
@@ -96,7 +97,8 @@ def test_run_record_stops_then_removes_only_stale_artifacts(tiny_cohort, tmp_pat
 
 # ----------------------------------------------------------------------------------- classification run folder
 def _config():
-    return {
+    return ClassificationConfig.model_validate({
+        "name": "fingerprint", "cohort": "unused",
         "sequences": ["T2axi", "ADC"],
         "splits": {"scheme": "kfold", "folds": 3, "repeats": 1, "test_ratio": 0.2, "val_ratio": 0.0,
                    "stratify_by": ["label"], "group": "center", "seed": 0},
@@ -106,7 +108,7 @@ def _config():
                   "monitor": "val_loss", "augmentation": "none", "sampling": "balanced", "class_weighting": False,
                   "slices_per_epoch": None, "channels_last": True, "seed": 3, "threads": 1},
         "executor": {"kind": "local", "workers": 1},
-    }
+    })
 
 
 @pytest.fixture()

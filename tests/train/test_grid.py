@@ -6,12 +6,14 @@ import pytest
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
+from sarcomri.config import ClassificationConfig
 from sarcomri.train.grid import plan_jobs, prepare_run, run_grid
 from sarcomri.train.jobs import PREDICTION_COLUMNS, run_job
 
 
 def _config(**executor):
-    return {
+    return ClassificationConfig.model_validate({
+        "name": "grid", "cohort": "unused",
         "sequences": ["T2axi"],
         "splits": {"scheme": "kfold", "folds": 3, "repeats": 2, "test_ratio": 0.2, "val_ratio": 0.25,
                    "stratify_by": ["label"], "group": "center", "seed": 0},
@@ -21,7 +23,7 @@ def _config(**executor):
                   "monitor": "val_loss", "augmentation": "sarcoma", "sampling": "balanced", "class_weighting": False,
                   "slices_per_epoch": None, "channels_last": True, "seed": 3, "threads": None},
         "executor": executor or {"kind": "local", "workers": 1},
-    }
+    })
 
 
 class _Killed(Exception):
@@ -53,7 +55,7 @@ def test_grid_writes_predictions_without_leakage_and_resumes_identically(tiny_co
     # kill the second job during its second epoch, then rerun the whole grid
     part = tmp_path / "part"
     prepare_run(part, cohort, cfg, progress=False)
-    jobs = plan_jobs(part, cfg["sequences"])
+    jobs = plan_jobs(part, cfg.sequences)
     run_job(jobs[0], str(part), cfg)
     with pytest.raises(_Killed):
         run_job(jobs[1], str(part), cfg, progress=_kill_at_epoch_1)
@@ -66,8 +68,8 @@ def test_ray_executor_runs_a_tiny_grid(tiny_cohort, tmp_path):
     ray = pytest.importorskip("ray", reason="the Ray executor needs the optional extra sarcomri[cluster]")
     cohort = Cohort.load(tiny_cohort)
     cfg = _config(kind="ray", workers=1, ray_address=None)
-    cfg["splits"]["repeats"] = 1
-    cfg["train"]["epochs"] = 1
+    cfg.splits.repeats = 1
+    cfg.train.epochs = 1
     prepare_run(tmp_path, cohort, cfg, progress=False)
     try:
         preds = run_grid(tmp_path, cfg, progress=False)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from sarcomri import __version__
 from sarcomri.cli import classify as classify_cli
 from sarcomri.cli import cohort as cohort_cli
+from sarcomri.cli import config as config_cli
 from sarcomri.cli import demo as demo_cli
 from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import predict as predict_cli
@@ -42,6 +43,7 @@ app.add_typer(radiomics_cli.app, name="radiomics")
 segment_cli.app.command("transfer-study")(segment_transfer.transfer_study)
 app.add_typer(segment_cli.app, name="segment")
 app.add_typer(study_cli.app, name="study")
+app.add_typer(config_cli.app, name="config")
 export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
 export_app.command("nnunet")(segment_cli.export_nnunet)
 app.add_typer(export_app, name="export")

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sarcomri.configfile import read_config
+from sarcomri.train.config import DeviceTrainSection
 
 #: The freezing levels (see :mod:`sarcomri.seg2d.model`); ``L0`` fine-tunes the whole network.
 LEVELS = ("L0", "L1", "L2", "L3")
@@ -91,19 +92,13 @@ class DataSettings2D(_Strict):
         return self.mask_sequence or self.sequences[0]
 
 
-class TrainSettings2D(_Strict):
-    """Optimisation: Adam on Dice + binary cross-entropy, ``epochs`` passes over the (augmented) slices.
+class TrainSettings2D(DeviceTrainSection):
+    """Optimisation: Adam on Dice + binary cross-entropy, ``epochs`` passes over the (augmented) slices of
+    ``batch_size``; the shared fields (``epochs``, ``lr``, ``weight_decay``, ``seed``, ``threads``, ``device``) are
+    :class:`~sarcomri.train.config.DeviceTrainSection`'s."""
 
-    ``device`` ``auto`` trains on the GPU when PyTorch sees one. ``threads`` sets PyTorch's intra-op threads.
-    """
-
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(16, ge=2)
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(16, ge=2)
 
 
 class FineTuneSettings(_Strict):

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sarcomri.cohort.sequences import parse_group
+from sarcomri.train.config import DeviceTrainSection
 
 
 class _Strict(BaseModel):
@@ -76,23 +77,20 @@ class DataSettings(_Strict):
     noise_std: float = Field(0.0, ge=0)
 
 
-class TrainSettings(_Strict):
-    """The schedule: ``epochs`` of ``iterations`` steps, AdamW with polynomial learning-rate decay.
+class TrainSettings(DeviceTrainSection):
+    """The schedule: ``epochs`` of ``iterations`` steps, AdamW with polynomial learning-rate decay; the shared
+    fields are :class:`~sarcomri.train.config.DeviceTrainSection`'s.
 
     ``precision`` ``bf16`` runs the network's forward pass under autocast in bfloat16 (about twice as fast
     on CPUs with AVX-512 BF16 or AMX, and on GPUs; the loss and the weights stay float32); inference is
     float32. ``device`` ``auto`` trains on the GPU when PyTorch sees one.
     """
 
-    epochs: int = Field(10, ge=1)
-    iterations: int = Field(50, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(3e-5, ge=0)
+    iterations: int = Field(50, ge=1)
     poly_power: float = Field(0.9, ge=0)
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class InferSettings(_Strict):

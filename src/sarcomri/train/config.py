@@ -1,14 +1,33 @@
-"""What one training run needs to know, as a plain dataclass (validated by the study config)."""
+"""The training section of every task's config: one pydantic model of what every fit loop shares, extended by
+each task (classification here; 2D and 3D segmentation in :mod:`sarcomri.seg2d.config` and
+:mod:`sarcomri.seg3d.config`).
+
+Each subclass keeps its task's YAML field names, defaults and bounds: a subclass re-declares a shared field only
+to give it the task's default or a tighter bound.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of one classifier training.
+class TrainSection(BaseModel):
+    """What every training shares: ``epochs`` (the maximum), the learning rate ``lr`` and ``weight_decay`` of the
+    optimiser, the ``seed`` of initialisation and sampling, and PyTorch's intra-op ``threads`` (None: leave them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(1e-4, ge=0)
+    weight_decay: float = 0.0
+    seed: int = 0
+    threads: int | None = None
+
+
+class TrainConfig(TrainSection):
+    """Optimisation settings of one classifier training (the ``train`` section of a classification config).
 
     ``lr`` 1e-4 with Adam (or AMSGrad) as in both classification studies; ``epochs`` is the maximum and
     the epoch with the best validation ``monitor`` is kept; ``patience`` stops early after that many epochs
@@ -16,11 +35,8 @@ class TrainConfig:
     only). ``slices_per_epoch`` draws a fixed number of random slices per epoch (the sarcoma study).
     """
 
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-4
+    batch_size: int = Field(32, ge=2)
     optimizer: Literal["adam", "amsgrad", "adamw", "sgd"] = "adam"
-    weight_decay: float = 0.0
     patience: int = 0
     monitor: Literal["val_loss", "val_auc"] = "val_loss"
     augmentation: str = "none"
@@ -28,16 +44,13 @@ class TrainConfig:
     class_weighting: bool = False
     slices_per_epoch: int | None = None
     channels_last: bool = True
-    seed: int = 0
-    threads: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**known)
+class DeviceTrainSection(TrainSection):
+    """The shared settings of the segmentation trainings (2D and 3D): a positive learning rate, a non-negative
+    weight decay, at least one thread, and the ``device`` (``auto`` trains on the GPU when PyTorch sees one)."""
+
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    threads: int | None = Field(None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -14,7 +14,7 @@ after a change stops and says what changed, or (``rerun_changed``) recomputes wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
@@ -31,16 +31,18 @@ from sarcomri.runs import JOB_PREDICTIONS, ClassificationRun
 from sarcomri.train.executors import make_executor
 from sarcomri.train.jobs import PREDICTION_COLUMNS, Job, run_job
 
+if TYPE_CHECKING:
+    from sarcomri.config import ClassificationConfig, SplitConfig
 
-def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
+
+def make_splits(cohort: Cohort, s: SplitConfig) -> pd.DataFrame:
     """Patient-level splits of the cohort under a config's ``splits`` section, checked for leakage."""
-    s = split_cfg
-    if s["scheme"] == "kfold":
-        table = sp.kfold(cohort.patients, s["folds"], s["repeats"], s["seed"], s["val_ratio"], s["stratify_by"])
-    elif s["scheme"] == "holdout":
-        table = sp.holdout(cohort.patients, s["test_ratio"], s["seed"], s["val_ratio"], s["stratify_by"])
+    if s.scheme == "kfold":
+        table = sp.kfold(cohort.patients, s.folds, s.repeats, s.seed, s.val_ratio, s.stratify_by)
+    elif s.scheme == "holdout":
+        table = sp.holdout(cohort.patients, s.test_ratio, s.seed, s.val_ratio, s.stratify_by)
     else:
-        table = sp.leave_group_out(cohort.patients, s["group"], s["val_ratio"], s["seed"])
+        table = sp.leave_group_out(cohort.patients, s.group, s.val_ratio, s.seed)
     sp.check_no_leakage(table)
     return table
 
@@ -50,37 +52,37 @@ def make_splits(cohort: Cohort, split_cfg: dict[str, Any]) -> pd.DataFrame:
 SLICE_FORMAT, MODEL_FORMAT = "slices-1", "classifier-1"
 
 
-def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: dict[str, Any]) -> dict[str, str]:
+def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: ClassificationConfig) -> dict[str, str]:
     """The key of every artifact of a classification run folder (path relative to the run: key); each slice
-    cache is keyed by its :meth:`~sarcomri.runs.ClassificationRun.slice_spec`."""
-    rel = ClassificationRun.with_settings(Path(), config)
-    s = config["splits"]
-    columns = [c for c in dict.fromkeys(["label", *s.get("stratify_by", []), s.get("group")])
-               if c in cohort.patients.columns]
+    cache is keyed by its :meth:`~sarcomri.runs.ClassificationRun.slice_spec`. Sections are keyed as their JSON
+    dumps (:func:`sarcomri.fingerprint.key`)."""
+    rel = ClassificationRun(Path(), config)
+    s = config.splits
+    columns = [c for c in dict.fromkeys(["label", *s.stratify_by, s.group]) if c in cohort.patients.columns]
     splits = key("splits", s, cohort.patients[["patient_id", *columns]].astype(str).to_numpy().tolist())
     labels = cohort.labels_binary().to_dict()
     out = {str(rel.splits_path): splits}
-    for i, seq in enumerate(config["sequences"]):
+    for i, seq in enumerate(config.sequences):
         spec = rel.slice_spec(seq)
         cache = key(SLICE_FORMAT, spec, labels, fp.series_key(cohort.patient_ids, spec.sequences))
         out[str(rel.cache_path(seq))] = out[str(rel.skipped_path(seq))] = cache
-        out[str(rel.model_dir(seq))] = key(MODEL_FORMAT, splits, cache, config["train"], config["model"], i)
+        out[str(rel.model_dir(seq))] = key(MODEL_FORMAT, splits, cache, config.train, config.model, i)
     return out
 
 
-def prepare_run(run_dir: str | Path, cohort: Cohort, config: dict[str, Any], progress: bool = True,
+def prepare_run(run_dir: str | Path, cohort: Cohort, config: ClassificationConfig, progress: bool = True,
                 rerun_changed: bool = False) -> None:
     """Check the run folder's artifacts against the cohort and config (:mod:`sarcomri.runrecord`: stop on a
     change, or with ``rerun_changed`` remove what it makes stale), then write ``splits.csv`` and one slice
     cache per sequence (skipped when already there)."""
-    run = ClassificationRun.with_settings(run_dir, config)
+    run = ClassificationRun(run_dir, config)
     record = RunRecord.load(run_dir)
     fp = cohort_fingerprint(cohort, previous=record.cohort)
     record.reconcile(fp, artifact_keys(cohort, fp, config), rerun_changed)
     if not run.splits_path.is_file():
-        write_csv(run.splits_path, make_splits(cohort, config["splits"]), overwrite=True)
+        write_csv(run.splits_path, make_splits(cohort, config.splits), overwrite=True)
     labels = cohort.labels_binary().to_dict()
-    for seq in config["sequences"]:
+    for seq in config.sequences:
         path = run.cache_path(seq)
         if path.is_file():
             continue
@@ -100,18 +102,19 @@ def plan_jobs(run_dir: str | Path, sequences: list[str]) -> list[Job]:
     return [Job(seq, int(r), int(k)) for seq in sequences for r, k in folds.itertuples(index=False)]
 
 
-def run_grid(run_dir: str | Path, config: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run the unfinished jobs and gather ``predictions.parquet``; returns the predictions table."""
+def run_grid(run_dir: str | Path, config: ClassificationConfig, progress: bool = True) -> pd.DataFrame:
+    """Run the unfinished jobs and gather ``predictions.parquet``; returns the predictions table. The config goes
+    to each job as it is (worker processes receive it pickled)."""
     run_dir = Path(run_dir)
-    sequences = config["sequences"]
+    sequences = config.sequences
     jobs = plan_jobs(run_dir, sequences)
     todo = [j for j in jobs if not j.is_done(run_dir)]
-    ex_cfg = config.get("executor", {"kind": "local", "workers": 1})
-    executor = make_executor(ex_cfg["kind"], ex_cfg.get("workers", 1), ex_cfg.get("ray_address"))
+    ex = config.executor
+    executor = make_executor(ex.kind, ex.workers, ex.ray_address)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not progress, transient=False) as bar:
         overall = bar.add_task("models", total=len(jobs), completed=len(jobs) - len(todo))
-        inner = bar.add_task("epochs", total=config["train"]["epochs"], visible=executor.kind == "local")
+        inner = bar.add_task("epochs", total=config.train.epochs, visible=executor.kind == "local")
 
         def on_epoch(epoch: int, logs: dict) -> None:
             bar.update(inner, completed=epoch + 1,
@@ -125,7 +128,7 @@ def run_grid(run_dir: str | Path, config: dict[str, Any], progress: bool = True)
             calls.append(((job, str(run_dir), config), kwargs))
         for name in executor.map(run_job, calls):
             bar.update(overall, advance=1, description=f"models (last: {name})")
-            bar.reset(inner, total=config["train"]["epochs"])
+            bar.reset(inner, total=config.train.epochs)
     return gather_predictions(run_dir, jobs)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ import pandas as pd
 from sarcomri.io.atomic import write_json, write_parquet, write_text
 from sarcomri.runs import DONE, JOB_PREDICTIONS, ClassificationRun
 from sarcomri.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from sarcomri.config import ClassificationConfig
 
 PREDICTION_COLUMNS = [
     "model", "sequence", "repeat", "fold", "split", "patient_id", "slice_index", "central", "label", "p_positive",
@@ -54,7 +57,7 @@ def job_seed(base: int, job: Job, sequence_index: int) -> int:
     return int(np.random.SeedSequence([base, sequence_index, job.repeat, job.fold]).generate_state(1)[0] % 2**31)
 
 
-def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int = 0,
+def run_job(job: Job, run_dir: str, config: ClassificationConfig, sequence_index: int = 0,
             threads: int | None = None, progress: Any = None) -> str:
     """Train, choose the epoch, predict; returns the job name. Importable at top level for worker processes.
 
@@ -62,12 +65,12 @@ def run_job(job: Job, run_dir: str, config: dict[str, Any], sequence_index: int 
     thread count comes back afterwards."""
     from sarcomri.train.threads import torch_threads
 
-    tcfg = TrainConfig.from_dict({**config["train"], "seed": job_seed(config["train"]["seed"], job, sequence_index)})
+    tcfg = config.train.model_copy(update={"seed": job_seed(config.train.seed, job, sequence_index)})
     with torch_threads(tcfg.threads or threads):  # training's threads, for its predictions too
         return _train_and_predict(job, run_dir, config, tcfg, progress)
 
 
-def _train_and_predict(job: Job, run_dir: str, config: dict[str, Any], tcfg: TrainConfig, progress: Any) -> str:
+def _train_and_predict(job: Job, run_dir: str, config: ClassificationConfig, tcfg: TrainConfig, progress: Any) -> str:
     """The body of :func:`run_job`, under its thread count."""
     import torch
 
@@ -87,13 +90,13 @@ def _train_and_predict(job: Job, run_dir: str, config: dict[str, Any], tcfg: Tra
     if len(np.unique(train.labels)) < 2:
         raise RuntimeError(f"{job.name}: the training fold has a single class")
 
-    mcfg = config["model"]
+    mcfg = config.model
     torch.manual_seed(tcfg.seed)
-    spec = ModelSpec(name=mcfg["name"], in_channels=int(slices.images.shape[1]), num_classes=2,
+    spec = ModelSpec(name=mcfg.name, in_channels=int(slices.images.shape[1]), num_classes=2,
                      input_size=int(slices.images.shape[-1]))
     model = build_classifier(spec.name, in_channels=spec.in_channels, num_classes=2,
-                             pretrained_weights=mcfg.get("weights"), allow_download=mcfg.get("allow_download", False),
-                             drop_rate=mcfg.get("drop_rate", 0.0))
+                             pretrained_weights=mcfg.weights, allow_download=mcfg.allow_download,
+                             drop_rate=mcfg.drop_rate)
     result = fit_classifier(model, train, val if len(val) else None, tcfg, checkpoint_dir=folder, progress=progress)
 
     rows = []
