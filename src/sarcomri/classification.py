@@ -60,7 +60,7 @@ def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
     run = ClassificationRun(run_dir, cfg)
     text = dump_config(cfg)
     old = run.config_path
-    if old.is_file() and old.read_text() != text:
+    if old.is_file() and yaml.safe_load(old.read_text()) != yaml.safe_load(text):  # the settings, in any order
         previous = dict(_flat(yaml.safe_load(old.read_text())))
         now = dict(_flat(cfg.model_dump(mode="json")))
         changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
@@ -106,9 +106,21 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, cohort: C
     """
     from sarcomri.train.grid import prepare_run, run_grid
 
-    config = cfg.model_dump(mode="json")
-    prepare_run(run_dir, cohort, config, progress=progress, rerun_changed=rerun_changed)
-    return run_grid(run_dir, config, progress=progress)
+    prepare_run(run_dir, cohort, cfg, progress=progress, rerun_changed=rerun_changed)
+    return run_grid(run_dir, cfg, progress=progress)
+
+
+def classify(cfg: ClassificationConfig, run_dir: str | Path, progress: bool = False,
+             rerun_changed: bool = False) -> ClassificationRun:
+    """Run a classification study from Python as ``sarcomri classify run`` does: open the run folder, resolve
+    the cohort, train the grid and write ``predictions.parquet`` and the ensemble tables; return the run."""
+    out = open_run(cfg, run_dir)
+    cohort = resolve_cohort(cfg, out, progress=progress)
+    run_classification(cfg, out, cohort, progress=progress, rerun_changed=rerun_changed)
+    ensemble_tables(out, cfg.slices.test_aggregation)
+    if cfg.clinical_columns:
+        clinical_tables(out, cohort, cfg.clinical_columns)
+    return ClassificationRun(out, cfg)
 
 
 def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str, pd.DataFrame]:

@@ -152,6 +152,7 @@ def test_predict_cuts_the_slices_the_classifier_was_trained_on(study, tmp_path, 
     import numpy as np
 
     import sarcomri.predict as predict_lib
+    import sarcomri.predict_scoring as scoring_lib
     from sarcomri.cohort.sequences import group_name
     from sarcomri.data.sliceset import SliceSet
     from sarcomri.runs import ClassificationRun, open_run
@@ -167,14 +168,14 @@ def test_predict_cuts_the_slices_the_classifier_was_trained_on(study, tmp_path, 
         row = cohort.series_row(pid, seq)
         shutil.copy(cohort.root / row["image"], src / f"{seq}.nii.gz")
         shutil.copy(cohort.root / row["mask"], src / f"{seq}_mask.nii.gz")
-    seen, real = {}, predict_lib.patient_slices
+    seen, real = {}, scoring_lib.patient_slices
 
     def spy(*args):
         slices, choice = real(*args)
         seen[group_name(args[2])] = slices
         return slices, choice
 
-    monkeypatch.setattr(predict_lib, "patient_slices", spy)
+    monkeypatch.setattr(scoring_lib, "patient_slices", spy)
     predict_lib.predict_patient(src, cls.path, tmp_path / "out", key="k", gradcam=False)
     for seq, cache in caches.items():
         trained = cache.subset([pid])

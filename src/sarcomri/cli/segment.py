@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
@@ -130,12 +131,10 @@ def predict(
     folder of them: a fold ensemble) or a 2D model of a transfer study (``models/<model>/n<k>``)."""
     import SimpleITK as sitk
 
-    from sarcomri.cohort.manifest import Cohort
     from sarcomri.io.atomic import atomic_path, check_writable
     from sarcomri.seg2d.config import InferSettings2D
     from sarcomri.seg2d.infer import Segmenter, is_2d_model, segment_patient_2d
     from sarcomri.seg3d.config import InferSettings
-    from sarcomri.seg3d.data import patients_with, read_channels
     from sarcomri.seg3d.infer import find_models
     from sarcomri.seg3d.predict import PatientSegmentation, segment_patient
 
@@ -155,6 +154,35 @@ def predict(
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient(models, images, settings, case_id=case)
     con = Console(highlight=False, quiet=quiet)
+    jobs, source = _predict_jobs(inputs, list(seqs))
+    for case, _ in jobs:  # every output checked before any work
+        for name in (f"{case}.nii.gz", f"{case}_prob.nii.gz", f"{case}_seg.dcm"):
+            check_writable(out / name, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    for case, read in jobs:
+        result = segment(read(), case)
+        with atomic_path(out / f"{case}.nii.gz", overwrite=overwrite) as tmp:
+            sitk.WriteImage(result.mask, str(tmp), useCompression=True)
+        if probabilities:
+            with atomic_path(out / f"{case}_prob.nii.gz", overwrite=overwrite) as tmp:
+                sitk.WriteImage(result.probability, str(tmp), useCompression=True)
+        con.print(f"{case}: tumour {result.volume_ml:.1f} mL -> {out / (case + '.nii.gz')}")
+        if source is not None and dicom_seg:
+            from sarcomri.io.dicomseg import write_dicom_seg
+
+            seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
+                                  series_description=f"sarcomri tumour ({group_name(seqs)})", overwrite=overwrite)
+            con.print(f"{case}: DICOM-SEG -> {seg}")
+
+
+def _predict_jobs(inputs: list[Path], seqs: list[str]) -> tuple[list[tuple[str, Callable[[], dict]]], Any]:
+    """The cases of ``segment predict``: (case id, a reader of its images by sequence) for every patient of a
+    cohort folder, or the one patient of the given images; and the DICOM series to reference (else None)."""
+    import SimpleITK as sitk
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.seg3d.data import patients_with, read_channels
+
     source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
         cohort = Cohort.load(inputs[0])
@@ -176,24 +204,7 @@ def predict(
             first = inputs[0]
         stem = inputs[0].name.split(".")[0]
         jobs = [(stem, lambda: {seqs[0]: first, **dict(zip(seqs[1:], inputs[1:], strict=True))})]
-    for case, _ in jobs:  # every output checked before any work
-        for name in (f"{case}.nii.gz", f"{case}_prob.nii.gz", f"{case}_seg.dcm"):
-            check_writable(out / name, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    for case, read in jobs:
-        result = segment(read(), case)
-        with atomic_path(out / f"{case}.nii.gz", overwrite=overwrite) as tmp:
-            sitk.WriteImage(result.mask, str(tmp), useCompression=True)
-        if probabilities:
-            with atomic_path(out / f"{case}_prob.nii.gz", overwrite=overwrite) as tmp:
-                sitk.WriteImage(result.probability, str(tmp), useCompression=True)
-        con.print(f"{case}: tumour {result.volume_ml:.1f} mL -> {out / (case + '.nii.gz')}")
-        if source is not None and dicom_seg:
-            from sarcomri.io.dicomseg import write_dicom_seg
-
-            seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
-                                  series_description=f"sarcomri tumour ({group_name(seqs)})", overwrite=overwrite)
-            con.print(f"{case}: DICOM-SEG -> {seg}")
+    return jobs, source
 
 
 @app.command("evaluate")

@@ -26,6 +26,7 @@ from sarcomri.errors import InputError
 from sarcomri.report.figures import gradcam_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import RunInputs
+from sarcomri.runs import ClassificationRun
 from sarcomri.train.threads import torch_threads
 
 
@@ -139,8 +140,8 @@ def sequence_cases(inputs: RunInputs, sequence: str, n_correct: int = 2, n_wrong
     from sarcomri.data.sliceset import SliceSet
     from sarcomri.models.folder import load_model
 
-    run, lik, splits = inputs.run_dir, inputs.table("likelihood"), inputs.splits
-    cache = run / "cache" / f"{sequence}.npz"
+    run, lik, splits = _run(inputs), inputs.table("likelihood"), inputs.splits
+    cache = run.cache_path(sequence)
     if lik is None or splits is None or not cache.is_file():
         return []
     part = lik[lik["sequence"] == sequence]
@@ -153,7 +154,7 @@ def sequence_cases(inputs: RunInputs, sequence: str, n_correct: int = 2, n_wrong
     slices = SliceSet.load(cache)
     out = []
     for fold, group in chosen.groupby(chosen["patient_id"].map(fold_of), sort=True):
-        folder = run / "models" / sequence / f"fold{int(fold)}-rep{int(rep)}"
+        folder = run.model_folder(sequence, int(fold), int(rep))
         if not (folder / "model.json").is_file():
             continue
         model = load_model(folder)
@@ -173,6 +174,11 @@ def sequence_cases(inputs: RunInputs, sequence: str, n_correct: int = 2, n_wrong
     return sorted(out, key=lambda c: order[c["patient_id"]])
 
 
+def _run(inputs: RunInputs) -> ClassificationRun:
+    """The run whose models and slice caches the Grad-CAM figures explain (:mod:`sarcomri.runs` owns the paths)."""
+    return inputs.run if inputs.run is not None else ClassificationRun(inputs.run_dir)
+
+
 def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", n_correct: int = 2,
                     n_wrong: int = 2, threads: int | None = 1) -> Section | None:
     """Grad-CAM overlays of correctly and wrongly classified test patients, one figure per sequence.
@@ -183,7 +189,7 @@ def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", 
     try:
         import captum.attr  # noqa: F401
     except ImportError:
-        if not any((inputs.run_dir / "models").glob("*/fold*-rep*/model.json")):
+        if not any(_run(inputs).models_dir.glob("*/fold*-rep*/model.json")):
             return None
         return Section(id="gradcam", title="Explainability: Grad-CAM",
                        notes=["Grad-CAM needs the captum package, which is not installed here."])

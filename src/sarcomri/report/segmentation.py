@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.cohort.sequences import parse_group
 from sarcomri.io.niftifile import read_image
 from sarcomri.report.figures import overlay_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
@@ -76,7 +77,7 @@ def overlay_panels(seg_dir: Path, cohort: Cohort, cases: pd.DataFrame) -> list[d
         if pred_path is None:
             continue
         pid, case_seq = parse_case(r.case, cohort)
-        seq = case_seq or str(r.sequence).split("+")[0]
+        seq = case_seq or parse_group(str(r.sequence))[0]
         try:
             image, ref = cohort.read_image(pid, seq), cohort.read_mask(pid, seq)
         except KeyError:  # the patient lacks the sequence; a damaged file raises InputError
