@@ -129,6 +129,10 @@ def test_sections_are_omitted_without_their_inputs(report_run, tmp_path):
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "foreign")])
     assert result.exit_code != 0 and (tmp_path / "foreign" / "notes.txt").is_file()
+    (tmp_path / "empty").mkdir()  # neither a run nor its tables: refused, nothing written
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
+    assert result.exit_code != 0 and "not a run folder" in str(result.exception)
+    assert not list((tmp_path / "empty").iterdir())
 
 
 def test_study_folder_layout(report_run, tmp_path):

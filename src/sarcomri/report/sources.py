@@ -185,7 +185,7 @@ def load_run(run_dir: str | Path, cohort: Cohort | None = None, readers: str | P
     from sarcomri.report.derived import ensure_model_tables
 
     run = ClassificationRun(run_dir)
-    if not run.path.is_dir():
+    if not run.config_path.is_file() and not run.tables_dir.is_dir():  # a run, or at least its tables
         open_run(run.path)  # raises: not a run folder, and how to make one
     ensure_model_tables(run.path)
     inputs = RunInputs(run_dir=run.path, tables=read_tables(run.tables_dir), config=read_yaml(run.config_path),
