@@ -20,7 +20,7 @@ from sarcomri.prep.prepare2d import SliceSpec
 CONFIG, VERSIONS, INPUTS, SEEDS = "config.yaml", "versions.json", "inputs.json", "seeds.json"
 SPLITS, PREDICTIONS, READERS, AI_READS = "splits.csv", "predictions.parquet", READERS_CSV, "ai.csv"
 TABLES, FIGURES, MODELS, CACHE, REPORT, REPORT_HTML = "tables", "figures", "models", "cache", "report", "report.html"
-COHORT_JSON, READERS_DIR = "cohort.json", "readers"
+COHORT_JSON, READERS_DIR, PREDICTIONS_DIR = "cohort.json", "readers", "predictions"
 #: The marker a finished classification job leaves in its model folder, and the job's own predictions.
 DONE, JOB_PREDICTIONS = "DONE", PREDICTIONS
 

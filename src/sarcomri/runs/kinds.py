@@ -16,7 +16,9 @@ from sarcomri.prep.prepare2d import SliceSpec
 from sarcomri.runs.base import (
     CACHE,
     DONE,
+    MODELS,
     PREDICTIONS,
+    PREDICTIONS_DIR,
     READERS,
     READERS_DIR,
     TABLES,
@@ -138,7 +140,7 @@ class SegmentationRun(Run):
 
     def predictions_dir(self, group: str | tuple[str, ...]) -> Path:
         """``predictions/<seq>/``: the out-of-fold masks (``<patient>.nii.gz``)."""
-        return self.path / "predictions" / folder_name(group)
+        return self.path / PREDICTIONS_DIR / folder_name(group)
 
 
 class TransferRun(Run):
@@ -152,5 +154,21 @@ class TransferRun(Run):
     def learning_curve_path(self) -> Path:
         """``figures/learning_curve.png``: median Dice by the number of target training patients."""
         return self.figures_dir / "learning_curve.png"
+
+    @staticmethod
+    def model_rel(name: str, n_target: int | None = None) -> str:
+        """A model's folder relative to the run: ``models/source`` for the source model (``n_target`` None),
+        else ``models/<name>/n<k>`` with k, the target training patients, zero-padded to three digits. (These
+        strings also name the models in the run's inputs.json.)"""
+        return f"{MODELS}/{name}" if n_target is None else f"{MODELS}/{name}/n{n_target:03d}"
+
+    @staticmethod
+    def predictions_rel(model_rel: str) -> str:
+        """The folder of a model's test predictions and metrics: ``predictions/...`` beside ``models/...``."""
+        return model_rel.replace(f"{MODELS}/", f"{PREDICTIONS_DIR}/", 1)
+
+    def model_folder(self, name: str, n_target: int | None = None) -> Path:
+        """A model's folder (see :meth:`model_rel`)."""
+        return self.path / self.model_rel(name, n_target)
 
 

@@ -18,7 +18,8 @@ from sarcomri.errors import InputError
 from sarcomri.fingerprint import cohort_fingerprint, key, merge_fingerprints, part_of
 from sarcomri.io.atomic import write_csv
 from sarcomri.runrecord import RunRecord
-from sarcomri.runs import SPLITS, TransferRun
+from sarcomri.runs import TransferRun
+from sarcomri.runs.base import FIGURES, MODELS, PREDICTIONS_DIR, SPLITS, TABLES
 from sarcomri.seg2d.config import LEVELS, MODEL_KINDS, TransferStudyConfig
 from sarcomri.seg2d.data import eligible_patients
 
@@ -99,7 +100,7 @@ def resolve_domains(cfg: TransferStudyConfig, run_dir: Path, progress: Progress 
 STUDY_FORMAT = "transfer-1"
 #: Everything a transfer run folder makes from its cohorts; all of it hangs on the hold-out splits, so a change
 #: of the domains' patients or content makes all of it stale.
-ARTIFACTS = (SPLITS, "subsets.csv", "models", "predictions", "tables", "figures")
+ARTIFACTS = (SPLITS, "subsets.csv", MODELS, PREDICTIONS_DIR, TABLES, FIGURES)
 
 
 def check_inputs(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path,
@@ -172,8 +173,9 @@ def plan_jobs(cfg: TransferStudyConfig, splits: pd.DataFrame, subsets: pd.DataFr
     fractions with the same target patients."""
     src = sorted(splits[(splits["domain"] == "source") & (splits["role"] == "train")]["patient_id"])
     src_keys = [("source", p) for p in src]
-    jobs = [Job("source", "source", "", 0, src_keys, "models/source", model_seed(cfg.train.seed, "source", ""),
-                fractions=[0.0])] if {"source", "transfer"} & set(cfg.models) else []
+    source = Job("source", "source", "", 0, src_keys, TransferRun.model_rel("source"),
+                 model_seed(cfg.train.seed, "source", ""), fractions=[0.0])
+    jobs = [source] if {"source", "transfer"} & set(cfg.models) else []
     sets: dict[int, list[tuple[str, str]]] = {}
     frac_of: dict[int, list[float]] = {}
     for f in cfg.fractions:
@@ -187,7 +189,7 @@ def plan_jobs(cfg: TransferStudyConfig, splits: pd.DataFrame, subsets: pd.DataFr
             name = f"transfer-{level}" if kind == "transfer" else kind
             for n, keys in sets.items():
                 train = src_keys + keys if kind == "aggregated" else keys
-                jobs.append(Job(name, kind, level, n, train, f"models/{name}/n{n:03d}",
+                jobs.append(Job(name, kind, level, n, train, TransferRun.model_rel(name, n),
                                 model_seed(cfg.train.seed, kind, level), "source" if kind == "transfer" else None,
                                 frac_of[n]))
     return jobs

@@ -91,7 +91,7 @@ def train_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, run_dir: Pat
     net = build_network(cfg.network, data.channels)
     settings = cfg.train.model_copy(update={"seed": job.seed})
     if job.kind == "transfer":
-        net.load_state_dict(read_weights(run_dir / "models" / "source"))
+        net.load_state_dict(read_weights(run_dir / TransferRun.model_rel("source")))
         settings = settings.model_copy(update={"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr})
     n_aug = 6 if cfg.data.augmentation == "paper" else 1
     steps = settings.epochs * max(1, (len(data) * n_aug) // settings.batch_size)
@@ -116,7 +116,7 @@ def predict_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, test: list
     clash = set(job.train) & set(test)
     if clash:
         raise LeakageError(f"{job.model} n{job.n_target} was trained on test patient(s) {sorted(clash)[:5]}")
-    pred_dir = run_dir / job.folder.replace("models/", "predictions/", 1)
+    pred_dir = run_dir / TransferRun.predictions_rel(job.folder)
     table_path = pred_dir / "metrics.csv"
     if table_path.is_file():
         emit(progress, event="predicted", model=job.model, n_target=job.n_target, cases=len(test), cached=True)
@@ -165,7 +165,7 @@ def reliability_stage(cfg: TransferStudyConfig, jobs: list[Job], cases: CaseStor
         fr = [0.0] if job.kind == "source" else [f for f in job.fractions if any(np.isclose(f, fractions))]
         if not fr:
             continue
-        pred_dir = run_dir / job.folder.replace("models/", "predictions/", 1)
+        pred_dir = run_dir / TransferRun.predictions_rel(job.folder)
         per_case = []
         for key in (k for k in test if k in images):
             d, pid = key
