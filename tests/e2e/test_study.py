@@ -181,3 +181,16 @@ def test_predict_cuts_the_slices_the_classifier_was_trained_on(study, tmp_path, 
         trained = cache.subset([pid])
         assert [s.slice_index for s in seen[seq]] == trained.slice_index.tolist()
         np.testing.assert_array_equal(np.stack([s.image for s in seen[seq]]), trained.images)
+
+
+def test_study_run_cohort_option_replaces_the_configs_cohort(study, tmp_path):
+    """`study run --cohort` reads the user's cohort instead of synthesising the config's (a cohort stage only)."""
+    root, run, _ = study
+    cfg = _write(tmp_path / "cohort-only.yaml", {k: v for k, v in _config().items()
+                                                 if k not in ("classification", "segmentation")} | {"report": False})
+    res = runner.invoke(app, ["study", "run", str(cfg), "--run-dir", str(tmp_path / "r"), "--json",
+                              "--cohort", str(run / "cohort")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    out = json.loads(res.stdout)
+    assert out["cohort"] == str((run / "cohort").resolve())
+    assert not (tmp_path / "r" / "synthetic").exists() and not (tmp_path / "r" / "dicom").exists()

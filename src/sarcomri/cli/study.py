@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from sarcomri import study as study_lib
-from sarcomri.cli.options import QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option
+from sarcomri.cli.options import COHORT_OPT, QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option
 from sarcomri.config import load_study_config
 from sarcomri.runs import StudyRun
 
@@ -27,6 +27,7 @@ def run(
                                   "configs/demo-transfer.yaml, less the cohort)."),
     runs: Path = RUNS_OPT,
     run_dir: Path | None = RUN_DIR_OPT,
+    cohort: Path | None = COHORT_OPT,
     quiet: bool = QUIET_OPT,
     as_json: bool = json_option("name, run_dir, seconds, ran (stage names), stages (list of {name, status (ran or "
                                 "skipped), seconds, outputs (paths)}), cohort, report (path or null)"),
@@ -36,6 +37,8 @@ def run(
     A rerun redoes only the stages whose config (or an upstream stage) changed, or that did not finish."""
     con = Console()
     cfg = load_study_config(config)
+    if cohort is not None:  # the user's cohort instead of the config's (or its synthetic one)
+        cfg = cfg.model_copy(update={"cohort": str(cohort.resolve()), "synth": None})
     out = run_dir if run_dir is not None else runs / cfg.name
     t0 = time.perf_counter()
     log = Console(stderr=as_json, quiet=quiet).print  # stage lines: on stderr with --json, none with --quiet
