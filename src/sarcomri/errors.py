@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+
+def few(items: Sequence[str], n: int = 5) -> str:
+    """The first ``n`` of ``items`` for a message, comma-separated, with how many more there are."""
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 class SarcomriError(Exception):

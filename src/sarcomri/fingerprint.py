@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.errors import few
 
 #: How many hex digits a key keeps (80 bits: no accidental collision among a study's artifacts).
 KEY_LENGTH = 20
@@ -154,11 +155,6 @@ def part_of(merged: CohortFingerprint | None, name: str) -> CohortFingerprint | 
     return CohortFingerprint("", pick(merged.patients), pick(merged.series), pick(merged.files))
 
 
-def _few(items: Sequence[str], n: int = 5) -> str:
-    shown = ", ".join(items[:n])
-    return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
-
-
 def describe_changes(old: CohortFingerprint, new: CohortFingerprint) -> list[str]:
     """What differs between two fingerprints of a cohort, one sentence per kind of change."""
     out = []
@@ -174,18 +170,18 @@ def describe_changes(old: CohortFingerprint, new: CohortFingerprint) -> list[str
     for what, items in (("patient(s) added", added), ("patient(s) removed", removed),
                         ("label(s) changed", relabelled), ("patient(s) with other clinical values", edited)):
         if items:
-            out.append(f"patients.csv: {len(items)} {what} ({_few(items)})")
+            out.append(f"patients.csv: {len(items)} {what} ({few(items)})")
     s_added = [s for s in new.series if s not in old.series]
     s_removed = [s for s in old.series if s not in new.series]
     if s_added:
-        out.append(f"series.csv: {len(s_added)} series added ({_few(s_added)})")
+        out.append(f"series.csv: {len(s_added)} series added ({few(s_added)})")
     if s_removed:
-        out.append(f"series.csv: {len(s_removed)} series removed ({_few(s_removed)})")
+        out.append(f"series.csv: {len(s_removed)} series removed ({few(s_removed)})")
     for part, what in (("image", "image file(s) changed"), ("mask", "mask file(s) changed"),
                        ("row", "series.csv row(s) changed")):
         items = [s for s in new.series if s in old.series and old.series[s][part] != new.series[s][part]]
         if items:
-            out.append(f"{len(items)} {what} ({_few(items)})")
+            out.append(f"{len(items)} {what} ({few(items)})")
     return out
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sarcomri import __version__
-from sarcomri.errors import SarcomriError
+from sarcomri.errors import SarcomriError, few
 from sarcomri.fingerprint import CohortFingerprint, describe_changes
 from sarcomri.io.atomic import clean_temporaries, is_temporary, write_json
 
@@ -50,10 +50,6 @@ def prepare_run_folder(run_dir: str | Path) -> Path:
 
 class InputsChangedError(SarcomriError):
     """A run folder holds results made from other inputs (cohort content, settings or code) than the current."""
-
-
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 @dataclass
@@ -110,5 +106,5 @@ class RunRecord:
             why = (describe_changes(self.cohort, cohort) if self.cohort is not None else []) or [
                 "the settings, or the version of the code that makes them, changed"]
         return (f"{self.run_dir} holds results made from other inputs than now: {'; '.join(why)}. "
-                f"Out of date: {_few(stale)}. Use a new run folder, or rerun with --rerun-changed to recompute "
+                f"Out of date: {few(stale, 6)}. Use a new run folder, or rerun with --rerun-changed to recompute "
                 "what the change affects (the out-of-date results are deleted first).")

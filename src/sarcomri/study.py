@@ -207,12 +207,14 @@ def transfer(cfg: StudyConfig, run: Path, log: Log) -> None:
 
 def content_key(folder: str | Path | None, extra: tuple[str, ...] = ()) -> str | None:
     """The key of a cohort folder's content (:mod:`sarcomri.fingerprint`) and of its optional ``extra`` files
-    (e.g. readers.csv); None without a folder."""
+    (e.g. readers.csv); None without a folder. Only the tables are checked here: hashing reads every file, and
+    the stage that then runs loads the cohort with its full checks."""
     from sarcomri.fingerprint import cohort_fingerprint, key, optional_file_digest
 
     if not folder:
         return None
-    return key(cohort_fingerprint(Cohort.load(folder)).key(), [optional_file_digest(Path(folder) / e) for e in extra])
+    content = cohort_fingerprint(Cohort.load(folder, check_files=False)).key()
+    return key(content, [optional_file_digest(Path(folder) / e) for e in extra])
 
 
 def stages(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> list[Stage]:

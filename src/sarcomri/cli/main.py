@@ -97,5 +97,6 @@ def _fail(message: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(USER_ERROR)
 
+
 if __name__ == "__main__":
     main()

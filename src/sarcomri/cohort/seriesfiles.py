@@ -18,10 +18,10 @@ from sarcomri.cohort.problems import ERROR, WARNING, Problem, Severity
 from sarcomri.errors import InputError
 from sarcomri.io.images import grid_differences
 from sarcomri.io.labelmap import MAX_LABEL
-from sarcomri.io.niftifile import Grid, check_nifti_file, read_grid, read_image
+from sarcomri.io.niftifile import Grid, read_grid, read_image, read_voxels
 
 SPACING_RTOL = 1e-3  # series.csv spacing vs the image header
-HEADER_THREADS = 8  # SimpleITK decompresses a whole .nii.gz to read its header: a few files at a time
+HEADER_THREADS = 8  # a header read costs a few ms of file opening and gzip start-up, mostly outside the GIL
 CONTENT_THREADS = 4  # each holds one volume in memory
 
 
@@ -132,13 +132,7 @@ def _voxels(path: Path) -> np.ndarray:
         import SimpleITK as sitk
 
         return sitk.GetArrayFromImage(read_image(path))
-    import nibabel as nib
-
-    check_nifti_file(path, full=True)
-    try:
-        return np.asanyarray(nib.load(str(path)).dataobj)
-    except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
-        raise InputError(path, f"not a readable NIfTI image ({exc})") from None
+    return read_voxels(path)
 
 
 def _content(path: Path, rel: str, col: str, allowed: set[int]) -> list[tuple[str, Severity]]:

@@ -26,7 +26,7 @@ import SimpleITK as sitk
 from sarcomri.errors import InputError
 from sarcomri.io.images import check_finite, check_same_grid
 from sarcomri.io.labelmap import MAX_LABEL
-from sarcomri.io.niftifile import check_nifti_file, read_image
+from sarcomri.io.niftifile import check_nifti_file, read_image, read_voxels
 from sarcomri.io.volume import clean_image
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -117,12 +117,12 @@ def check_finite_file(path: Path) -> None:
 def _check_finite_values(path: Path) -> None:
     """The NaN/infinity part of :func:`check_finite_file`, for a file already checked for integrity."""
     try:
-        nii = nib.load(str(path))
-        if not np.issubdtype(nii.get_data_dtype(), np.floating):
-            return
-        data = np.asanyarray(nii.dataobj)
+        floating = np.issubdtype(nib.load(str(path)).get_data_dtype(), np.floating)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
         raise InputError(path, f"not a readable NIfTI image ({exc})") from None
+    if not floating:
+        return
+    data = read_voxels(path)
     bad = data.size - int(np.count_nonzero(np.isfinite(data)))
     if bad:
         raise InputError(path, f"{bad} voxels are NaN or infinite")

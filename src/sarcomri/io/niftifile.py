@@ -169,6 +169,19 @@ def read_image(path: str | Path) -> sitk.Image:
         raise InputError(path, "not a readable image (corrupt or truncated)") from None
 
 
+def read_voxels(path: str | Path) -> np.ndarray:
+    """Every voxel of a NIfTI file as stored, read with nibabel after :func:`check_nifti_file` (SimpleITK turns
+    NaN and infinity into 0; nibabel keeps them). Raises :class:`InputError` on a damaged file."""
+    import nibabel as nib
+
+    path = Path(path)
+    check_nifti_file(path, full=True)
+    try:
+        return np.asanyarray(nib.load(str(path)).dataobj)
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types on damaged files
+        raise InputError(path, f"not a readable NIfTI image ({exc})") from None
+
+
 def read_grid(path: str | Path) -> Grid:
     """The grid of an image from its header only (cheap), after the cheap integrity checks."""
     path = Path(path)

@@ -14,7 +14,7 @@ import re
 
 import torch
 
-from sarcomri.errors import SarcomriError
+from sarcomri.errors import SarcomriError, few
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _SE = {"_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand"}
@@ -60,9 +60,9 @@ def efficientnet_pytorch_to_timm(state_dict: dict[str, torch.Tensor],
     if unmapped or unfilled:
         parts = []
         if unmapped:
-            parts.append(f"{len(unmapped)} tensor(s) of the checkpoint have no place in the network: {_few(unmapped)}")
+            parts.append(f"{len(unmapped)} tensor(s) of the checkpoint have no place in the network: {few(unmapped)}")
         if unfilled:
-            parts.append(f"{len(unfilled)} tensor(s) of the network are not in the checkpoint: {_few(unfilled)}")
+            parts.append(f"{len(unfilled)} tensor(s) of the network are not in the checkpoint: {few(unfilled)}")
         raise ConversionError("efficientnet_pytorch -> timm: " + "; ".join(parts))
     return out
 
@@ -80,7 +80,3 @@ def _rename(key: str, state_dict: dict[str, torch.Tensor], position: list[tuple[
         return None
     stage, index = position[flat]
     return f"blocks.{stage}.{index}.{table[layer]}.{rest}"
-
-
-def _few(keys: list[str], n: int = 5) -> str:
-    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sarcomri.errors import InputError, SarcomriError
+from sarcomri.errors import InputError, SarcomriError, few
 from sarcomri.io.atomic import atomic_path, write_csv, write_json
 from sarcomri.models.spec import ModelKind
 from sarcomri.models.weights import check_archive
@@ -200,7 +200,7 @@ def read_weights(info: ModelInfo | str | Path) -> dict[str, torch.Tensor]:
         raise InputError(info.weights, f"holds a {type(state).__name__}, not a state_dict")
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise InputError(info.weights, f"is not a state_dict: entries {_few(not_tensors)} are not tensors")
+        raise InputError(info.weights, f"is not a state_dict: entries {few(not_tensors)} are not tensors")
     return state
 
 
@@ -221,18 +221,13 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
     reshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
                 if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing:
-        problems.append(f"missing {_few(missing)}")
+        problems.append(f"missing {few(missing)}")
     if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
+        problems.append(f"unexpected {few(unexpected)}")
     if reshaped:
-        problems.append(f"shapes differ: {_few(reshaped)}")
+        problems.append(f"shapes differ: {few(reshaped)}")
     if problems:
         what = getattr(info.spec, "name", f"the {info.task} network")
         raise InputError(info.weights, f"does not match {what} as described in model.json: {'; '.join(problems)}")
     model.load_state_dict(state, strict=True)
     return model.to(map_location).eval()
-
-
-def _few(keys: list[str], n: int = 5) -> str:
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from sarcomri.errors import InputError, SarcomriError
+from sarcomri.errors import InputError, SarcomriError, few
 from sarcomri.models.convert import efficientnet_pytorch_to_timm, is_efficientnet_pytorch_layout
 
 _ZIP_MAGIC = b"PK\x03\x04"  # a zip local file header: torch.save's format since PyTorch 1.6
@@ -235,11 +235,11 @@ def load_pretrained(model: torch.nn.Module, source: str | Path | PackagedWeights
         arch = cfg.get("architecture", type(model).__name__)
         parts = []
         if missing:
-            parts.append(f"{len(missing)} tensor(s) of {arch} missing from the file: {_few(missing)}")
+            parts.append(f"{len(missing)} tensor(s) of {arch} missing from the file: {few(missing)}")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensor(s): {_few(unexpected)}")
+            parts.append(f"{len(unexpected)} unexpected tensor(s): {few(unexpected)}")
         if reshaped:
-            parts.append(f"{len(reshaped)} tensor(s) with other shapes (file vs network): {_few(reshaped)}")
+            parts.append(f"{len(reshaped)} tensor(s) with other shapes (file vs network): {few(reshaped)}")
         raise InputError(path, f"these weights do not fit {arch}: " + "; ".join(parts))
     model.load_state_dict(state, strict=False)
     report.loaded = len(state)
@@ -248,7 +248,3 @@ def load_pretrained(model: torch.nn.Module, source: str | Path | PackagedWeights
 
 def _in_head(key: str, heads: tuple[str, ...]) -> bool:
     return any(key == h or key.startswith(f"{h}.") for h in heads)
-
-
-def _few(keys: list[str], n: int = 5) -> str:
-    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
