@@ -254,3 +254,28 @@ def icc(frame: pd.DataFrame, targets: str, raters: str, ratings: str, alpha: flo
     out["lower"] = [lo for lo, _ in bounds]
     out["upper"] = [hi for _, hi in bounds]
     return out
+
+
+#: Landis & Koch (1977) agreement labels: (upper bound of the band, label), lowest band first.
+LANDIS_KOCH = ((0.0, "poor"), (0.20, "slight"), (0.40, "fair"), (0.60, "moderate"), (0.80, "substantial"),
+               (1.0, "almost perfect"))
+
+
+def landis_koch(kappa: float) -> str:
+    """The Landis & Koch (1977) label of a kappa: poor (< 0), slight (0-0.20), fair (0.21-0.40), moderate
+    (0.41-0.60), substantial (0.61-0.80), almost perfect (0.81-1).
+
+    Each band includes its upper bound (0.20 is slight, 0.2001 fair) and 0 itself is slight; the value is
+    rounded to 12 decimals first, so that a kappa computed as 0.20000000000000004 is still slight. NaN gives
+    an empty label.
+    """
+    value = float(kappa)
+    if math.isnan(value):
+        return ""
+    value = round(value, 12)
+    if value < 0:
+        return "poor"
+    for upper, label in LANDIS_KOCH[1:]:
+        if value <= upper:
+            return label
+    return LANDIS_KOCH[-1][1]

@@ -11,6 +11,8 @@ Choices (stated once, used everywhere):
 * Categorical associations: Pearson's chi-square without continuity correction when every expected count
   is at least 5, otherwise Fisher's exact test (2 x 2: the conditional test; larger tables: scipy's
   r x c exact test, scipy >= 1.15; older scipy falls back to chi-square and says so in the test name).
+* Paired binary outcomes (correct without / with the AI): McNemar's exact test, and for pairs clustered in
+  patients (several readers' reads of one patient) its exact sign-flip generalisation (``clustered_mcnemar``).
 * ``table1``: continuous columns as median [Q1, Q3] (quartiles by linear interpolation, R's default
   type 7) with Mann-Whitney U (two groups) or Kruskal-Wallis
   (more) p-values; categorical columns as n (%) of the group's non-missing values with the test above.
@@ -200,3 +202,50 @@ def table1(frame: pd.DataFrame, group: str, continuous: Sequence[str] = (), cate
             row["test"] = test.test if i == 0 else ""
             rows.append(row)
     return pd.DataFrame(rows, columns=["variable", "level", *heads.values(), "p", "test"])
+
+
+def _sign_flip_p(differences: np.ndarray) -> float:
+    """Exact two-sided p of sum(differences) under independent sign flips of the (integer) differences:
+    P(|T| >= |t|), from the exact distribution of T built by convolution."""
+    steps = np.abs(differences[differences != 0]).astype(int)
+    if steps.size == 0:
+        return 1.0
+    total = int(steps.sum())
+    probs = np.zeros(2 * total + 1)
+    probs[total] = 1.0  # index total + t holds P(T = t)
+    for a in steps:
+        probs = 0.5 * (np.roll(probs, a) + np.roll(probs, -a))  # no wrap: |T| never exceeds total
+    observed = abs(int(differences.sum()))
+    values = np.abs(np.arange(-total, total + 1))
+    return float(min(1.0, probs[values >= observed].sum()))
+
+
+def clustered_mcnemar(first: Sequence[bool] | np.ndarray | pd.Series, second: Sequence[bool] | np.ndarray | pd.Series,
+                      cluster: Sequence[Any] | np.ndarray | pd.Series | None = None) -> TestResult:
+    """Exact test of paired binary outcomes (e.g. correct without / with the AI on the same read), McNemar's
+    exact test made valid for pairs that share a cluster (e.g. several readers' reads of one patient).
+
+    Per cluster ``d`` = (number of pairs with ``second`` only true) - (number with ``first`` only true); under
+    the null hypothesis the two conditions are exchangeable within a cluster, so every ``d`` is equally likely
+    to have either sign, and the two-sided p is the exact probability of a sum at least as far from 0 as the
+    observed one over all 2^K sign flips (the paired permutation test of the cluster differences; Fisher-Pitman).
+    With one pair per cluster (``cluster`` None) this is McNemar's exact test (statsmodels'
+    ``mcnemar(exact=True)``: the two-sided binomial test of the discordant pairs). The statistic is the sum
+    of ``d``, i.e. c - b of the pooled 2 x 2 table (positive: ``second`` is more often true).
+    """
+    a = np.asarray(first, dtype=bool)
+    b = np.asarray(second, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise InputError(None, f"paired outcomes differ in length ({a.size} vs {b.size})")
+    if cluster is None:
+        d = b.astype(int) - a.astype(int)
+        name = "McNemar exact"
+    else:
+        keys = np.asarray(cluster, dtype=object)
+        if keys.shape != a.shape:
+            raise InputError(None, f"cluster has {keys.size} values but the outcomes have {a.size}")
+        if pd.isna(pd.Series(keys)).any():
+            raise InputError(None, "cluster has missing values")
+        d = pd.Series(b.astype(int) - a.astype(int)).groupby(keys, sort=False).sum().to_numpy()
+        name = "clustered McNemar exact (sign-flip)"
+    return TestResult(name, float(d.sum()), _sign_flip_p(d))
