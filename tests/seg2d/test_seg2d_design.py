@@ -18,7 +18,7 @@ def test_paper_fractions_are_nested_with_at_least_one_patient_and_share_models(p
     splits = study_splits(cfg, domains, tmp_path)
     subsets = target_subsets(cfg, domains, splits, tmp_path)
     sizes = [int(np.isclose(subsets["fraction"], f).sum()) for f in PAPER_FRACTIONS]
-    assert sizes == [1, 1, 1, 2, 3, 6]  # ceil(f x 6), at least one
+    assert sizes == [1, 1, 1, 1, 3, 6]  # f x 6 rounded to the nearest, at least one
     prev: set = set()
     for f in PAPER_FRACTIONS:
         cur = set(subsets.loc[np.isclose(subsets["fraction"], f), "patient_id"])
@@ -27,9 +27,9 @@ def test_paper_fractions_are_nested_with_at_least_one_patient_and_share_models(p
     jobs = plan_jobs(cfg, splits, subsets)
     assert [j.model for j in jobs][:2] == ["source", "target"]
     target = [j for j in jobs if j.model == "target"]
-    assert [j.n_target for j in target] == [1, 2, 3, 6]
-    assert target[0].fractions == [0.02, 0.05, 0.1] and target[0].folder == "models/target/n001"
-    assert len(jobs) == 1 + 4 * (1 + 3 + 1)  # source + (target, L1-L3, aggregated) x 4 distinct subsets
+    assert [j.n_target for j in target] == [1, 3, 6]
+    assert target[0].fractions == [0.02, 0.05, 0.1, 0.2] and target[0].folder == "models/target/n001"
+    assert len(jobs) == 1 + 3 * (1 + 3 + 1)  # source + (target, L1-L3, aggregated) x 3 distinct subsets
     agg = [j for j in jobs if j.model == "aggregated"][-1]
     assert {d for d, _ in agg.train} == {"source", "target"} and len(agg.train) == 4 + 6
     l2 = [j for j in jobs if j.model == "transfer-L2"]

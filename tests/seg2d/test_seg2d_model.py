@@ -16,12 +16,13 @@ from sarcomri.seg2d.train import CHECKPOINT, batches, fit_segmenter
 
 from .conftest import TINY_NET, TINY_TRAIN
 
-DLV3 = {"encoder", "decoder.aspp", "decoder.block1", "decoder.block2", "segmentation_head"}
+DLV3 = {"encoder", "decoder.aspp.0.convs", "decoder.aspp.0.project", "decoder.aspp.1", "decoder.aspp.2",
+        "decoder.block1", "decoder.block2", "segmentation_head"}
 UNET = {"encoder"} | {f"decoder.blocks.{i}" for i in range(5)} | {"segmentation_head"}
-#: What stays trainable at each level.
+#: What stays trainable at each level (DeepLabV3+: the paper's levels; L2 retrains the layer after ASPP).
 EXPECTED = {
-    "deeplabv3plus": {"L0": DLV3, "L1": DLV3 - {"encoder"}, "L2": {"decoder.block1", "decoder.block2",
-                      "segmentation_head"}, "L3": {"decoder.block2", "segmentation_head"}},
+    "deeplabv3plus": {"L0": DLV3, "L1": DLV3 - {"encoder"}, "L2": DLV3 - {"encoder", "decoder.aspp.0.convs"},
+                      "L3": {"decoder.block1", "decoder.block2", "segmentation_head"}},
     "unet": {"L0": UNET, "L1": UNET - {"encoder"}, "L2": UNET - {"encoder", "decoder.blocks.0"},
              "L3": {"decoder.blocks.4", "segmentation_head"}},
 }

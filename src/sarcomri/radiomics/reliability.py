@@ -24,6 +24,17 @@ from sarcomri.stats.agreement import icc
 
 #: The ICC form reported (Shrout-Fleiss name, as in :data:`sarcomri.stats.agreement.ICC_FORMS`).
 ICC_FORM = "ICC(2,1)"
+#: The 14 first-order ADC features of the transfer-learning paper's reliability table, as project names
+#: (:mod:`sarcomri.radiomics.firstorder`) -> pyradiomics names, in the table's order. The paper's own list
+#: could not be consulted: these are the 14 pyradiomics first-order features most often reported (every one
+#: computed here to IBSI/pyradiomics definitions; kurtosis is pyradiomics' Pearson kurtosis, entropy is on the
+#: fixed bin width). An assumption of the preset, documented in docs/segmentation2d.md.
+PAPER_ADC_FEATURES: dict[str, str] = {
+    "percentile_10": "10Percentile", "percentile_90": "90Percentile", "energy": "Energy", "entropy": "Entropy",
+    "interquartile_range": "InterquartileRange", "kurtosis_pearson": "Kurtosis", "maximum": "Maximum",
+    "mean_absolute_deviation": "MeanAbsoluteDeviation", "mean": "Mean", "median": "Median", "minimum": "Minimum",
+    "range": "Range", "skewness": "Skewness", "variance": "Variance",
+}
 #: Bookkeeping outputs of ``firstorder_features`` that are not features.
 NOT_FEATURES = ("n_voxels", "n_bins")
 MASKS = ("manual", "automatic")

@@ -21,7 +21,8 @@ from sarcomri.train.config import DeviceTrainSection
 LEVELS = ("L0", "L1", "L2", "L3")
 #: The kinds of model a transfer study trains (``source`` is the source model evaluated as it is).
 MODEL_KINDS = ("source", "target", "transfer", "aggregated")
-#: The paper's training fractions of the target training patients.
+#: The paper's training fractions of the target training patients (of 256: 5, 13, 26, 51, 128 and 256 patients,
+#: rounded to the nearest, :func:`sarcomri.seg2d.design.subset_size`).
 PAPER_FRACTIONS = [0.02, 0.05, 0.10, 0.20, 0.50, 1.00]
 
 
@@ -150,11 +151,28 @@ class RadiomicsSettings(_Strict):
     scale: float = 0.001
     bin_width: float = Field(0.05, gt=0)
     fractions: list[float] | None = None
+    icc_form: Literal["ICC(2,1)", "ICC(3,1)"] = "ICC(2,1)"
+
+
+class CrossValidation(_Strict):
+    """k-fold cross-validation of every model on its own training patients (:mod:`sarcomri.seg2d.crossval`):
+    ``folds`` patient-level folds (fewer when a model has fewer training patients; none below two), one model
+    per fold trained on the other folds and validated (Dice) on its fold; the per-fold validation Dice gives
+    the models' stability, and with ``choose: best_dice`` the fold model of highest mean validation Dice is the
+    model evaluated on the test patients (the paper's choice). ``seed``: of the fold assignment."""
+
+    folds: int = Field(5, ge=2)
+    choose: Literal["best_dice"] = "best_dice"
+    seed: int = 0
 
 
 class TransferStudyConfig(_Strict):
     """The transfer-learning study: source, target-only, transfer (per freezing level) and aggregated models
-    x nested training fractions of the target patients, evaluated on source, target and combined test sets."""
+    x nested training fractions of the target patients, evaluated on source, target and combined test sets.
+
+    ``subset_rounding``: the number of target training patients at fraction f of N, ``nearest`` (the paper's:
+    round half up, at least one; 2% of 256 is 5) or ``ceil`` (the project's learning curves elsewhere).
+    ``cv``: k-fold cross-validation of every model (None: off, each model trained once on all its patients)."""
 
     name: str
     cohort: str | None = None
@@ -165,6 +183,7 @@ class TransferStudyConfig(_Strict):
     split_seed: int = 0
     stratify_by: list[str] = []
     fractions: list[float] = PAPER_FRACTIONS
+    subset_rounding: Literal["nearest", "ceil"] = "nearest"
     models: list[Literal["source", "target", "transfer", "aggregated"]] = list(MODEL_KINDS)
     levels: list[Literal["L0", "L1", "L2", "L3"]] = ["L1", "L2", "L3"]
     network: NetworkSettings = NetworkSettings()
@@ -173,6 +192,7 @@ class TransferStudyConfig(_Strict):
     finetune: FineTuneSettings = FineTuneSettings()
     infer: InferSettings2D = InferSettings2D()
     radiomics: RadiomicsSettings = RadiomicsSettings()
+    cv: CrossValidation | None = None
     anova_metric: Literal["dice", "f2", "hd95_mm", "assd_mm"] = "dice"
 
     @field_validator("fractions")

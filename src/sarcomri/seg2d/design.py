@@ -4,6 +4,7 @@ the nested target training subsets, and the list of models to train (see :mod:`s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.cohort.splits import LeakageError, check_no_leakage, holdout, nested_subsets
+from sarcomri.cohort.splits import LeakageError, check_no_leakage, holdout, nested_subsets, stratified_order
 from sarcomri.errors import InputError
 from sarcomri.fingerprint import cohort_fingerprint, key, merge_fingerprints, part_of
 from sarcomri.io.atomic import write_csv
 from sarcomri.runrecord import RunRecord
 from sarcomri.runs import TransferRun
-from sarcomri.runs.base import FIGURES, MODELS, PREDICTIONS_DIR, SPLITS, TABLES
+from sarcomri.runs.base import FIGURES, MODELS, PAPER, PREDICTIONS_DIR, SPLITS, TABLES
 from sarcomri.seg2d.config import LEVELS, MODEL_KINDS, TransferStudyConfig
 from sarcomri.seg2d.data import eligible_patients
 
@@ -97,10 +98,10 @@ def resolve_domains(cfg: TransferStudyConfig, run_dir: Path, progress: Progress 
 
 #: The version of the transfer study's code: bump it when the code changes its results, so that run folders
 #: made before are recomputed (or stop) instead of mixing old and new results.
-STUDY_FORMAT = "transfer-1"
+STUDY_FORMAT = "transfer-2"
 #: Everything a transfer run folder makes from its cohorts; all of it hangs on the hold-out splits, so a change
 #: of the domains' patients or content makes all of it stale.
-ARTIFACTS = (SPLITS, "subsets.csv", MODELS, PREDICTIONS_DIR, TABLES, FIGURES)
+ARTIFACTS = (SPLITS, "subsets.csv", MODELS, PREDICTIONS_DIR, TABLES, FIGURES, PAPER)
 
 
 def check_inputs(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: Path,
@@ -148,16 +149,41 @@ def study_splits(cfg: TransferStudyConfig, domains: dict[str, Domain], run_dir: 
     return table
 
 
+def subset_size(fraction: float, n: int, rounding: str = "nearest") -> int:
+    """The number of patients at ``fraction`` of ``n``: ``nearest`` rounds half up (the paper's 2, 5, 10, 20,
+    50 and 100% of 256 are 5, 13, 26, 51, 128 and 256), ``ceil`` rounds up; at least one, at most ``n``."""
+    if not 0 < fraction <= 1 or n < 1:
+        raise InputError(None, f"a fraction in (0, 1] of at least one patient, not {fraction} of {n}")
+    x = round(fraction * n, 9)  # 0.1 x 30 is 3.0000000000000004: not a reason to round up
+    k = math.ceil(x) if rounding == "ceil" else math.floor(x + 0.5)
+    return min(n, max(1, k))
+
+
+def nested_target_subsets(patients: pd.DataFrame, fractions: list[float], seed: int = 0,
+                          stratify_by: list[str] | None = None, rounding: str = "nearest") -> pd.DataFrame:
+    """Nested subsets of ``patients`` (``patient_id, fraction``): one stratified random order
+    (:func:`sarcomri.cohort.splits.stratified_order`, the order ``nested_subsets`` uses) and its first
+    :func:`subset_size` patients at each fraction."""
+    by = stratify_by or ["label"]
+    if rounding == "ceil":
+        return nested_subsets(patients, fractions, seed=seed, stratify_by=by)
+    order = stratified_order(patients, seed, by)
+    rows = [(pid, f) for f in sorted({float(f) for f in fractions})
+            for pid in order[:subset_size(f, len(order), rounding)]]
+    return pd.DataFrame(rows, columns=["patient_id", "fraction"])
+
+
 def target_subsets(cfg: TransferStudyConfig, domains: dict[str, Domain], splits: pd.DataFrame,
                    run_dir: Path) -> pd.DataFrame:
-    """Nested subsets of the target training patients (``patient_id, fraction``); read back when written."""
+    """Nested subsets of the target training patients (``patient_id, fraction``; sizes by
+    ``cfg.subset_rounding``); read back when written."""
     path = run_dir / "subsets.csv"
     if path.is_file():
         return pd.read_csv(path, dtype={"patient_id": str})
     train = splits[(splits["domain"] == "target") & (splits["role"] == "train")]["patient_id"]
     pats = domains["target"].cohort.patients
-    table = nested_subsets(pats[pats["patient_id"].isin(set(train))], cfg.fractions, seed=cfg.split_seed,
-                           stratify_by=cfg.stratify_by or ["label"])
+    table = nested_target_subsets(pats[pats["patient_id"].isin(set(train))], cfg.fractions, seed=cfg.split_seed,
+                                  stratify_by=cfg.stratify_by, rounding=cfg.subset_rounding)
     write_csv(path, table, overwrite=True)
     return table
 

@@ -1,24 +1,38 @@
 """2D segmentation networks (segmentation_models_pytorch with timm encoders), Dice + cross-entropy loss and
 the freezing levels of the transfer-learning study.
 
-Freezing levels (each contains the previous one; the parts are smp's module names):
+Freezing levels, as the transfer-learning paper defines them (Lin et al., Insights Imaging 2023): the
+paper's *encoder* is the Xception backbone plus the atrous spatial pyramid pooling (ASPP) and the layer after
+it; its *decoder* is the upsampling, the low-level-feature projection, the fusion convolution and the
+segmentation head. Each level freezes everything before its point and retrains the rest; each contains the
+previous one. The parts are smp's module names of :class:`segmentation_models_pytorch.DeepLabV3Plus`
+(smp 0.6), whose ``decoder.aspp`` is ``Sequential(ASPP, SeparableConv2d, BatchNorm2d, ReLU)``:
 
-======  ============================================================  ==========================================
-level   DeepLabV3+ frozen                                             U-Net frozen
-======  ============================================================  ==========================================
-L0      nothing (the whole network is fine-tuned)                     nothing
-L1      ``encoder`` (the backbone)                                    ``encoder``
-L2      L1 + ``decoder.aspp`` (atrous spatial pyramid pooling with    L1 + ``decoder.center`` + ``decoder.blocks.0``
-        its projection and the 3x3 separable conv after it)           (the deepest decoder block: like ASPP, the
-                                                                      context module at the coarsest resolution)
-L3      L2 + ``decoder.block1`` (the 1x1 projection of the            L2 + every decoder block but the last
-        low-level encoder features): everything before the final      (``decoder.blocks.0`` .. ``blocks.{n-2}``)
-        fusion block
-======  ============================================================  ==========================================
+======  ======================================================  =================================================
+level   the paper's point (retrained from there)                DeepLabV3+ frozen (smp names)
+======  ======================================================  =================================================
+L0      none: the whole network is fine-tuned                   nothing
+L1      the first layer after the backbone: ASPP and decoder    ``encoder`` (the timm backbone)
+        retrained
+L2      the layer after ASPP that ends the encoder: that        L1 + ``decoder.aspp.0.convs`` (the five parallel
+        layer and the decoder retrained                         ASPP branches: 1x1, three atrous 3x3, pooling)
+L3      the start of the decoder: the whole encoder frozen,     L2 + ``decoder.aspp.0.project`` (1x1 projection of
+        the decoder retrained                                   the concatenated branches, dropout),
+                                                                ``decoder.aspp.1`` (3x3 separable conv),
+                                                                ``decoder.aspp.2`` (its BatchNorm): all of
+                                                                ``decoder.aspp``
+======  ======================================================  =================================================
 
-What stays trainable at L3 is the last decoder block and the segmentation head: for DeepLabV3+
-``decoder.block2`` (the 3x3 separable conv that fuses the upsampled ASPP output with the low-level features)
-and ``segmentation_head``; for U-Net ``decoder.blocks.{n-1}`` and ``segmentation_head``.
+So at L2 the layer after ASPP that ends the encoder, ``decoder.aspp.0.project`` + ``decoder.aspp.1`` +
+``decoder.aspp.2`` (in the original DeepLabV3+ the 1x1 convolution after the concatenated branches; smp adds
+the separable 3x3 conv at the same place, before the upsampling), trains with the decoder; at L3 what
+trains is the decoder alone: ``decoder.block1`` (1x1 projection of the low-level backbone features),
+``decoder.block2`` (the 3x3 separable conv fusing them with the upsampled encoder output) and
+``segmentation_head`` (``decoder.up``, the bilinear upsampling, has no parameters).
+
+U-Net has no ASPP; its levels are the project's analogue, not the paper's: L1 ``encoder``; L2 L1 +
+``decoder.center`` + ``decoder.blocks.0`` (the deepest decoder block, the context module at the coarsest
+resolution); L3 L2 + every decoder block but the last (trainable: the last block and the head).
 
 BatchNorm when frozen: a frozen module's parameters get ``requires_grad = False`` (and are left out of the
 optimiser) and the module is kept in evaluation mode during fine-tuning (:func:`set_train_mode`), so its
@@ -108,7 +122,7 @@ def frozen_prefixes(network: nn.Module, arch: str, level: str) -> list[str]:
     if depth == 0:
         return []
     if arch == "deeplabv3plus":
-        parts = [["encoder"], ["decoder.aspp"], ["decoder.block1"]]
+        parts = [["encoder"], ["decoder.aspp.0.convs"], ["decoder.aspp.0.project", "decoder.aspp.1", "decoder.aspp.2"]]
     elif arch == "unet":
         n = len(network.decoder.blocks)
         parts = [["encoder"], ["decoder.center", "decoder.blocks.0"], [f"decoder.blocks.{i}" for i in range(1, n - 1)]]
@@ -145,11 +159,15 @@ def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
 
 
 def part_of(name: str) -> str:
-    """The part of the network a parameter or buffer name belongs to: ``encoder``, ``decoder.<child>``
-    (``decoder.aspp``, ``decoder.block1``, ...; U-Net: ``decoder.blocks.<i>``) or ``segmentation_head``."""
+    """The part of the network a parameter or buffer name belongs to, at the grain of the freezing levels:
+    ``encoder``, ``decoder.<child>`` (``decoder.block1``, ...; U-Net: ``decoder.blocks.<i>``), DeepLabV3+'s
+    ``decoder.aspp.0.convs``, ``decoder.aspp.0.project``, ``decoder.aspp.1``, ``decoder.aspp.2``, or
+    ``segmentation_head``."""
     bits = name.split(".")
     if bits[0] != "decoder" or len(bits) < 2:
         return bits[0]
+    if bits[1] == "aspp" and len(bits) > 3:
+        return ".".join(bits[:4]) if bits[2] == "0" else ".".join(bits[:3])
     return ".".join(bits[:3]) if bits[1] == "blocks" else ".".join(bits[:2])
 
 

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_path
 from sarcomri.stats.groups import anova_tukey
 
 TEST_SETS = ("source", "target", "combined")
+#: The confidence level of the mean DSC's interval.
+CI_LEVEL = 0.95
 KEYS = ["test_set", "model", "kind", "level", "fraction", "n_target_train"]
 
 
@@ -38,8 +41,21 @@ def _order(frame: pd.DataFrame, models: Sequence[str] | None) -> pd.DataFrame:
     return out.assign(test_set=out["test_set"].astype(str), model=out["model"].astype(str))
 
 
+def t_interval(mean: np.ndarray | float, sd: np.ndarray | float, n: np.ndarray | int,
+               level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """The t confidence interval of a mean over ``n`` cases: ``mean +- t(1 - (1 - level) / 2, n - 1) sd / sqrt(n)``
+    with ``sd`` the sample SD (n - 1), as ``scipy.stats.t.interval(level, n - 1, mean, sd / sqrt(n))``; NaN
+    below two cases."""
+    mean, sd, n = (np.asarray(v, dtype=float) for v in (mean, sd, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)
+    half = np.where(n >= 2, half, np.nan)
+    return mean - half, mean + half
+
+
 def summarise(per_case: pd.DataFrame, metric: str = "dice", models: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean, SD, median and quartiles of ``metric`` per (test set incl. combined, model, fraction).
+    """Mean with its 95% t-interval over the cases (``ci_lower``, ``ci_upper``: :func:`t_interval`), SD,
+    median and quartiles of ``metric`` per (test set incl. combined, model, fraction).
 
     Distance metrics use only cases with both masks non-empty (``n`` says how many), overlap metrics all."""
     if metric not in per_case.columns:
@@ -49,6 +65,9 @@ def summarise(per_case: pd.DataFrame, metric: str = "dice", models: Sequence[str
         data = data[~data["empty_pred"].astype(bool) & ~data["empty_ref"].astype(bool)]
     g = data.groupby(KEYS, dropna=False)[metric]
     out = g.agg(n="count", mean="mean", sd="std", median="median").reset_index()
+    lo, hi = t_interval(out["mean"], out["sd"], out["n"])
+    out.insert(out.columns.get_loc("sd") + 1, "ci_lower", lo)
+    out.insert(out.columns.get_loc("ci_lower") + 1, "ci_upper", hi)
     out["q1"] = g.quantile(0.25).to_numpy()
     out["q3"] = g.quantile(0.75).to_numpy()
     out.insert(1, "metric", metric)
@@ -68,6 +87,71 @@ def paper_table(summary: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     wide = wide.reindex(columns=cols).fillna("")
     wide.columns.name = None
     return wide.reset_index()
+
+
+def size_label(fraction: float, n: int) -> str:
+    """A training size as the paper writes it: ``"2% (n=5)"``."""
+    return f"{round(100 * float(fraction), 1):g}% (n={int(n)})"
+
+
+def paper_dice_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The DSC table in the paper's layout, one row per (test set, model, training size): ``test_set``,
+    ``model``, ``training_size`` (``"2% (n=5)"``; ``0% (n=0)`` for the source model), ``n_target_train``,
+    ``n_cases``, ``dsc_mean``, ``dsc_ci_lower``, ``dsc_ci_upper`` (95% t-interval), ``dsc_sd``, in the
+    summary's order (test set, model, fraction)."""
+    s = summary[summary["metric"] == "dice"] if "metric" in summary.columns else summary
+    return pd.DataFrame({
+        "test_set": s["test_set"].to_numpy(), "model": s["model"].to_numpy(),
+        "training_size": [size_label(f, n) for f, n in zip(s["fraction"], s["n_target_train"], strict=True)],
+        "n_target_train": s["n_target_train"].astype(int).to_numpy(), "n_cases": s["n"].astype(int).to_numpy(),
+        "dsc_mean": s["mean"].to_numpy(), "dsc_ci_lower": s["ci_lower"].to_numpy(),
+        "dsc_ci_upper": s["ci_upper"].to_numpy(), "dsc_sd": s["sd"].to_numpy()})
+
+
+def level_comparison(per_case: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """The freezing levels compared: per (test set, training size) the mean ``metric`` of each transfer
+    model (one column per model, ``transfer-L1``...), the best of them, and the one-way ANOVA across them
+    (``F``, ``p``; ``note`` when it cannot be computed)."""
+    transfer = per_case[per_case["kind"] == "transfer"]
+    cols = ["test_set", "training_size", "fraction", "n_target_train"]
+    if transfer.empty:
+        return pd.DataFrame(columns=cols)
+    data = with_combined(transfer)
+    means = data.pivot_table(index=["test_set", "fraction", "n_target_train"], columns="model", values=metric,
+                             aggfunc="mean", sort=False)
+    levels = sorted(means.columns)
+    means = means[levels].reset_index()
+    means.columns.name = None
+    anova, _ = anova_by_fraction(transfer, metric, exclude=())
+    out = means.merge(anova[["test_set", "fraction", "F", "p", "note"]], on=["test_set", "fraction"], how="left")
+    out.insert(1, "training_size", [size_label(f, n) for f, n in zip(out["fraction"], out["n_target_train"],
+                                                                     strict=True)])
+    out.insert(4 + len(levels), "best", out[levels].idxmax(axis=1))
+    ts = pd.Categorical(out["test_set"], [t for t in TEST_SETS if t in set(out["test_set"])], ordered=True)
+    out = out.assign(test_set=ts).sort_values(["test_set", "fraction"]).reset_index(drop=True)
+    return out.assign(test_set=out["test_set"].astype(str), note=out["note"].fillna(""))
+
+
+def icc_paper_table(reliability: pd.DataFrame) -> pd.DataFrame:
+    """The feature reliability table in the paper's layout: the 14 first-order features of
+    :data:`sarcomri.radiomics.reliability.PAPER_ADC_FEATURES` (pyradiomics names, in that order) per model,
+    training size and test set: ``icc``, its 95% CI (``lower``, ``upper``), ``n`` cases and the form."""
+    from sarcomri.radiomics.reliability import PAPER_ADC_FEATURES
+
+    cols = ["model", "training_size", "n_target_train", "test_set", "feature", "icc_form", "icc", "lower",
+            "upper", "n"]
+    rel = reliability[reliability["feature"].isin(list(PAPER_ADC_FEATURES))] if not reliability.empty else reliability
+    if rel.empty:
+        return pd.DataFrame(columns=cols)
+    order = {f: i for i, f in enumerate(PAPER_ADC_FEATURES)}
+    ts_order = {t: i for i, t in enumerate(TEST_SETS)}
+    rel = rel.assign(_f=rel["feature"].map(order), _t=rel["test_set"].map(ts_order), _m=range(len(rel)))
+    first_row = rel.groupby("model", sort=False)["_m"].transform("min")
+    rel = rel.assign(_mo=first_row).sort_values(["_mo", "fraction", "_t", "_f"], kind="stable")
+    out = rel.assign(training_size=[size_label(f, n) for f, n in zip(rel["fraction"], rel["n_target_train"],
+                                                                     strict=True)],
+                     feature=rel["feature"].map(PAPER_ADC_FEATURES))
+    return out[cols].reset_index(drop=True)
 
 
 def anova_by_fraction(per_case: pd.DataFrame, metric: str = "dice",

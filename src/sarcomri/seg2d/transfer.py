@@ -23,12 +23,17 @@ Run folder (every stage skipped when its outputs exist, so an interrupted run re
                                               training; model.pt before the one model format); k target
                                               training patients (models/source/ for the source model)
     <run>/predictions/<model>/n<k>/<domain>/<patient>.nii.gz, metrics.csv
+    <run>/models/<model>/n<k>/cv/fold<i>/     with ``cv``: the fold models (and val_metrics.csv); cv.csv and
+                                              cv_folds.csv beside the chosen model (:func:`train_job_cv`)
     <run>/tables/models.csv, per_case.csv, summary.csv, paper.csv, anova.csv, tukey.csv, reliability.csv
+                                              (cv_folds.csv, cv_stability.csv with ``cv``)
     <run>/figures/learning_curve.png
+    <run>/paper/                              the paper-format tables (:func:`write_paper_tables`)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +48,18 @@ from sarcomri.cohort.splits import LeakageError
 from sarcomri.io.atomic import write_csv
 from sarcomri.io.niftifile import read_image
 from sarcomri.models.folder import is_model_folder, read_weights, save_model
+from sarcomri.report.papertables import PaperTable, write_paper_table
 from sarcomri.runs import TransferRun
 from sarcomri.seg2d.config import TransferStudyConfig
+from sarcomri.seg2d.crossval import (
+    FOLD_COLUMNS,
+    choose_fold,
+    cv_folds,
+    fold_patients,
+    fold_stability,
+    key_id,
+    n_folds,
+)
 from sarcomri.seg2d.data import CaseSlices, load_case, on_grid, slice_data
 from sarcomri.seg2d.design import (
     Domain,
@@ -59,7 +74,15 @@ from sarcomri.seg2d.design import (
 )
 from sarcomri.seg2d.infer import predict_case, write_mask
 from sarcomri.seg2d.model import build_network, resolve_device
-from sarcomri.seg2d.tables import anova_by_fraction, learning_curve_figure, paper_table, summarise
+from sarcomri.seg2d.tables import (
+    anova_by_fraction,
+    icc_paper_table,
+    learning_curve_figure,
+    level_comparison,
+    paper_dice_table,
+    paper_table,
+    summarise,
+)
 from sarcomri.seg2d.train import CHECKPOINT, fit_segmenter, load_network, model_spec
 from sarcomri.seg3d.evaluate import case_metrics
 from sarcomri.train.threads import torch_threads
@@ -108,6 +131,64 @@ def train_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, run_dir: Pat
     return res.network
 
 
+def validation_dice(network: torch.nn.Module, cfg: TransferStudyConfig, cases: CaseStore,
+                    patients: list[tuple[str, str]]) -> pd.DataFrame:
+    """Dice of ``network``'s mask of every validation patient (``patient_id`` as ``domain/patient``, ``dice``)."""
+    device = resolve_device(cfg.train.device)
+    rows = []
+    for key in patients:
+        mask, _ = predict_case(network, cases[key], cfg.infer, device)
+        rows.append({"patient_id": key_id(key), "dice": case_metrics(mask, cases[key].mask, key_id(key))["dice"]})
+    return pd.DataFrame(rows, columns=["patient_id", "dice"])
+
+
+def train_job_cv(cfg: TransferStudyConfig, job: Job, cases: CaseStore, run_dir: Path,
+                 progress: Progress | None = None) -> torch.nn.Module:
+    """Cross-validate one model (``cfg.cv``): a model per fold in ``<model folder>/cv/fold<k>/`` trained on the
+    other folds' patients and its validation Dice on its fold (``val_metrics.csv``), every fold resumable; then
+    ``cv.csv`` (:data:`~sarcomri.seg2d.crossval.FOLD_COLUMNS`) and, as the model itself, the fold model of best
+    mean validation Dice (its ``model.json`` meta says which fold). Below two training patients the model is
+    trained once (:func:`train_job`)."""
+    cv = cfg.cv
+    assert cv is not None
+    if n_folds(len(job.train), cv.folds) == 0:
+        return train_job(cfg, job, cases, run_dir, progress)
+    folder = run_dir / job.folder
+    folds = cv_folds(job.train, cv.folds, seed=cv.seed)
+    rows = []
+    for k in sorted(set(folds["fold"])):
+        fjob = dataclasses.replace(job, train=fold_patients(folds, k, "train"), folder=f"{job.folder}/cv/fold{k}",
+                                   seed=int(np.random.SeedSequence([job.seed, k + 1]).generate_state(1)[0] % 2**31))
+        val = fold_patients(folds, k, "val")
+        emit(progress, event="stage", stage=f"{job.model} n{job.n_target}: fold {k + 1}/{folds['fold'].nunique()}")
+        fdir = run_dir / fjob.folder
+        vpath = fdir / "val_metrics.csv"
+        if vpath.is_file() and is_model_folder(fdir):
+            metrics = pd.read_csv(vpath, dtype={"patient_id": str})
+        else:
+            net = load_network(fdir)[0] if is_model_folder(fdir) else train_job(cfg, fjob, cases, run_dir, progress)
+            metrics = validation_dice(net, cfg, cases, val)
+            write_csv(vpath, metrics, overwrite=True)
+        rows.append({"model": job.model, "n_target_train": job.n_target, "fold": k, "n_train": len(fjob.train),
+                     "n_val": len(val), "val_dice": float(metrics["dice"].mean()),
+                     "val_dice_sd": float(metrics["dice"].std(ddof=1)) if len(metrics) > 1 else np.nan})
+    per_fold = pd.DataFrame(rows).assign(chosen=False)
+    best = choose_fold(per_fold)
+    per_fold["chosen"] = per_fold["fold"] == best
+    write_csv(folder / "cv.csv", per_fold[FOLD_COLUMNS], overwrite=True)
+    write_csv(folder / "cv_folds.csv", folds, overwrite=True)
+    best_dir = folder / "cv" / f"fold{best}"
+    net, spec, meta = load_network(best_dir)
+    history = pd.read_csv(best_dir / "history.csv").to_dict("records") if (best_dir / "history.csv").is_file() \
+        else None
+    chosen = per_fold[per_fold["chosen"]].iloc[0]
+    save_model(net, spec, folder, history=history,
+               meta={**meta, "model": job.model, "fractions": job.fractions, "n_target_train": job.n_target,
+                     "cv": {"folds": len(per_fold), "chosen_fold": best, "choose": cv.choose,
+                            "val_dice": float(chosen["val_dice"]), "seed": cv.seed}})
+    return net
+
+
 def predict_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, test: list[tuple[str, str]],
                 run_dir: Path, progress: Progress | None = None,
                 network: torch.nn.Module | None = None) -> pd.DataFrame:
@@ -146,8 +227,9 @@ def predict_job(cfg: TransferStudyConfig, job: Job, cases: CaseStore, test: list
 
 def reliability_stage(cfg: TransferStudyConfig, jobs: list[Job], cases: CaseStore, test: list[tuple[str, str]],
                       domains: dict[str, Domain], run_dir: Path) -> pd.DataFrame:
-    """ICC(2,1) per first-order feature of ``radiomics.sequence`` between manual and automatic masks, per
-    model at the chosen fractions and per test set (source, target, combined)."""
+    """The ICC (``radiomics.icc_form``, default ICC(2,1)) per first-order feature of ``radiomics.sequence``
+    between manual and automatic masks, per model at the chosen fractions and per test set (source, target,
+    combined)."""
     from sarcomri.radiomics.reliability import feature_icc, paired_features
 
     r = cfg.radiomics
@@ -175,7 +257,8 @@ def reliability_stage(cfg: TransferStudyConfig, jobs: list[Job], cases: CaseStor
             per_case.append((f"{d}/{pid}", images[key], manual, auto, spacing))
         long = paired_features(per_case, scale=r.scale, bin_width=r.bin_width)
         for ts in ("source", "target", "combined"):
-            table = feature_icc(long if ts == "combined" else long[long["case"].str.startswith(f"{ts}/")])
+            table = feature_icc(long if ts == "combined" else long[long["case"].str.startswith(f"{ts}/")],
+                                form=r.icc_form)
             for f in fr:
                 out.append(table.assign(model=job.model, level=job.level, fraction=f, n_target_train=job.n_target,
                                         test_set=ts, sequence=r.sequence))
@@ -231,7 +314,7 @@ def _run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress:
         if is_model_folder(run_dir / job.folder):
             emit(progress, event="model_skipped", model=job.model, n_target=job.n_target)
         else:
-            net = train_job(cfg, job, cases, run_dir, progress)
+            net = (train_job_cv if cfg.cv else train_job)(cfg, job, cases, run_dir, progress)
         metrics[job.folder] = predict_job(cfg, job, cases, test, run_dir, progress, network=net)
     shown = [j for j in jobs if j.kind in cfg.models]
     models = pd.DataFrame([{"model": j.model, "kind": j.kind, "level": j.level, "n_target_train": j.n_target,
@@ -259,7 +342,60 @@ def _run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress:
         emit(progress, event="stage", stage="radiomics reliability")
         tables["reliability"] = _stage(out / "reliability.csv",
                                        lambda: reliability_stage(cfg, shown, cases, test, domains, run_dir))
+    tables["cv_folds"], tables["cv_stability"] = cv_tables(jobs, run_dir)
+    if cfg.cv:
+        write_csv(out / "cv_folds.csv", tables["cv_folds"], overwrite=True)
+        write_csv(out / "cv_stability.csv", tables["cv_stability"], overwrite=True)
+    write_paper_tables(cfg, tables, run_dir)
     return tables
+
+
+def cv_tables(jobs: list[Job], run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-fold validation Dice of every cross-validated model (each model folder's ``cv.csv``) and their
+    stability (:func:`sarcomri.seg2d.crossval.fold_stability`); empty without cross-validation."""
+    parts = [pd.read_csv(run_dir / j.folder / "cv.csv") for j in jobs if (run_dir / j.folder / "cv.csv").is_file()]
+    folds = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FOLD_COLUMNS)
+    return folds, fold_stability(folds)
+
+
+#: Where the paper-format tables come from (Lin et al., Insights into Imaging 2023, doi:10.1186/s13244-022-01356-8).
+PAPER = "Lin et al. 2023 (transfer learning, cervical to uterine cancer DWI)"
+
+
+def write_paper_tables(cfg: TransferStudyConfig, tables: dict[str, pd.DataFrame], run_dir: Path) -> None:
+    """The run's tables in the paper's layouts, into ``TransferRun(run_dir).paper_dir``
+    (:mod:`sarcomri.report.papertables`): DSC with 95% CI by model x training size x test set; the freezing
+    levels compared; the k-fold stability (with ``cv``); the ICC of the ADC first-order features."""
+    folder = TransferRun(run_dir).paper_dir
+    sizes = ", ".join(f"{round(100 * f, 1):g}% (n={int(n)})" for f, n in
+                      tables["summary"].loc[tables["summary"]["fraction"] > 0, ["fraction", "n_target_train"]]
+                      .drop_duplicates().sort_values("fraction").itertuples(index=False))
+    write_paper_table(folder, PaperTable(
+        "transfer_dice", f"{PAPER}: DSC, mean with 95% CI, by model, target training size and test set",
+        f"t-interval over the test patients of each set (combined = source + target); target training sizes "
+        f"{sizes}, rounded {cfg.subset_rounding}; the source model (no target patient) under 0%.", order=1),
+        paper_dice_table(tables["summary"]))
+    if cfg.levels and "transfer" in cfg.models:
+        write_paper_table(folder, PaperTable(
+            "transfer_levels", f"{PAPER}: fine-tuning levels compared, mean DSC of the transfer models",
+            "L1 backbone frozen (ASPP and decoder retrained), L2 backbone and ASPP frozen, L3 whole encoder frozen "
+            "(decoder retrained); one-way ANOVA across the levels per test set and training size.", order=2),
+            level_comparison(tables["per_case"], cfg.anova_metric))
+    if cfg.cv:
+        write_paper_table(folder, PaperTable(
+            "transfer_cv_stability", f"{PAPER}: {cfg.cv.folds}-fold stability of the models (validation DSC)",
+            "per model and training size: mean, SD, minimum and maximum of the folds' mean validation DSC; the "
+            "fold model of best validation DSC is the model evaluated on the test patients.", order=3),
+            tables["cv_stability"])
+    if not tables["reliability"].empty:
+        from sarcomri.radiomics.reliability import PAPER_ADC_FEATURES
+
+        write_paper_table(folder, PaperTable(
+            "transfer_adc_icc", f"{PAPER}: {cfg.radiomics.sequence} first-order features, {cfg.radiomics.icc_form} "
+                                "between manual and automatic masks, with 95% CI",
+            f"the {len(PAPER_ADC_FEATURES)} first-order features (pyradiomics names; the paper's list assumed, see "
+            f"docs/segmentation2d.md); bin width {cfg.radiomics.bin_width:g} for entropy.", order=4),
+            icc_paper_table(tables["reliability"]))
 
 
 def _stage(path: Path, make: Callable[[], pd.DataFrame]) -> pd.DataFrame:
