@@ -105,7 +105,15 @@ def test_sessions_gradcam_and_segmentation(report_run):
     assert {r[3] for r in rows} == {"yes", "no"}  # right and wrong cases explained
     per_case = pd.read_csv(report_run.seg / "tables" / "per_case.csv")
     assert f"{per_case['dice'].median():.2f} (" in html  # the paper table's median (IQR)
-    assert "Medians by histology" in html and "Medians by site" in html
+    # by site and by histology: one row per (model, stratum), the model kept apart (not pooled over sequences)
+    assert "Segmentation per sequence by histology" in html and "Segmentation per sequence by site" in html
+    from sarcomri.seg3d.evaluate import paper_numbers
+
+    patients = report_run.cohort.patients
+    by_histology = paper_numbers(per_case, "histology", patients)
+    seen = per_case.merge(patients, on="patient_id")
+    assert len(by_histology) == seen.groupby(["sequence", "histology"]).ngroups
+    assert by_histology["n"].sum() == len(per_case)
 
 
 def test_sections_are_omitted_without_their_inputs(report_run, tmp_path):

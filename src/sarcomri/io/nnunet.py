@@ -18,6 +18,12 @@ single-channel case per patient and sequence, case = ``<patient>_<sequence>``, f
 model). nnU-Net's own splits are random over cases, which would put two sequences of one patient on both
 sides of a fold; ``splits_final.json`` is built from patient-level folds (:func:`sarcomri.cohort.splits.kfold`)
 instead: copy it to ``nnUNet_preprocessed/Dataset<ID>_<Name>/`` after ``nnUNetv2_plan_and_preprocess``.
+
+:func:`export_run_folds` exports the cohort of a 3D segmentation run (``sarcomri segment train``, a study's
+``segmentation/``) once per model of the run (``T1``, ``T1+T2FS``, ...) with ``splits_final.json`` holding
+exactly the run's cross-validation folds (its ``splits.csv``: a fold's test patients are nnU-Net's ``val``), so
+that nnU-Net trained on a GPU is compared with the run's networks on identical folds
+(``sarcomri export nnunet --folds-from RUN``).
 """
 
 from __future__ import annotations
@@ -103,6 +109,25 @@ def patient_grouped_splits(cases: pd.DataFrame, patients: pd.DataFrame, n_folds:
     return out
 
 
+def splits_from_folds(cases: pd.DataFrame, folds: pd.DataFrame) -> list[dict[str, list[str]]]:
+    """nnU-Net folds from a patient-level fold table (``patient_id, fold, role``, e.g. a run's ``splits.csv``;
+    its first repeat): fold k's ``val`` is every case of the patients whose role is ``test`` in fold k, ``train``
+    every other case. Raises :class:`InputError` when a case's patient is not in the table."""
+    table = folds[folds["repeat"] == folds["repeat"].min()] if "repeat" in folds.columns else folds
+    check_no_leakage(table)
+    patients = set(table["patient_id"].astype(str))
+    missing = sorted(set(cases["patient_id"].astype(str)) - patients)
+    if missing:
+        raise InputError(None, f"patient(s) {', '.join(missing[:3])} are in no fold of the given splits")
+    out = []
+    for fold in sorted(table["fold"].unique()):
+        val_p = set(table.loc[(table["fold"] == fold) & (table["role"] == "test"), "patient_id"].astype(str))
+        in_val = cases["patient_id"].astype(str).isin(val_p)
+        out.append({"train": sorted(cases.loc[~in_val, "case"]), "val": sorted(cases.loc[in_val, "case"])})
+    check_splits_grouped(out, cases)
+    return out
+
+
 def check_splits_grouped(splits: list[dict[str, list[str]]], cases: pd.DataFrame) -> None:
     """Raise :class:`LeakageError` unless, in every fold, no patient has cases in both train and val and
     every case is validated exactly once over the folds."""
@@ -158,11 +183,15 @@ def export_nnunet(
     seed: int = 0,
     stratify_by: Sequence[str] = ("label",),
     overwrite: bool = False,
+    folds: pd.DataFrame | None = None,
+    meta: dict | None = None,
 ) -> NnunetExport:
     """Write ``cohort`` as the nnU-Net v2 raw dataset ``OUT/Dataset<ID>_<Name>`` (see the module docstring).
 
     Patients without the reference mask (or, for ``channels``, without every sequence) are left out and
-    listed in ``skipped``. The folder appears only when complete.
+    listed in ``skipped``. ``folds``: a patient-level fold table to copy into ``splits_final.json``
+    (:func:`splits_from_folds`) instead of making ``n_folds`` folds; ``meta``: extra dataset.json keys. The
+    folder appears only when complete.
     """
     sequences = list(sequences)
     if not sequences:
@@ -176,10 +205,13 @@ def export_nnunet(
         raise SarcomriError(f"case_names must be 'patient' or 'numbered', got {case_names!r}")
     dest = Path(out) / dataset_folder_name(dataset_id, name)
     cases, skipped = _case_table(cohort, sequences, layout, case_names, name)
-    if cases["patient_id"].nunique() < n_folds:
+    if folds is not None:
+        splits = splits_from_folds(cases, folds)
+    elif cases["patient_id"].nunique() < n_folds:
         raise InputError(cohort.root, f"{cases['patient_id'].nunique()} patient(s) with masks: too few for "
                                       f"{n_folds} folds")
-    splits = patient_grouped_splits(cases, cohort.patients, n_folds, seed, stratify_by)
+    else:
+        splits = patient_grouped_splits(cases, cohort.patients, n_folds, seed, stratify_by)
     channel_names = {str(i): s for i, s in enumerate(sequences)} if layout == "channels" else {"0": "MRI"}
     with atomic.atomic_directory(dest, overwrite=overwrite, replaceable=lambda d: (d / "dataset.json").is_file(),
                                  protect=[cohort.root] if cohort.root else []) as tmp:
@@ -200,6 +232,7 @@ def export_nnunet(
             "file_ending": FILE_ENDING, "name": name,
             "description": f"sarcomri export of {cohort.root}: {layout} of {group_name(sequences)}",
             CASES_KEY: {c: [p, q] for c, p, q in cases[["case", "patient_id", "sequence"]].itertuples(index=False)},
+            **(meta or {}),
         })
         atomic.write_json(tmp / "splits_final.json", splits)
         atomic.write_csv(tmp / "cases.csv", cases)
@@ -231,3 +264,45 @@ def read_case_map(path: str | Path) -> pd.DataFrame | None:
                 return pd.DataFrame([(c, str(p), str(q)) for c, (p, q) in mapping.items()],
                                     columns=["case", "patient_id", "sequence"])
     return None
+
+
+def run_dataset_name(name: str, group: Sequence[str], several: bool) -> str:
+    """The dataset name of one model of a run: ``name``, or ``<name>_<seq>-<seq>`` when the run has several."""
+    return f"{name}_{'-'.join(group)}" if several else name
+
+
+def export_run_folds(
+    run_dir: str | Path,
+    out: str | Path,
+    dataset_id: int,
+    name: str,
+    sequences: str | None = None,
+    case_names: Literal["patient", "numbered"] = "patient",
+    overwrite: bool = False,
+) -> list[NnunetExport]:
+    """Export the cohort of the 3D segmentation run ``run_dir`` once per model of the run (or only the model
+    ``sequences``, e.g. ``"T1+T2FS"``), sequences as channels, with ``splits_final.json`` holding the run's own
+    folds (``splits.csv``). Datasets are numbered from ``dataset_id`` in the order of the run's ``sequences``
+    and named ``<name>_<seq>-<seq>`` (just ``name`` for a single model); dataset.json records the run
+    (``sarcomri_folds_from``)."""
+    from sarcomri.cohort.sequences import parse_group
+    from sarcomri.runs import SegmentationRun
+
+    run = SegmentationRun(run_dir)
+    cfg = run.config
+    if not run.splits_path.is_file():
+        raise InputError(run.path, "has no splits.csv yet: run `sarcomri segment train` (it writes the folds "
+                                   "before training) and export again")
+    folds = pd.read_csv(run.splits_path, dtype={"patient_id": str})
+    groups = cfg.channel_groups()
+    if sequences is not None:
+        wanted = parse_group(sequences)
+        if wanted not in groups:
+            raise InputError(run.path, f"has no model {group_name(wanted)!r} (its models: "
+                                       f"{', '.join(group_name(g) for g in groups)})")
+        groups = [wanted]
+    cohort = run.cohort()
+    meta = {"sarcomri_folds_from": str(run.path)}
+    return [export_nnunet(cohort, out, dataset_id + k, run_dataset_name(name, g, len(groups) > 1), list(g),
+                          case_names=case_names, overwrite=overwrite, folds=folds, meta=meta)
+            for k, g in enumerate(groups)]

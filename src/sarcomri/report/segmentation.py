@@ -26,7 +26,7 @@ from sarcomri.report.figures import overlay_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import read_tables
 from sarcomri.runs import SegmentationRun, TransferRun
-from sarcomri.seg3d.evaluate import paper_table, parse_case, summarise_by
+from sarcomri.seg3d.evaluate import paper_table, parse_case
 
 STRATA = ("site", "histology")
 SEG3D_COLUMNS = {"case", "patient_id", "sequence", "dice", "empty_pred", "empty_ref"}
@@ -101,7 +101,11 @@ def overlay_panels(seg_dir: Path, cohort: Cohort, cases: pd.DataFrame) -> list[d
 
 def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel: str = "figures",
                          cohort: Cohort | None = None) -> Section | None:
-    """The section for one or more segmentation run folders (None when none has a per-case table)."""
+    """The section for one or more segmentation run folders (None when none has a per-case table): per model
+    (sequence or combination) the median (IQR) of Dice, F2, ASSD and HD95 overall, then by site and by histology
+    (patients.csv columns, when the cohort has them), the per-case table and overlays."""
+    from sarcomri.seg3d.evaluate import format_paper, paper_numbers
+
     tables, figures, data = [], [], {}
     many = len(seg_dirs) > 1
     for k, seg_dir in enumerate(map(Path, seg_dirs)):
@@ -122,9 +126,9 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
             for col in STRATA:
                 if patients is None or col not in patients.columns:
                     continue
-                med = summarise_by(per_case, [col], patients, metrics=["dice", "hd95_mm", "assd_mm"])
-                keep = [c for c in (col, "metric", "n_cases", "median", "q1", "q3") if c in med.columns]
-                tables.append(Table(f"Medians by {col}{tag}", med[keep], pretty(med[keep])))
+                by_col = format_paper(paper_numbers(per_case, col, patients))
+                tables.append(Table(f"Segmentation per sequence by {col}{tag}: median (IQR)", by_col,
+                                    pretty(by_col)))
             tables.append(Table(f"Per case{tag}", per_case, pretty(per_case), collapsed=True))
             if seg_cohort is not None and "dice" in per_case.columns:
                 panels = overlay_panels(seg_dir, seg_cohort, representative(per_case))
@@ -142,17 +146,20 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
 
 
 def transfer_section(transfer_dir: str | Path, figures_dir: Path, rel: str = "figures") -> Section | None:
-    """The transfer-learning study (:mod:`sarcomri.seg2d.transfer`): its paper table, the ANOVA across models
-    and its figures (the learning curve)."""
+    """The transfer-learning study (:mod:`sarcomri.seg2d.transfer`): its paper table, the ANOVA across models,
+    the k-fold stability (when cross-validated), the ADC feature reliability and its figures (the learning
+    curve). The paper-format tables of ``paper/`` are the "As published" section's."""
     run = TransferRun(transfer_dir)
     found = read_tables(run.tables_dir)
     tables = []
-    for name, title in (("paper", "Dice by model, target training size and test set"),
-                        ("anova", "ANOVA across models"), ("tukey", "Tukey's pairwise comparisons")):
+    for name, title in (("paper", "Dice (mean / median) by model, target training size and test set"),
+                        ("anova", "ANOVA across models"), ("tukey", "Tukey's pairwise comparisons"),
+                        ("cv_stability", "k-fold stability: validation Dice of the folds, the best fold kept"),
+                        ("reliability", "ICC of first-order features, manual vs automatic masks")):
         t = found.get(name)
         if t is not None and not t.empty:
             tables.append(Table(title, t, pretty(t, p_columns=[c for c in ("p", "p_adj") if c in t.columns]),
-                                collapsed=name == "tukey"))
+                                collapsed=name in ("tukey", "reliability")))
     figures = found_figures(run.figures_dir, figures_dir, rel, "transfer")
     if not tables and not figures:
         return None

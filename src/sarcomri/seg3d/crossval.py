@@ -12,6 +12,9 @@ Run folder (every stage skipped when its outputs exist, so an interrupted run re
     <run>/tables/summary.csv, paper.csv      medians (IQR) per sequence
     <run>/tables/per_fold.csv                mean and median Dice and HD95 per (sequence, fold)
     <run>/tables/timing.csv                  timing.json of every fold
+    <run>/paper/segmentation_overall.csv     the soft-tissue sarcoma study's layout (raw numbers): n and median,
+    <run>/paper/segmentation_by_site.csv     Q1, Q3 of Dice, F2, ASSD and HD95 (mm) per model, overall, by site
+    <run>/paper/segmentation_by_histology.csv and by histology (when patients.csv has those columns); index.json
 
 Each fold is planned from its own training patients (no geometry or intensity of a test patient reaches
 the plan), trained with a seed derived from (seed, fold), and predicts only its test patients. With
@@ -52,7 +55,7 @@ from sarcomri.runrecord import RunRecord
 from sarcomri.runs import SPLITS, SegmentationRun
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, read_channels
-from sarcomri.seg3d.evaluate import evaluate_folder, paper_table, summarise_by
+from sarcomri.seg3d.evaluate import PAPER_TABLE_NAMES, evaluate_folder, paper_layouts, paper_table, summarise_by
 from sarcomri.seg3d.infer import Model, predict_images
 from sarcomri.seg3d.plan import make_plan
 from sarcomri.seg3d.train import CHECKPOINT, fit
@@ -255,7 +258,31 @@ def _tables(cfg: Seg3DConfig, cohort: Cohort, jobs: list, fold_of: dict, run_dir
     write_csv(run.table_path("paper"), paper_table(per_case), overwrite=True)
     write_csv(run.table_path("per_fold"), per_fold(per_case), overwrite=True)
     write_csv(run.table_path("timing"), timing_table(jobs), overwrite=True)
+    write_paper_tables(run.paper_dir, per_case, cohort.patients)
     return per_case
+
+
+PAPER_TITLES = {
+    None: "Soft-tissue sarcoma segmentation study layout: Dice, F2, ASSD and HD95 (mm) per sequence and "
+          "sequence combination, median (IQR)",
+    "site": "Soft-tissue sarcoma segmentation study layout: the same by anatomical site, median (IQR)",
+    "histology": "Soft-tissue sarcoma segmentation study layout: the same by histology, median (IQR)",
+}
+PAPER_NOTE = ("Out-of-fold masks of this run's patient-level cross-validation, one 3D U-Net per sequence or "
+              "combination of co-registered sequences (model). n: cases; ASSD and HD95 over the n_distance cases "
+              "where both masks are non-empty; F2 = F-beta with beta 2 on voxels (recall weighted).")
+
+
+def write_paper_tables(paper_dir: Path, per_case: pd.DataFrame, patients: pd.DataFrame) -> list[Path]:
+    """Write the overall, by-site and by-histology tables (:func:`sarcomri.seg3d.evaluate.paper_layouts`) into a
+    run's ``paper/`` folder; returns their paths."""
+    from sarcomri.report.papertables import PaperTable, write_paper_table
+
+    out = []
+    for k, (stratum, frame) in enumerate(paper_layouts(per_case, patients).items()):
+        entry = PaperTable(PAPER_TABLE_NAMES[stratum], PAPER_TITLES[stratum], PAPER_NOTE, order=40 + k)
+        out.append(write_paper_table(paper_dir, entry, frame))
+    return out
 
 
 def _run_parallel(cfg: Seg3DConfig, todo: list, progress: Progress | None) -> None:

@@ -199,3 +199,54 @@ def _fmt(med: float, q1: float, q3: float, digits: int) -> str:
     if not np.isfinite(med):
         return "n/a"
     return f"{med:.{digits}f} ({q1:.{digits}f}-{q3:.{digits}f})"
+
+
+#: The soft-tissue sarcoma study's subgroups (columns of patients.csv) reported beside the overall table.
+PAPER_STRATA = ("site", "histology")
+#: File stems of the paper tables (the run's ``paper/`` folder): overall, by site, by histology.
+PAPER_TABLE_NAMES = {None: "segmentation_overall", "site": "segmentation_by_site",
+                     "histology": "segmentation_by_histology"}
+
+
+def paper_numbers(table: pd.DataFrame, stratum: str | None = None, patients: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    """The published layout with raw numbers: per model (``sequence``, e.g. ``T1+T2FS``) and, with ``stratum``,
+    per value of that patients.csv column (site, histology), the number of cases ``n``, the cases with both masks
+    non-empty ``n_distance`` (over which ASSD and HD95 are taken), and ``<metric>_median``, ``_q1``, ``_q3`` of
+    Dice, F2, ASSD (mm) and HD95 (mm). Models keep their order of first appearance; strata are sorted."""
+    by = ["sequence"] + ([stratum] if stratum else [])
+    summary = summarise_by(table, by, patients, metrics=[m for m, _ in PAPER_METRICS])
+    order = {name: k for k, name in enumerate(dict.fromkeys(table["sequence"]))}
+    rows = []
+    for key, sub in summary.groupby(by, sort=False, dropna=False):
+        s = sub.set_index("metric")
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
+        row["n"] = int(s["n_cases"].iloc[0])
+        row["n_distance"] = int(s.loc["hd95_mm", "n"])
+        for metric, _title in PAPER_METRICS:
+            for stat in ("median", "q1", "q3"):
+                row[f"{metric}_{stat}"] = float(s.loc[metric, stat])
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out = out.sort_values(by, key=lambda c: c.map(order) if c.name == "sequence" else c.astype(str), kind="stable")
+    return out.rename(columns={"sequence": "model"}).reset_index(drop=True)
+
+
+def paper_layouts(table: pd.DataFrame, patients: pd.DataFrame | None = None) -> dict[str | None, pd.DataFrame]:
+    """:func:`paper_numbers` overall (key None) and by every :data:`PAPER_STRATA` column ``patients`` has."""
+    out: dict[str | None, pd.DataFrame] = {None: paper_numbers(table)}
+    for col in PAPER_STRATA:
+        if patients is not None and col in patients.columns:
+            out[col] = paper_numbers(table, col, patients)
+    return out
+
+
+def format_paper(numbers: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """:func:`paper_numbers` as printed: ``median (Q1-Q3)`` per metric under its title (Dice, F2, ASSD (mm),
+    HD95 (mm)), the grouping columns and ``n`` kept."""
+    keep = [c for c in numbers.columns if not any(c.startswith(f"{m}_") for m, _ in PAPER_METRICS)]
+    out = numbers[keep].drop(columns=["n_distance"], errors="ignore").copy()
+    for metric, title in PAPER_METRICS:
+        out[title] = [_fmt(m, a, b, digits) for m, a, b in
+                      numbers[[f"{metric}_median", f"{metric}_q1", f"{metric}_q3"]].itertuples(index=False)]
+    return out

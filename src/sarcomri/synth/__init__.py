@@ -1,7 +1,9 @@
-"""The embedded default data: a synthetic multi-sequence MRI cohort with known ground truth.
+"""The embedded default data: a synthetic multi-sequence MRI cohort with known ground truth (uterine tasks
+sarcoma, carcinosarcoma, segmentation; soft-tissue sarcoma task sts).
 
 * :mod:`~sarcomri.synth.latent`: per-patient latent variables by class, and the ideal observer.
-* :mod:`~sarcomri.synth.anatomy`: phantom pelvis, uterus and tumour geometry.
+* :mod:`~sarcomri.synth.anatomy`: phantom pelvis, uterus and tumour geometry; limb, trunk, abdomen and pelvis
+  cross-sections around a soft-tissue sarcoma.
 * :mod:`~sarcomri.synth.appearance`: per-sequence signal models, blur, bias field, Rician noise, ADC.
 * :mod:`~sarcomri.synth.acquisition`: each sequence's voxel grid (axial, sagittal, coronal).
 * :mod:`~sarcomri.synth.tasks`: labels, prevalence, hospitals, availability and clinical columns per task.

@@ -10,6 +10,10 @@ thickness), following SYNTHETIC.md scaled down so the default stays fast:
   3.3 mm).
 * Diffusion EPI (DWI_b0, DWI_b1000, ADC, axial): a 3/4 matrix (published: 224 to 256 against 512 to 704 for
   T2), 4 mm slices with a 1 mm gap as in the cervical/uterine DWI study.
+* The soft-tissue sarcoma study's T1, T2FS and T1CEFS: one shared axial grid (co-registered, as the study's
+  sequences were registered to each other), ``size`` x ``size`` pixels over the field of view, ``slices``
+  contiguous slices spaced ``max(3.3, fov / slices)`` mm (the sts task's default 160 mm, 164 pixels and 48 slices
+  give the published 0.98 x 0.98 x 3.3 mm; a smaller protocol keeps the field of view in z).
 
 Sagittal and coronal grids are truly oriented in their plane: their direction cosines (SimpleITK direction
 matrix; DICOM ImageOrientationPatient) are those of a sagittal or coronal acquisition, and the phantom is
@@ -32,6 +36,9 @@ DIRECTIONS = {
     "cor": np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], dtype=float),
 }
 FAMILIES = ("T2", "fsT2", "T1", "fsT1", "fsT1CE", "dynamic")
+#: The soft-tissue sarcoma study's sequences (no plane in the name) and their contrast families.
+STS_FAMILIES = {"T1": "T1", "T2FS": "fsT2", "T1CEFS": "fsT1CE"}
+STS_SLICE_MM = 3.3
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ def family_of(sequence: str) -> str:
     """The contrast family: T2, fsT2, T1, fsT1, fsT1CE, dynamic, DWI_b0, DWI_b1000 or ADC."""
     if sequence in ("ADC",) or sequence.startswith("DWI_b"):
         return sequence
+    if sequence in STS_FAMILIES:
+        return STS_FAMILIES[sequence]
     for fam in sorted(FAMILIES, key=len, reverse=True):
         if sequence.startswith(fam) and sequence[len(fam):] in ("axi", "sag", "cor"):
             return fam
@@ -108,6 +117,9 @@ def grid_for(sequence: str, protocol: Protocol = Protocol()) -> Grid:
     """The voxel grid of ``sequence`` under ``protocol`` (see the module docstring)."""
     fam, plane = family_of(sequence), plane_of(sequence)
     pixel = protocol.fov_mm / protocol.size
+    if sequence in STS_FAMILIES:
+        dz = max(STS_SLICE_MM, protocol.fov_mm / protocol.slices)
+        return Grid("axi", (protocol.size, protocol.size, protocol.slices), (pixel, pixel, dz), dz)
     if fam in ("ADC",) or fam.startswith("DWI_b"):
         n = int(round(protocol.size * 3 / 4))
         s = protocol.fov_mm / n

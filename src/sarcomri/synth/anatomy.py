@@ -140,12 +140,7 @@ def draw_tumour(rng: np.random.Generator, radius_mm: float, margin: float, place
     r = float(min(radius_mm, MAX_RADIUS_MM))
     axes = r * np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0)])
     rot = Rotation.random(random_state=rng).as_matrix()
-    k = 7
-    waves = rng.standard_normal((k, 3))
-    waves /= np.linalg.norm(waves, axis=1, keepdims=True)
-    freqs = np.concatenate([rng.uniform(1.5, 3.5, 4), rng.uniform(7, 11, 3)])
-    amps = np.concatenate([rng.uniform(0.10, 0.22, 4), rng.uniform(0.03, 0.06, 3)])
-    phases = rng.uniform(0, 2 * np.pi, k)
+    waves, freqs, amps, phases = _lobulation(rng)
     u_axes, u_rot, u_c = uterus["axes"].copy(), uterus["rot"], uterus["centre"]
     direction = rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
@@ -169,6 +164,18 @@ def draw_tumour(rng: np.random.Generator, radius_mm: float, margin: float, place
     shape = TumourShape(Ellipsoid(centre, axes, rot), float(np.clip(margin, 0, MAX_MARGIN)),
                         waves, freqs, phases, amps)
     return shape, {**uterus, "axes": u_axes}
+
+
+def _lobulation(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tumour outline's waves: 4 broad lobes and 3 fine ripples (unit directions, frequencies, amplitudes,
+    phases)."""
+    k = 7
+    waves = rng.standard_normal((k, 3))
+    waves /= np.linalg.norm(waves, axis=1, keepdims=True)
+    freqs = np.concatenate([rng.uniform(1.5, 3.5, 4), rng.uniform(7, 11, 3)])
+    amps = np.concatenate([rng.uniform(0.10, 0.22, 4), rng.uniform(0.03, 0.06, 3)])
+    phases = rng.uniform(0, 2 * np.pi, k)
+    return waves, freqs, amps, phases
 
 
 def paint(lat: Lattice, anatomy: dict, uterus: dict, tumour: TumourShape, necrosis: float,
@@ -204,6 +211,12 @@ def paint(lat: Lattice, anatomy: dict, uterus: dict, tumour: TumourShape, necros
     endo = Ellipsoid(u_c, np.array([uterus["axes"][0] * 0.35, 4.0, uterus["axes"][2] * 0.7]), uterus["rot"])
     _paint(labels, lat, endo, ENDOMETRIUM)
 
+    return _with_tumour(lat, labels, tumour, necrosis, rng)
+
+
+def _with_tumour(lat: Lattice, labels: np.ndarray, tumour: TumourShape, necrosis: float, rng: np.random.Generator
+                 ) -> Phantom:
+    """Paint the tumour and its necrotic core over ``labels`` and draw its texture."""
     body = tumour.body
     s = lat.spacing
     h = body.half_extent() * tumour.max_scale() + s
@@ -230,3 +243,88 @@ def paint(lat: Lattice, anatomy: dict, uterus: dict, tumour: TumourShape, necros
     view, sub = labels[box], tissue[local]
     view[sub != AIR] = sub[sub != AIR]
     return Phantom(lat, labels, box, np.ascontiguousarray(texture[local], dtype=np.float32), n_in * s**3)
+
+
+# ----------------------------------------------------------------------------- soft-tissue sarcoma
+#: One elliptic column of an STS cross-section: (tissue, centre x, centre y, semi-axis x, semi-axis y) in mm.
+Layer = tuple[int, float, float, float, float]
+
+
+def _limb(rng: np.random.Generator, r: float, superficial: bool) -> tuple[list[Layer], np.ndarray]:
+    """A thigh-like limb (skin fat, muscle compartment, femur), and where the tumour sits in its frame."""
+    fat = rng.uniform(6, 20)
+    radius = max(rng.uniform(60, 85), 1.2 * r + fat + 8)
+    angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    depth = radius - fat * 0.5 if superficial else rng.uniform(0.15, 0.45) * (radius - fat)
+    bone = -direction * rng.uniform(0.25, 0.45) * radius
+    septum = rng.uniform(-0.3, 0.3) * radius
+    layers = [(FAT, 0.0, 0.0, radius, 0.92 * radius), (MUSCLE, 0.0, 0.0, radius - fat, 0.92 * radius - fat),
+              (FAT, septum, 0.0, 1.5, 0.6 * radius), (CORTEX, *bone, 14.0, 14.0), (MARROW, *bone, 9.0, 9.0)]
+    return layers, direction * depth
+
+
+def _body(rng: np.random.Generator, site: str, superficial: bool) -> tuple[list[Layer], np.ndarray]:
+    """A trunk, abdomen or pelvis cross-section (body fat, muscle wall, contents), and the tumour's place."""
+    ax, ay = {"trunk": (150, 110), "abdomen": (150, 115), "pelvis": (135, 100)}[site]
+    ax, ay = ax * rng.uniform(0.9, 1.1), ay * rng.uniform(0.9, 1.1)
+    fat = rng.uniform(10, 30)
+    wall = rng.uniform(25, 40) if site == "trunk" else rng.uniform(10, 16)
+    layers: list[Layer] = [(FAT, 0.0, 0.0, ax, ay), (MUSCLE, 0.0, 0.0, ax - fat, ay - fat)]
+    inner = (ax - fat - wall, ay - fat - wall)
+    if site == "trunk":  # chest wall: ribs against the (dark) lung; the tumour in the back or side wall
+        layers.append((AIR, 0.0, 0.0, *inner))
+        for a in np.linspace(0.2, np.pi - 0.2, 5):
+            c = (inner[0] * np.cos(a), inner[1] * np.sin(a))
+            layers += [(CORTEX, *c, 9.0, 6.0), (MARROW, *c, 6.0, 3.5)]
+        a = rng.uniform(0.25, np.pi - 0.25)
+        reach = 1.0 - (fat * 0.5 if superficial else fat + wall * 0.5) / ay
+        return layers, np.array([ax * reach * np.cos(a), ay * reach * np.sin(a)])
+    layers.append((FAT, 0.0, 0.0, *inner))
+    if site == "abdomen":  # retroperitoneum: spine, psoas, bowel loops in front
+        layers += [(MUSCLE, -38.0, 40.0, 18.0, 20.0), (MUSCLE, 38.0, 40.0, 18.0, 20.0),
+                   (CORTEX, 0.0, 55.0, 22.0, 20.0), (MARROW, 0.0, 55.0, 18.0, 16.0)]
+        for _ in range(6):
+            layers.append((BOWEL, rng.uniform(-80, 80), rng.uniform(-70, -10), *rng.uniform(10, 20, 2)))
+        return layers, np.array([rng.uniform(-55, 55), rng.uniform(-5, 30)])
+    for side in (-1, 1):  # pelvis: gluteal muscles, iliac bones, bladder, rectum
+        layers += [(MUSCLE, side * 62.0, 62.0, 40.0, 26.0), (CORTEX, side * 82.0, 18.0, 13.0, 38.0),
+                   (MARROW, side * 82.0, 18.0, 9.0, 34.0)]
+    layers += [(URINE, 0.0, -45.0, *rng.uniform(20, 35, 2)), (BOWEL, 0.0, 45.0, 14.0, 12.0)]
+    side = 1 if rng.random() < 0.5 else -1
+    return layers, np.array([side * rng.uniform(35, 65), rng.uniform(20, 60)])
+
+
+def draw_sts_anatomy(rng: np.random.Generator, site: str, radius_mm: float, superficial: bool) -> dict:
+    """The cross-section of an STS patient, placed so that the tumour lies near the field's centre (as in the
+    study's images, cropped around the tumour): ``layers`` (elliptic columns along z, painted in order) and
+    ``tumour_centre`` (mm)."""
+    if site == "extremity":
+        layers, spot = _limb(rng, min(radius_mm, MAX_RADIUS_MM), superficial)
+    else:
+        layers, spot = _body(rng, site, superficial)
+    centre = np.array([*rng.normal(0.0, 6.0, 2), rng.normal(0.0, 4.0)])
+    shift = centre[:2] - spot
+    moved = [(t, cx + shift[0], cy + shift[1], ax, ay) for t, cx, cy, ax, ay in layers]
+    return {"site": site, "layers": moved, "tumour_centre": centre}
+
+
+def draw_sts_tumour(rng: np.random.Generator, radius_mm: float, margin: float, centre: np.ndarray) -> TumourShape:
+    """An STS: an ellipsoid whose longest axis (``radius_mm``) runs roughly along the body's long axis (z),
+    tilted by up to about 15 degrees, lobulated by ``margin``."""
+    r = float(min(radius_mm, MAX_RADIUS_MM))
+    axes = r * np.array([rng.uniform(0.55, 0.9), rng.uniform(0.55, 0.9), 1.0])
+    rot = Rotation.from_euler("zxy", [rng.uniform(0, 180), rng.normal(0, 8), rng.normal(0, 8)],
+                              degrees=True).as_matrix()
+    waves, freqs, amps, phases = _lobulation(rng)
+    return TumourShape(Ellipsoid(np.asarray(centre, float), axes, rot), float(np.clip(margin, 0, MAX_MARGIN)),
+                       waves, freqs, phases, amps)
+
+
+def paint_sts(lat: Lattice, anatomy: dict, tumour: TumourShape, necrosis: float, rng: np.random.Generator
+              ) -> Phantom:
+    """Paint an STS patient on ``lat``: the cross-section's columns, then the tumour, its necrosis and texture."""
+    labels = np.zeros(lat.shape, dtype=np.uint8)
+    for tissue, cx, cy, ax, ay in anatomy["layers"]:
+        _ellipse_column(labels, lat, cx, cy, ax, ay, tissue)
+    return _with_tumour(lat, labels, tumour, necrosis, rng)

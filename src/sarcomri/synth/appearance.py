@@ -10,6 +10,10 @@ slice thickness along the slice normal, FWHM = pixel in-plane), resampling onto 
 (SimpleITK, linear), a smooth multiplicative bias field, the scanner's gain and Rician noise. The ADC map is
 computed from the noisy DWI volumes with :func:`sarcomri.prep.adc.fit_adc`, in 10^-6 mm^2/s as scanners
 store it.
+
+The soft-tissue sarcoma task (``reference`` = muscle) sets the tumour relative to skeletal muscle instead of
+the myometrium, and also on T1 (``t1_ratio``): myxoid tumours dark on T1 and fluid-bright on fat-suppressed
+T2, leiomyosarcoma and UPS close to muscle on T1 and strongly enhancing (:data:`sarcomri.synth.tasks.STS_HISTOLOGIES`).
 """
 
 from __future__ import annotations
@@ -38,24 +42,29 @@ NECROSIS_SIGNAL = {"T2": 0.95, "fsT2": 0.95, "T1": 0.25, "fsT1": 0.28, "fsT1CE":
 #: How strongly the texture modulates each contrast (ADC drops where the T2 signal rises: cellularity).
 TEXTURE_GAIN = {"T2": 1.0, "fsT2": 1.0, "T1": 0.5, "fsT1": 0.5, "fsT1CE": 1.2, "dynamic": 1.2, "DWI_b0": 1.0,
                 "ADC": -0.5}
-MYOMETRIUM = 6
+MUSCLE, MYOMETRIUM = 2, 6
 B_HIGH = 1000.0
 MAX_HETEROGENEITY = 0.8
 
 
-def tumour_signal(family: str, latents: dict[str, float]) -> float:
-    """The mean signal of viable tumour on ``family`` (relative units; ADC in 10^-3 mm^2/s)."""
-    myo = SIGNAL[family][MYOMETRIUM]
+def tumour_signal(family: str, latents: dict[str, float], reference: int = MYOMETRIUM) -> float:
+    """The mean signal of viable tumour on ``family`` (relative units; ADC in 10^-3 mm^2/s): the ``reference``
+    tissue's signal times the patient's ratio (``t2_ratio``, ``enhancement``, and ``t1_ratio`` when the patient
+    has one; else a fixed T1 signal)."""
+    myo = SIGNAL[family][reference]
     if family in ("T2", "fsT2", "DWI_b0"):
         return myo * latents["t2_ratio"]
     if family in ("fsT1CE", "dynamic"):
         return myo * max(latents["enhancement"], 0.05)
     if family == "ADC":
         return max(latents["adc"], 0.3)
+    if "t1_ratio" in latents:
+        return myo * latents["t1_ratio"]
     return 0.42 if family == "T1" else 0.45
 
 
-def signal_field(phantom: Phantom, family: str, latents: dict[str, float], box) -> np.ndarray:
+def signal_field(phantom: Phantom, family: str, latents: dict[str, float], box, reference: int = MYOMETRIUM
+                 ) -> np.ndarray:
     """Relative signal of ``family`` on the lattice crop ``box`` (before any blur)."""
     lut = np.array(SIGNAL[family] + [0.0, NECROSIS_SIGNAL[family]], dtype=np.float32)
     field = lut[phantom.labels[box]]
@@ -69,7 +78,7 @@ def signal_field(phantom: Phantom, family: str, latents: dict[str, float], box) 
     mod = np.clip(1.0 + TEXTURE_GAIN[family] * h * phantom.texture[in_tum], 0.15, 3.0)
     sub = field[in_field]
     tum = lab == TUMOUR
-    sub[tum] = (tumour_signal(family, latents) * mod)[tum]
+    sub[tum] = (tumour_signal(family, latents, reference) * mod)[tum]
     return field
 
 
@@ -95,11 +104,13 @@ def _to_grid(phantom: Phantom, array: np.ndarray, box, grid: Grid, sigmas) -> np
     return sitk.GetArrayFromImage(out)
 
 
-def clean_image(phantom: Phantom, family: str, latents: dict[str, float], grid: Grid) -> np.ndarray:
-    """Noise-free signal of ``family`` on ``grid`` (numpy order: slice, row, column)."""
+def clean_image(phantom: Phantom, family: str, latents: dict[str, float], grid: Grid, reference: int = MYOMETRIUM
+                ) -> np.ndarray:
+    """Noise-free signal of ``family`` on ``grid`` (numpy order: slice, row, column); the tumour's signal is
+    relative to the ``reference`` tissue (:func:`tumour_signal`)."""
     sig = _sigmas(grid, phantom.lattice.spacing)
     box = _crop(phantom, grid, sig)
-    return _to_grid(phantom, signal_field(phantom, family, latents, box), box, grid, sig)
+    return _to_grid(phantom, signal_field(phantom, family, latents, box, reference), box, grid, sig)
 
 
 def tumour_mask(phantom: Phantom, grid: Grid) -> np.ndarray:

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from sarcomri import __version__
 from sarcomri.cohort.manifest import READERS_CSV, Cohort, CohortWriter
-from sarcomri.cohort.sequences import group_name
+from sarcomri.cohort.sequences import STS_SEQUENCES, group_name
 from sarcomri.errors import InputError
 from sarcomri.io import atomic
 from sarcomri.synth import anatomy, appearance, latent, readers
@@ -37,11 +37,12 @@ from sarcomri.synth.tasks import (
     is_positive,
     placement,
     segmentation_patient,
+    sts_patient,
 )
 
 STREAM_LATENT, STREAM_ANATOMY, STREAM_TEXTURE, STREAM_CLINICAL, STREAM_CENTRE = range(5)
 STREAM_AVAILABILITY, STREAM_NOISE, STREAM_READERS = 100, 200, 300
-ID_PREFIX = {"sarcoma": "SARC", "carcinosarcoma": "CSEC", "segmentation": "SEG"}
+ID_PREFIX = {"sarcoma": "SARC", "carcinosarcoma": "CSEC", "segmentation": "SEG", "sts": "STS"}
 UNITS = {"ADC": "1e-6 mm2/s", "diffusion_b_values": "s/mm2", "other": "arbitrary scanner units (float32)"}
 
 
@@ -60,16 +61,21 @@ def _rng(entropy: Sequence[int], *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(list(entropy), spawn_key=tuple(key)))
 
 
+#: Every sequence the generator can draw (the order fixes each sequence's random streams: append only).
+VOCABULARY = (*UTERINE_SEQUENCES, "DWI", *STS_SEQUENCES)
+
+
 def _vocab_index(name: str) -> int:
-    return (list(UTERINE_SEQUENCES) + ["DWI"]).index(name)
+    return VOCABULARY.index(name)
 
 
 def resolve_sequences(task: Task, sequences: Sequence[str] | None) -> tuple[str, ...]:
     """The requested sequences (default: the task's), checked against the synthetic vocabulary."""
     seqs = tuple(sequences) if sequences else task.default_sequences
-    bad = [s for s in seqs if s not in UTERINE_SEQUENCES]
+    known = (*UTERINE_SEQUENCES, *STS_SEQUENCES)
+    bad = [s for s in seqs if s not in known]
     if bad:
-        raise InputError(None, f"no synthetic model for {', '.join(bad)}; choose from {', '.join(UTERINE_SEQUENCES)}")
+        raise InputError(None, f"no synthetic model for {', '.join(bad)}; choose from {', '.join(known)}")
     return tuple(dict.fromkeys(seqs))
 
 
@@ -86,7 +92,10 @@ def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], 
     ent = (int(seed), task.code)
     pid = f"{id_prefix or ID_PREFIX[task.name]}-{index + 1:04d}"
     centre = draw_centre(_rng(ent, index, STREAM_CENTRE))
-    if task.positive_label is None:
+    if task.name == "sts":
+        lat, clin = sts_patient(index, _rng(ent, index, STREAM_LATENT))
+        label, positive, comp_name, attrs = task.labels[0], False, clin["histology"], {}
+    elif task.positive_label is None:
         lat, clin = segmentation_patient(_rng(ent, index, STREAM_LATENT))
         label, positive, comp_name, attrs = task.labels[0], False, "", {}
     else:
@@ -97,9 +106,14 @@ def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], 
         comp_name, attrs = comp.name, comp.attrs
         clin = clinical(task.name, positive, attrs, lat, _rng(ent, index, STREAM_CLINICAL))
     arng = _rng(ent, index, STREAM_ANATOMY)
-    anat = anatomy.draw_anatomy(arng)
-    where = placement(task.name, positive, lat, arng, clin.get("site"))
-    shape, uterus = anatomy.draw_tumour(arng, lat["diameter_mm"] / 2.0, lat["margin"], where, anat["uterus"])
+    if task.name == "sts":
+        anat = anatomy.draw_sts_anatomy(arng, clin["site"], lat["diameter_mm"] / 2.0, clin["depth"] == "superficial")
+        where = f"{clin['site']}, {clin['depth']}"
+        shape = anatomy.draw_sts_tumour(arng, lat["diameter_mm"] / 2.0, lat["margin"], anat["tumour_centre"])
+    else:
+        anat = anatomy.draw_anatomy(arng)
+        where = placement(task.name, positive, lat, arng, clin.get("site"))
+        shape, uterus = anatomy.draw_tumour(arng, lat["diameter_mm"] / 2.0, lat["margin"], where, anat["uterus"])
     have = draw_availability(task, centre, sequences,
                              lambda key: _rng(ent, index, STREAM_AVAILABILITY + _vocab_index(key)))
     row = {"patient_id": pid, "label": label, "component": comp_name, "placement": where, "center": centre,
@@ -108,7 +122,12 @@ def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], 
     if not images:
         return data
     lat_grid = lattice or Lattice.covering([grid_for(s, protocol) for s in sequences], protocol.fov_mm / protocol.size)
-    phantom = anatomy.paint(lat_grid, anat, uterus, shape, lat["necrosis"], _rng(ent, index, STREAM_TEXTURE))
+    texture_rng = _rng(ent, index, STREAM_TEXTURE)
+    if task.name == "sts":
+        phantom = anatomy.paint_sts(lat_grid, anat, shape, lat["necrosis"], texture_rng)
+    else:
+        phantom = anatomy.paint(lat_grid, anat, uterus, shape, lat["necrosis"], texture_rng)
+    reference = appearance.MUSCLE if task.name == "sts" else appearance.MYOMETRIUM
     row["tumour_volume_cm3"] = round(phantom.tumour_mm3 / 1000.0, 3)
     if task.positive_label is None:
         data.clinical["volume_cm3"] = row["tumour_volume_cm3"]
@@ -123,7 +142,7 @@ def make_patient(task: Task, index: int, seed: int, sequences: tuple[str, ...], 
                                            _rng(ent, index, STREAM_NOISE + _vocab_index("DWI")))
             array = dwi[seq]
         else:
-            clean = appearance.clean_image(phantom, family_of(seq), lat, grid)
+            clean = appearance.clean_image(phantom, family_of(seq), lat, grid, reference)
             array = appearance.acquire(clean, grid, gain, noise, bias,
                                        _rng(ent, index, STREAM_NOISE + _vocab_index(seq)))
         data.series[seq] = (_image(array, grid), _image(appearance.tumour_mask(phantom, grid), grid))

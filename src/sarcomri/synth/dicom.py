@@ -39,7 +39,9 @@ DWI_SERIES = ("DWI_b0", "DWI_b1000")
 MAX_STORED = 65000.0
 #: Vendor-like protocol names the default sequence map (sarcomri/cohort/sequence_map.yaml) recognises.
 PROTOCOL_NAMES = {"T2": "t2_tse", "fsT2": "t2_tse_fs", "T1": "t1_tse", "fsT1": "t1_fs", "fsT1CE": "t1_vibe_fs_post",
-                  "dynamic": "t1_vibe_fs_dyn", "DWI": "ep2d_diff", "ADC": "ep2d_diff_ADC"}
+                  "dynamic": "t1_vibe_fs_dyn", "DWI": "ep2d_diff", "ADC": "ep2d_diff_ADC",
+                  # the soft-tissue sarcoma study's sequences (by name: T1CEFS must not read as fsT1CE<plane>)
+                  "T2FS": "t2_stir", "T1CEFS": "t1_ce_fs"}
 STUDY_DATE = "20240101"
 
 
@@ -168,7 +170,7 @@ def patient_series(cohort: Cohort, pid: str, seed: int) -> list[tuple[str, list[
         parts = (seed, task, pid, name)
         family = "DWI" if name == "DWI" else family_of(name)
         base = _base(pid, study_uid, _uid(*parts, "series"), frame_uid, number, name,
-                     PROTOCOL_NAMES.get(family, name))
+                     PROTOCOL_NAMES.get(name, PROTOCOL_NAMES.get(family, name)))
         slices: list[pydicom.Dataset] = []
         for seq in members:
             image = cohort.read_image(pid, seq)

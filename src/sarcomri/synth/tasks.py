@@ -11,6 +11,12 @@ Figures from SYNTHETIC.md (the published studies) and where they are used:
 * segmentation: 320 uterine malignancies, 96.5% endometrial carcinoma, then endometrial stromal sarcoma,
   leiomyosarcoma and carcinosarcoma; tumour volume log-normal, median 4.2 cm^3, 0.14 to 270 cm^3; DWI at
   b = 0 and 1000 s/mm^2 over a 200 mm field of view.
+* sts: the soft-tissue sarcoma segmentation study: 299 patients, leiomyosarcoma 67, myxofibrosarcoma 55,
+  myxoid liposarcoma 60, undifferentiated pleomorphic sarcoma 70, intramuscular myxoma 47 (exact proportions
+  for any cohort size, :func:`sts_histology`); extremity, trunk, abdomen and pelvis; T1, fat-suppressed T2
+  (``T2FS``, STIR-like) and fat-suppressed contrast-enhanced T1 (``T1CEFS``) co-registered on one axial grid of
+  about 0.98 x 0.98 x 3.3 mm. The site mix per histology, the tumour sizes and signal ratios are assumptions
+  (:data:`STS_HISTOLOGIES`, docs/synthetic.md).
 
 Hospital mix, the non-core availabilities, ages, stages and the tumour placements are assumptions (no
 published figure); the hospitals differ in scanner gain, noise and bias-field strength, never in case mix.
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sarcomri.cohort.sequences import STS_SEQUENCES
 from sarcomri.synth.acquisition import Protocol
 from sarcomri.synth.latent import AGE
 
@@ -60,7 +67,9 @@ class Task:
     def available(self, sequence: str, centre: str) -> float:
         """Probability that a patient of ``centre`` has ``sequence``."""
         key = "DWI" if sequence in DWI_GROUP else sequence
-        return self.availability.get(key, AVAILABILITY[key])[CENTRES.index(centre)]
+        if key in self.availability:
+            return self.availability[key][CENTRES.index(centre)]
+        return AVAILABILITY.get(key, (1.0,) * 3)[CENTRES.index(centre)]
 
 
 TASKS = {
@@ -74,6 +83,9 @@ TASKS = {
     "segmentation": Task("segmentation", ("tumour",), None, 1.0, DWI_GROUP,
                          availability={"DWI": (1.0,) * 3, "T2axi": (0.9,) * 3},
                          protocol=Protocol(fov_mm=200.0, size=128, slices=20), code=3),
+    # 160 mm field of view over 164 pixels and 48 slices: 0.98 x 0.98 x 3.3 mm (acquisition.grid_for)
+    "sts": Task("sts", ("tumour",), None, 1.0, STS_SEQUENCES, availability={s: (1.0,) * 3 for s in STS_SEQUENCES},
+                protocol=Protocol(fov_mm=160.0, size=164, slices=48), code=4),
 }
 
 SEGMENTATION_HISTOLOGY = {"endometrial_carcinoma": 0.965, "endometrial_stromal_sarcoma": 0.015,
@@ -165,4 +177,83 @@ def segmentation_patient(rng: np.random.Generator) -> tuple[dict, dict]:
     clin = dict(age=int(np.clip(round(rng.normal(60, 11)), 28, 90)), site=site, histology=histology,
                 stage=str(rng.choice(["I", "II", "III", "IV"], p=[0.7, 0.1, 0.14, 0.06])),
                 volume_cm3=round(vol, 2), diameter_mm=round(diameter, 1))
+    return latents, clin
+
+
+#: The soft-tissue sarcoma study's histologies and patient counts (299 patients).
+STS_COUNTS = {"leiomyosarcoma": 67, "myxofibrosarcoma": 55, "myxoid_liposarcoma": 60,
+              "undifferentiated_pleomorphic_sarcoma": 70, "intramuscular_myxoma": 47}
+STS_SITES = ("extremity", "trunk", "abdomen", "pelvis")
+
+
+@dataclass(frozen=True)
+class StsHistology:
+    """Assumed per-histology make-up of the synthetic STS cohort (no published figure but the counts).
+
+    ``sites``: probabilities of extremity, trunk, abdomen, pelvis; ``superficial``: share above the fascia;
+    ``diameter``: log-normal (median mm, sigma) of the longest diameter, truncated to 25-140 mm; the signal
+    ratios are (mean, SD) relative to skeletal muscle: ``t1`` on T1, ``t2`` on fat-suppressed T2, ``enhancement``
+    after contrast; ``heterogeneity`` (median, sigma) log-normal, ``necrosis`` and ``margin`` beta (a, b).
+    """
+
+    sites: tuple[float, float, float, float]
+    superficial: float
+    diameter: tuple[float, float]
+    t1: tuple[float, float]
+    t2: tuple[float, float]
+    enhancement: tuple[float, float]
+    heterogeneity: tuple[float, float]
+    necrosis: tuple[float, float]
+    margin: tuple[float, float]
+
+
+#: Myxoid tumours (myxoid liposarcoma, myxoma, myxofibrosarcoma) are dark on T1 and fluid-bright on T2FS;
+#: leiomyosarcoma and UPS are close to muscle on T1 (hard to outline there), enhance strongly around a
+#: necrotic core and are heterogeneous; myxofibrosarcoma is infiltrative (irregular margin, often superficial);
+#: the myxoma is small, smooth, homogeneous and barely enhancing.
+STS_HISTOLOGIES = {
+    "leiomyosarcoma": StsHistology((0.35, 0.15, 0.30, 0.20), 0.10, (70.0, 0.35), (1.05, 0.10), (2.4, 0.35),
+                                   (1.45, 0.25), (0.22, 0.35), (2.0, 12.0), (2.5, 5.0)),
+    "myxofibrosarcoma": StsHistology((0.75, 0.20, 0.0, 0.05), 0.60, (60.0, 0.35), (0.80, 0.10), (3.2, 0.45),
+                                     (1.50, 0.25), (0.20, 0.35), (1.2, 20.0), (6.0, 3.0)),
+    "myxoid_liposarcoma": StsHistology((0.80, 0.05, 0.05, 0.10), 0.05, (95.0, 0.30), (0.65, 0.08), (4.0, 0.40),
+                                       (1.15, 0.25), (0.14, 0.35), (1.0, 40.0), (2.0, 6.0)),
+    "undifferentiated_pleomorphic_sarcoma": StsHistology((0.65, 0.20, 0.05, 0.10), 0.15, (85.0, 0.35),
+                                                         (1.00, 0.10), (2.6, 0.40), (1.60, 0.30), (0.30, 0.35),
+                                                         (3.0, 9.0), (3.5, 4.0)),
+    "intramuscular_myxoma": StsHistology((0.75, 0.15, 0.0, 0.10), 0.0, (45.0, 0.30), (0.70, 0.08), (4.2, 0.35),
+                                         (0.70, 0.20), (0.08, 0.35), (1.0, 80.0), (1.2, 8.0)),
+}
+STS_DIAMETER_MM = (25.0, 140.0)
+
+
+def sts_histology(index: int) -> str:
+    """Histology of STS patient ``index``: the histology furthest behind its published share (ties: the larger
+    share), so every prefix of the cohort holds each histology within one patient of ``N * share``, and a
+    patient's histology does not depend on N."""
+    total = sum(STS_COUNTS.values())
+    names = sorted(STS_COUNTS, key=lambda h: -STS_COUNTS[h])
+    counts = dict.fromkeys(names, 0)
+    pick = names[0]
+    for i in range(index + 1):
+        pick = max(names, key=lambda h: (i + 1) * STS_COUNTS[h] / total - counts[h])
+        counts[pick] += 1
+    return pick
+
+
+def sts_patient(index: int, rng: np.random.Generator) -> tuple[dict, dict]:
+    """Latent variables and clinical columns of STS patient ``index`` (one class: tumour)."""
+    histology = sts_histology(index)
+    h = STS_HISTOLOGIES[histology]
+    site = STS_SITES[int(rng.choice(len(STS_SITES), p=np.asarray(h.sites) / sum(h.sites)))]
+    superficial = bool(rng.random() < (h.superficial if site in ("extremity", "trunk") else 0.0))
+    lo, hi = STS_DIAMETER_MM
+    diameter = float(np.clip(np.exp(rng.normal(np.log(h.diameter[0]), h.diameter[1])), lo, hi))
+    latents = dict(diameter_mm=diameter, margin=float(rng.beta(*h.margin)),
+                   t1_ratio=float(max(rng.normal(*h.t1), 0.3)), t2_ratio=float(max(rng.normal(*h.t2), 1.2)),
+                   heterogeneity=float(rng.lognormal(np.log(h.heterogeneity[0]), h.heterogeneity[1])),
+                   necrosis=float(rng.beta(*h.necrosis)), enhancement=float(max(rng.normal(*h.enhancement), 0.2)),
+                   superficial=float(superficial))
+    clin = dict(age=int(np.clip(round(rng.normal(58, 15)), 18, 92)), sex=str(rng.choice(["F", "M"])), site=site,
+                histology=histology, depth="superficial" if superficial else "deep", diameter_mm=round(diameter, 1))
     return latents, clin
