@@ -5,12 +5,13 @@ Stages (each a function of the run folder, each skipped when its outputs exist):
 1. :func:`open_run` writes ``config.yaml`` (resolved) and ``versions.json`` (and removes the temporaries a
    killed run left).
 2. :func:`resolve_cohort` loads the cohort folder, or synthesises it into ``<run>/cohort``.
-3. :func:`run_classification` writes splits, slice caches, the models and ``predictions.parquet``, each
-   keyed by what it is made from (``inputs.json``): a changed cohort stops the run, or recomputes what it
-   affects.
+3. :func:`run_classification` writes splits, slice caches, the ablation (``tables/ablation.csv``, when
+   configured: :func:`classification_protocol`), the sequences' own splits, the models and
+   ``predictions.parquet``, each keyed by what it is made from (``inputs.json``): a changed cohort stops the
+   run, or recomputes what it affects.
 4. :func:`ensemble_tables` writes ``tables/patient_predictions.csv``, ``tables/ensembles.csv``,
-   ``tables/per_sequence.csv``, ``tables/ensemble_summary.csv`` and ``tables/combined.csv`` (the patient's
-   mean likelihood over its sequences).
+   ``tables/per_sequence.csv``, ``tables/ensemble_summary.csv``, ``tables/combined.csv`` (the patient's
+   mean likelihood over its sequences) and ``tables/single_vs_ensemble.csv`` (also ``paper/``).
 5. :func:`combine_tables` writes ``tables/votes.csv``, ``tables/summed_score.csv`` and
    ``tables/combinations.csv`` (+ ``combinations_top10.csv``), then :func:`report_tables`.
 6. :func:`report_tables` writes the tables the report prints (``tables/decisions.csv``, ``roc_points.csv``,
@@ -104,10 +105,26 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, cohort: C
     Results made from another cohort content stop the run with a message saying what changed, unless
     ``rerun_changed``: then what the change affects is recomputed (see :func:`sarcomri.train.grid.prepare_run`).
     """
-    from sarcomri.train.grid import prepare_run, run_grid
+    from sarcomri.train.grid import prepare_run, prepare_sequence_splits, run_grid
 
     prepare_run(run_dir, cohort, cfg, progress=progress, rerun_changed=rerun_changed)
-    return run_grid(run_dir, cfg, progress=progress)
+    effective = classification_protocol(cfg, run_dir, cohort, progress=progress)
+    prepare_sequence_splits(run_dir, cohort, effective)
+    return run_grid(run_dir, effective, progress=progress)
+
+
+def classification_protocol(cfg: ClassificationConfig, run_dir: str | Path, cohort: Cohort,
+                            progress: bool = False) -> ClassificationConfig:
+    """The config the main grid trains with: ``cfg`` itself, or with an ``ablation`` section ``cfg`` with each
+    sequence's (epochs, val_ratio) chosen by the ablation (:func:`sarcomri.train.ablation.run_ablation`, run
+    here when not yet done; ``tables/ablation.csv``). Needs :func:`sarcomri.train.grid.prepare_run` first
+    (:func:`run_classification` does both)."""
+    if cfg.ablation is None:
+        return cfg
+    from sarcomri.train.ablation import chosen_protocols, run_ablation
+
+    table = run_ablation(run_dir, cfg, cohort.patients, progress=progress)
+    return cfg.with_protocols(chosen_protocols(table))
 
 
 def classify(cfg: ClassificationConfig, run_dir: str | Path, progress: bool = False,
@@ -123,27 +140,47 @@ def classify(cfg: ClassificationConfig, run_dir: str | Path, progress: bool = Fa
     return ClassificationRun(out, cfg)
 
 
-def ensemble_tables(run_dir: str | Path, aggregation: str = "mean") -> dict[str, pd.DataFrame]:
-    """Patient predictions, leave-one-out ensembles and per-sequence metrics, written to ``tables/``."""
+def ensemble_tables(run_dir: str | Path, aggregation: str = "mean",
+                    likelihood: str | None = None) -> dict[str, pd.DataFrame]:
+    """Patient predictions, leave-one-out ensembles, per-sequence metrics and single models vs ensembles, written
+    to ``tables/`` (and the last also to ``paper/``). ``likelihood`` is how an ensemble's models make a
+    patient's likelihood (``mean_probability`` or ``vote_share``); None: the run config's ``ensemble``
+    section, ``mean_probability`` without one."""
     from sarcomri.analysis.scoring import combined_table, per_ensemble_table, per_sequence_table, summarise_ensembles
-    from sarcomri.infer.aggregate import loo_ensembles, mean_likelihood, patient_predictions
+    from sarcomri.infer.aggregate import loo_ensembles, mean_likelihood, patient_predictions, single_vs_ensemble
+    from sarcomri.report.papertables import PaperTable, write_paper_table
 
     run = ClassificationRun(run_dir)
     preds = _read_predictions(run)
+    how = likelihood or _configured_likelihood(run)
     patients = patient_predictions(preds, aggregation)
-    ens = loo_ensembles(patients)
-    likelihood = mean_likelihood(ens)
+    ens = loo_ensembles(patients, likelihood=how)
+    lik = mean_likelihood(ens)
     tables = {
         "patient_predictions": patients,
         "ensembles": ens,
-        "likelihood": likelihood,
-        "per_sequence": per_sequence_table(likelihood),
+        "likelihood": lik,
+        "per_sequence": per_sequence_table(lik),
         "ensemble_summary": summarise_ensembles(per_ensemble_table(ens)),
-        "combined": combined_table(likelihood),
+        "combined": combined_table(lik),
+        "single_vs_ensemble": single_vs_ensemble(patients, ens),
     }
     for name, t in tables.items():
         write_csv(run.table_path(name), t, overwrite=True)
+    note = ("Accuracy and SS-Avg ((sensitivity + specificity) / 2) at cut-off 0.5, patient level: every single "
+            "model (one repeat's fold model on its own test patients) and every leave-one-out ensemble (all "
+            f"repeats but one, every patient; likelihood: {how.replace('_', ' ')}); minimum, median and maximum.")
+    if patients["repeat"].nunique() > 1:  # leave-one-out ensembles exist only over repeats
+        write_paper_table(run.paper_dir, PaperTable("single_vs_ensemble", "Single models vs ensembles (sarcoma "
+                                                    "paper, Figure 1)", note, order=20), tables["single_vs_ensemble"])
     return tables
+
+
+def _configured_likelihood(run: ClassificationRun) -> str:
+    """The run config's ensemble likelihood; ``mean_probability`` when the run has no config.yaml or it says
+    none."""
+    section = (run.raw_config() or {}).get("ensemble") or {}
+    return str(section.get("likelihood") or "mean_probability")
 
 
 def combine_tables(run_dir: str | Path, cutoff: float = 0.5, top_k: int = 10) -> dict[str, pd.DataFrame]:

@@ -239,7 +239,7 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
         t1 = time.perf_counter()
         cutoff = vote_cutoff(rule)
         results, central = [], {}
-        for seq in cfg.sequences:
+        for seq in run.trained_sequences():
             result, image, seq_subs = score_sequence(cohort, pid, seq, run, folders[seq], cutoff, segmentation, log)
             results.append(result)
             subs += seq_subs

@@ -61,7 +61,7 @@ def study_models(path: str | Path) -> tuple[ClassificationRun, dict[str, list[Pa
     run = open_run(path, expect=ClassificationRun)
     if not run.models_dir.is_dir():
         raise run.not_a_run("no models/")
-    models = {seq: run.models(seq) for seq in run.config.sequences}
+    models = {seq: run.models(seq) for seq in run.trained_sequences()}
     empty = [s for s, m in models.items() if not m]
     if empty:
         raise InputError(run.path, f"no finished models for {empty}: finish `sarcomri classify run` first")

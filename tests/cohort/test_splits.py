@@ -64,6 +64,14 @@ def test_holdout_five_to_one():
     assert abs(frac_pos - 52 / 331) < 0.02
 
 
+def test_holdout_rounds_each_class_as_the_carcinosarcoma_paper():
+    pts = _patients(n_pos=52, n_neg=279)  # 0.2 of each class: 10.4 -> 10 and 55.8 -> 56, 66 of 331 as published
+    s = sp.holdout(pts, test_ratio=0.2, seed=3)
+    lab = s[s.role == "test"].patient_id.map(pts.set_index("patient_id")["label"])
+    assert lab.value_counts().to_dict() == {"leiomyoma": 56, "sarcoma": 10}
+    assert not s.equals(sp.holdout(pts, test_ratio=0.2, seed=4)) and s.equals(sp.holdout(pts, 0.2, seed=3))
+
+
 def test_nested_subsets_are_nested_and_stratified():
     pts = _patients(n_pos=50, n_neg=150)
     sub = sp.nested_subsets(pts, seed=5)

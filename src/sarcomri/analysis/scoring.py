@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.stats.diagnostic import diagnostic_at_threshold
-from sarcomri.stats.roc import auc_ci, ss_avg_threshold
+from sarcomri.stats.roc import auc, auc_ci, ss_avg_threshold
 
 
 def performance_row(labels: np.ndarray, scores: np.ndarray, cutoff: float | None = 0.5) -> dict:
@@ -18,13 +18,18 @@ def performance_row(labels: np.ndarray, scores: np.ndarray, cutoff: float | None
 
     Columns of the row: n, n_pos, auc, auc_lower, auc_upper, optimal_cutoff, cutoff, then the diagnostic
     metrics with Wilson CIs (sensitivity, specificity, accuracy, ppv, npv, ss_avg and their _lower/_upper).
+    With a single case or a single control the AUC has no DeLong variance: its CI is left empty (NaN).
     """
     labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
     row: dict = {"n": len(labels), "n_pos": int(labels.sum())}
     if 0 < labels.sum() < len(labels):
-        a = auc_ci(labels, scores, positive=1, direction="<")
+        if min(labels.sum(), len(labels) - labels.sum()) >= 2:
+            a = auc_ci(labels, scores, positive=1, direction="<")
+            row.update(auc=a.auc, auc_lower=a.lower, auc_upper=a.upper)
+        else:
+            row.update(auc=auc(labels, scores, positive=1, direction="<"), auc_lower=np.nan, auc_upper=np.nan)
         best = ss_avg_threshold(labels, scores, positive=1, direction="<")
-        row.update(auc=a.auc, auc_lower=a.lower, auc_upper=a.upper, optimal_cutoff=best)
+        row.update(optimal_cutoff=best)
         cut = best if cutoff is None else cutoff
         row["cutoff"] = cut
         row.update(diagnostic_at_threshold(labels, scores, 1, cut, "<").to_row())

@@ -2,7 +2,9 @@
 
 A :class:`SliceSpec` says which sequences become channels (one sequence repeated to 3 channels for ImageNet
 networks, or co-registered sequences such as b0/b1000/ADC as channels), which slices (every tumour slice,
-the central tumour slice, or every slice), the square crop around the tumour and the output size.
+the central tumour slice, or every slice), the crop (a square around the tumour, or with ``crop_to_tumour``
+False the whole field of view less its background margins, made square: :func:`~sarcomri.prep.slices.body_box`)
+and the output size.
 """
 
 from __future__ import annotations
@@ -14,11 +16,19 @@ import numpy as np
 import SimpleITK as sitk
 
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.cohort.sequences import group_name
+from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.images import same_grid
 from sarcomri.prep.intensity import Normalisation, normalise
-from sarcomri.prep.slices import central_tumour_slice, crop, resize2d, square_box, tumour_slice_indices
+from sarcomri.prep.slices import (
+    body_box,
+    body_threshold,
+    central_tumour_slice,
+    crop,
+    resize2d,
+    square_box,
+    tumour_slice_indices,
+)
 
 SliceMode = Literal["tumour", "central", "all"]
 
@@ -99,12 +109,16 @@ def slices_from_volume(
     else:
         indices = np.arange(vol.shape[1])
     centre = central_tumour_slice(mask) if mask.any() else -1
+    threshold = None if spec.crop_to_tumour else body_threshold(vol[0])
     out = []
     for z in indices:
         img, m = vol[:, z], mask[z]
         if spec.crop_to_tumour:
             box = square_box(m if m.any() else mask.max(axis=0), spec.margin)
             img, m = crop(img, box, mode="edge"), crop(m, box)
+        else:  # the whole field of view: background margins removed, padded to a square with the background
+            box = body_box(img[0], threshold)
+            img, m = crop(img, box, mode="minimum"), crop(m, box)
         img = np.stack([normalise(c, spec.normalisation) for c in img])
         img = resize2d(img, spec.size, order=1).astype(np.float32)
         m = resize2d(m, spec.size, order=0).astype(np.uint8)
@@ -146,3 +160,17 @@ def prepare_cohort(cohort: Cohort, spec: SliceSpec, labels: dict[str, int], prog
     if not parts:
         raise InputError(cohort.root, f"no patient has a usable {group_name(spec.sequences)} series")
     return SliceSet.concatenate(parts), pd.DataFrame(skipped, columns=["patient_id", "reason"])
+
+
+def tumour_slice_counts(cohort: Cohort, sequences: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """Per patient, the number of slices with tumour in the masks of ``sequences`` (single names; a
+    ``'+'``-joined group counts each of its sequences), summed over those the patient has a mask of; 0 for a
+    patient with none. What slice-balanced folds balance (:func:`sarcomri.cohort.splits.slice_balanced_folds`)."""
+    names = list(dict.fromkeys(s for group in sequences for s in parse_group(group)))
+    counts = dict.fromkeys(cohort.patient_ids, 0)
+    have = cohort.series[cohort.series["sequence"].isin(names)]
+    for pid, seq in have[["patient_id", "sequence"]].itertuples(index=False):
+        mask = cohort.read_mask(pid, seq)
+        if mask is not None and pid in counts:
+            counts[pid] += int(tumour_slice_indices(sitk.GetArrayFromImage(mask) > 0).size)
+    return counts

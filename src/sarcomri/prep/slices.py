@@ -1,4 +1,5 @@
-"""Choosing and cutting 2D slices: tumour slices, the central tumour slice, square crops, resizing.
+"""Choosing and cutting 2D slices: tumour slices, the central tumour slice, square crops (around the tumour or
+around the body), resizing.
 
 Arrays are in SimpleITK/NumPy order (z, y, x): axis 0 is the acquisition's slice axis, whatever the plane, so
 a sagittal series yields sagittal slices.
@@ -47,6 +48,39 @@ def square_box(mask2d: np.ndarray, margin: float = 0.25, min_side: int = 16) -> 
         side = max(int(np.ceil(side * (1 + 2 * margin))), min_side)
         cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     top, left = int(np.floor(cy - side / 2)), int(np.floor(cx - side / 2))
+    return top, top + side, left, left + side
+
+
+#: The body is what lies above ``low + BODY_FRACTION * (high - low)``, with ``low`` and ``high`` the volume's
+#: 1st and 99th intensity percentiles (so a few bright or dark voxels do not move it).
+BODY_FRACTION, BODY_PERCENTILES = 0.1, (1.0, 99.0)
+
+
+def body_threshold(volume: np.ndarray) -> float:
+    """The intensity above which a voxel of ``volume`` counts as body rather than background (see
+    :data:`BODY_FRACTION`); from the whole volume, so every slice of a series is cut by the same rule."""
+    finite = np.asarray(volume, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0
+    low, high = np.percentile(finite, BODY_PERCENTILES)
+    return float(low + BODY_FRACTION * (high - low))
+
+
+def body_box(image2d: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    """The square box (y0, y1, x0, x1) around the body of one slice: the bounding box of the voxels above
+    ``threshold`` after a 3 x 3 binary opening (isolated noise voxels do not count), widened about its centre
+    to a square (:func:`crop` pads where it leaves the image). A slice with no body gives the whole slice,
+    made square."""
+    body = ndimage.binary_opening(np.asarray(image2d) > threshold, structure=np.ones((3, 3), bool))
+    h, w = body.shape
+    ys, xs = np.nonzero(body)
+    if ys.size == 0:
+        y0, y1, x0, x1 = 0, h, 0, w
+    else:
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    side = max(y1 - y0, x1 - x0)
+    top, left = y0 - (side - (y1 - y0)) // 2, x0 - (side - (x1 - x0)) // 2
     return top, top + side, left, left + side
 
 

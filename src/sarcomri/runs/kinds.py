@@ -51,6 +51,17 @@ class ClassificationRun(Run):
         """``predictions.parquet``: one row per (model, patient, sequence, slice)."""
         return self.path / PREDICTIONS
 
+    def sequence_splits_path(self, sequence: str) -> Path:
+        """``splits/<sequence>.csv``: the splits of a sequence with its own validation ratio (``per_sequence``
+        or the ablation's choice): the test patients of ``splits.csv``, its own validation patients."""
+        return self.path / "splits" / f"{sequence}.csv"
+
+    def ablation_folder(self, sequence: str, val_ratio: float | None = None) -> Path:
+        """``ablation/<sequence>/`` (the ablation models of one sequence), or with ``val_ratio`` the folder of
+        one ablation model, ``ablation/<sequence>/val<ratio>/``."""
+        folder = self.path / "ablation" / sequence
+        return folder if val_ratio is None else folder / f"val{val_ratio:g}"
+
     def cache_path(self, sequence: str) -> Path:
         """``cache/<sequence>.npz``: the prepared slices of one sequence (a SliceSet)."""
         return self.path / CACHE / f"{sequence}.npz"
@@ -66,6 +77,18 @@ class ClassificationRun(Run):
     def model_folder(self, sequence: str, fold: int, repeat: int) -> Path:
         """``models/<sequence>/fold<k>-rep<r>/``: one job's model."""
         return self.model_dir(sequence) / f"fold{int(fold)}-rep{int(repeat)}"
+
+    @property
+    def left_out_path(self) -> Path:
+        """``tables/sequences_left_out.csv``: the sequences the grid could not train (sequence, reason)."""
+        return self.table_path("sequences_left_out")
+
+    def trained_sequences(self) -> list[str]:
+        """The config's sequences less those the grid left out (too few patients of a class in a fold)."""
+        import pandas as pd
+
+        left = set(pd.read_csv(self.left_out_path)["sequence"]) if self.left_out_path.is_file() else set()
+        return [s for s in self.config.sequences if s not in left]
 
     def models(self, sequence: str, finished: bool = True) -> list[Path]:
         """The sequence's model folders, sorted: the finished ones (with ``DONE``), or every one."""

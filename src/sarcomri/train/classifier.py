@@ -32,11 +32,13 @@ STREAM = 0x5A4C
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
+    adam = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "betas": tuple(cfg.betas), "eps": cfg.eps}
     if cfg.optimizer in ("adam", "amsgrad"):
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.optimizer == "amsgrad")
+        return torch.optim.Adam(params, amsgrad=cfg.optimizer == "amsgrad", **adam)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, **adam)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
@@ -108,7 +110,8 @@ class ClassifierTask(TrainTask):
         return F.cross_entropy(model(x), y, weight=self.weight)
 
     def end_epoch(self, model: torch.nn.Module, stats: EpochStats) -> dict[str, Any]:
-        """Mean training loss (over slices), validation loss and AUC, and the best epoch so far."""
+        """Mean training loss (over slices), validation loss and AUC, and the best epoch so far (with ``select:
+        last``, the epoch just run)."""
         total, seen = 0.0, 0
         for loss, n in zip(stats.losses, stats.sizes, strict=True):
             total += loss * n
@@ -121,6 +124,9 @@ class ClassifierTask(TrainTask):
             value = row[monitor]
         else:
             value = -stats.epoch if monitor == "val_loss" else stats.epoch  # no validation: keep the last epoch
+        if self.cfg.select == "last":  # a fixed number of epochs: the model keeps the last epoch's weights
+            self.best_epoch, self.best_state, self.since_best = stats.epoch, None, 0
+            return row
         if _is_better(value, self.best_value, monitor):
             self.best_value, self.since_best = value, 0
             self.best_epoch, self.best_state = stats.epoch, copy.deepcopy(model.state_dict())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrainSection(BaseModel):
@@ -30,20 +30,34 @@ class TrainConfig(TrainSection):
     """Optimisation settings of one classifier training (the ``train`` section of a classification config).
 
     ``lr`` 1e-4 with Adam (or AMSGrad) as in both classification studies; ``epochs`` is the maximum and
-    the epoch with the best validation ``monitor`` is kept; ``patience`` stops early after that many epochs
-    without improvement (0 = never). ``sampling`` and ``class_weighting`` handle rare classes (training fold
-    only). ``slices_per_epoch`` draws a fixed number of random slices per epoch (the sarcoma study).
+    the epoch with the best validation ``monitor`` is kept (``select: best``), or the last epoch's model after a
+    fixed number of epochs (``select: last``, the carcinosarcoma study; no early stopping then); ``patience``
+    stops early after that many epochs without improvement (0 = never). ``sampling`` and ``class_weighting``
+    handle rare classes (training fold only). ``slices_per_epoch`` draws a fixed number of random slices per
+    epoch (the sarcoma study). ``betas`` and ``eps`` are the Adam-family optimisers' constants.
     """
 
     batch_size: int = Field(32, ge=2)
     optimizer: Literal["adam", "amsgrad", "adamw", "sgd"] = "adam"
     patience: int = 0
     monitor: Literal["val_loss", "val_auc"] = "val_loss"
+    select: Literal["best", "last"] = "best"
     augmentation: str = "none"
     sampling: Literal["shuffle", "balanced", "oversample"] = "shuffle"
     class_weighting: bool = False
     slices_per_epoch: int | None = None
     channels_last: bool = True
+    # Adam-family constants (adam, amsgrad, adamw): the moment decay rates and the denominator's epsilon. The
+    # defaults are PyTorch's; Keras' Adam (the carcinosarcoma study) has eps 1e-7.
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"betas must lie in [0, 1), got {list(v)}")
+        return v
 
 
 class DeviceTrainSection(TrainSection):

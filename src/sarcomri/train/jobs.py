@@ -1,6 +1,8 @@
 """One job of a classification grid: train one model for one sequence, fold and repeat, then predict.
 
-A job reads the run folder's slice cache and splits, and writes into ``models/<sequence>/fold<k>-rep<r>/``:
+A job reads the run folder's slice cache and splits (the sequence's own, ``splits/<sequence>.csv``, when it has
+its own validation ratio), trains for the sequence's epochs (``per_sequence``), and writes into
+``models/<sequence>/fold<k>-rep<r>/``:
 ``weights.pt`` and ``model.json`` (how to rebuild the network), ``history.json`` (metrics per epoch),
 ``predictions.parquet`` (its test and validation patients' slices) and, last, ``DONE``. A rerun skips
 folders with ``DONE``; a job killed in the middle resumes from its ``checkpoint.pt``.
@@ -52,6 +54,13 @@ def cache_path(run_dir: str | Path, sequence: str) -> Path:
     return ClassificationRun(run_dir).cache_path(sequence)
 
 
+def job_splits_path(run_dir: str | Path, config: ClassificationConfig, sequence: str) -> Path:
+    """The splits a sequence's jobs read: ``splits/<sequence>.csv`` when the sequence has its own validation
+    ratio, else ``splits.csv``."""
+    run = ClassificationRun(run_dir)
+    return run.splits_path if config.own_val_ratio(sequence) is None else run.sequence_splits_path(sequence)
+
+
 def job_seed(base: int, job: Job, sequence_index: int) -> int:
     """A seed per job, so that jobs are independent of the order and process they run in."""
     return int(np.random.SeedSequence([base, sequence_index, job.repeat, job.fold]).generate_state(1)[0] % 2**31)
@@ -65,9 +74,24 @@ def run_job(job: Job, run_dir: str, config: ClassificationConfig, sequence_index
     thread count comes back afterwards."""
     from sarcomri.train.threads import torch_threads
 
-    tcfg = config.train.model_copy(update={"seed": job_seed(config.train.seed, job, sequence_index)})
+    tcfg = config.train_for(job.sequence).model_copy(update={"seed": job_seed(config.train.seed, job, sequence_index)})
     with torch_threads(tcfg.threads or threads):  # training's threads, for its predictions too
         return _train_and_predict(job, run_dir, config, tcfg, progress)
+
+
+def build_network(config: ClassificationConfig, slices: Any) -> tuple[Any, Any]:
+    """The config's untrained classifier for the inputs of a :class:`~sarcomri.data.sliceset.SliceSet` (its
+    channels and size), and its :class:`~sarcomri.models.spec.ModelSpec`; seed PyTorch first."""
+    from sarcomri.models.registry import build_classifier
+    from sarcomri.models.spec import ModelSpec
+
+    mcfg = config.model
+    spec = ModelSpec(name=mcfg.name, in_channels=int(slices.images.shape[1]), num_classes=2,
+                     input_size=int(slices.images.shape[-1]))
+    model = build_classifier(spec.name, in_channels=spec.in_channels, num_classes=2,
+                             pretrained_weights=mcfg.weights, allow_download=mcfg.allow_download,
+                             drop_rate=mcfg.drop_rate)
+    return model, spec
 
 
 def _train_and_predict(job: Job, run_dir: str, config: ClassificationConfig, tcfg: TrainConfig, progress: Any) -> str:
@@ -76,27 +100,20 @@ def _train_and_predict(job: Job, run_dir: str, config: ClassificationConfig, tcf
 
     from sarcomri.data.sliceset import SliceSet
     from sarcomri.models.folder import save_model
-    from sarcomri.models.registry import build_classifier
-    from sarcomri.models.spec import ModelSpec
     from sarcomri.train.classifier import fit_classifier, predict_proba
 
     folder = job.folder(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     slices = SliceSet.load(cache_path(run_dir, job.sequence))
-    splits = pd.read_csv(ClassificationRun(run_dir).splits_path, dtype={"patient_id": str})
+    splits = pd.read_csv(job_splits_path(run_dir, config, job.sequence), dtype={"patient_id": str})
     fold = splits[(splits["repeat"] == job.repeat) & (splits["fold"] == job.fold)]
     ids = {role: fold.loc[fold["role"] == role, "patient_id"].tolist() for role in ("train", "val", "test")}
     train, val, test = (slices.subset(ids[r]) for r in ("train", "val", "test"))
     if len(np.unique(train.labels)) < 2:
         raise RuntimeError(f"{job.name}: the training fold has a single class")
 
-    mcfg = config.model
     torch.manual_seed(tcfg.seed)
-    spec = ModelSpec(name=mcfg.name, in_channels=int(slices.images.shape[1]), num_classes=2,
-                     input_size=int(slices.images.shape[-1]))
-    model = build_classifier(spec.name, in_channels=spec.in_channels, num_classes=2,
-                             pretrained_weights=mcfg.weights, allow_download=mcfg.allow_download,
-                             drop_rate=mcfg.drop_rate)
+    model, spec = build_network(config, slices)
     result = fit_classifier(model, train, val if len(val) else None, tcfg, checkpoint_dir=folder, progress=progress)
 
     rows = []
