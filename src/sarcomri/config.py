@@ -26,7 +26,7 @@ from pydantic import (
 
 from sarcomri.cohort.sequences import parse_group
 from sarcomri.configfile import read_config, read_yaml
-from sarcomri.errors import InputError
+from sarcomri.errors import InputError, SarcomriError
 from sarcomri.seg2d.config import TransferStudyConfig, load_transfer_config
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.train.config import TrainConfig
@@ -39,7 +39,7 @@ class _Strict(BaseModel):
 class SynthSource(_Strict):
     """Generate the cohort instead of reading one."""
 
-    task: Literal["sarcoma", "carcinosarcoma", "segmentation"] = "sarcoma"
+    task: Literal["sarcoma", "carcinosarcoma", "segmentation", "sts"] = "sarcoma"
     patients: int = Field(120, ge=4)
     seed: int = 0
     sequences: list[str] | None = None
@@ -57,7 +57,8 @@ class SynthSource(_Strict):
 
 
 class SplitConfig(_Strict):
-    """Patient-level splits (see :mod:`sarcomri.cohort.splits`)."""
+    """Patient-level splits (see :mod:`sarcomri.cohort.splits`; a ``subject_id`` column in patients.csv keeps
+    the examinations of one person together)."""
 
     scheme: Literal["kfold", "holdout", "groups"] = "kfold"
     folds: int = Field(6, ge=2)
@@ -67,6 +68,15 @@ class SplitConfig(_Strict):
     stratify_by: list[str] = ["label"]
     group: str = "center"
     seed: int = 0
+    # k-fold: "patients" (stratified k-fold) or "slices" (tumour slices per fold as uniform as possible, the
+    # sarcoma study's rule; see sarcomri.cohort.splits.slice_balanced_folds)
+    balance: Literal["patients", "slices"] = "patients"
+
+    @model_validator(mode="after")
+    def _balance_needs_kfold(self) -> SplitConfig:
+        if self.balance == "slices" and self.scheme != "kfold":
+            raise ValueError(f"balance: slices applies to k-fold splits, not to scheme {self.scheme!r}")
+        return self
 
 
 class SliceConfig(_Strict):
@@ -77,6 +87,9 @@ class SliceConfig(_Strict):
     margin: float = Field(0.25, ge=0)
     normalisation: Literal["zscore", "percentile", "none"] = "zscore"
     test_aggregation: Literal["mean", "central"] = "mean"
+    # "tumour": a square around the tumour (+ margin); "none": the whole field of view, margins of background
+    # removed and padded to a square (the carcinosarcoma study; sarcomri.prep.slices.body_box)
+    crop: Literal["tumour", "none"] = "tumour"
 
 
 class ModelConfig(_Strict):
@@ -98,6 +111,50 @@ class ExecutorConfig(_Strict):
     ray_address: str | None = None
 
 
+class SequenceProtocol(_Strict):
+    """One sequence's own training protocol (``per_sequence``), overriding the study's where set: ``epochs``
+    overrides ``train.epochs``; ``val_ratio`` overrides ``splits.val_ratio`` (the validation patients are carved
+    again from each fold's training patients; the test patients stay those of ``splits.csv``, see
+    :func:`sarcomri.cohort.splits.resplit_validation`)."""
+
+    epochs: int | None = Field(None, ge=1)
+    val_ratio: float | None = Field(None, ge=0, lt=1)
+
+
+class AblationConfig(_Strict):
+    """Choose each sequence's (epochs, validation ratio) before the main grid (the carcinosarcoma study): per
+    sequence and ``val_ratios`` entry, one model (first repeat, first fold, no early stopping) trained for
+    ``max(epochs)`` epochs and scored on its validation patients after each of ``epochs``; the best by ``metric``
+    (validation data only, never a test patient) becomes the sequence's protocol. See
+    :mod:`sarcomri.train.ablation`."""
+
+    epochs: list[int] = [50, 100, 200]
+    val_ratios: list[float] = [0.1, 0.2]
+    metric: Literal["val_loss", "val_auc"] = "val_loss"
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 1:
+            raise ValueError("list at least one epoch count, each at least 1")
+        return sorted(set(v))
+
+    @field_validator("val_ratios")
+    @classmethod
+    def _ratios(cls, v: list[float]) -> list[float]:
+        if not v or not all(0 < r < 1 for r in v):
+            raise ValueError("list at least one validation ratio, each in (0, 1)")
+        return sorted(set(v))
+
+
+class EnsembleConfig(_Strict):
+    """How a leave-one-out ensemble of R - 1 models turns into a patient's likelihood: ``mean_probability`` (the
+    mean of the models' probabilities) or ``vote_share`` (the share of the models with probability >= 0.5).
+    The sarcoma study's text does not settle which it used (not confirmed); mean_probability is the default."""
+
+    likelihood: Literal["mean_probability", "vote_share"] = "mean_probability"
+
+
 class ClassificationConfig(_Strict):
     """A classification study: per-sequence CNNs over a grid of folds x repeats."""
 
@@ -112,6 +169,9 @@ class ClassificationConfig(_Strict):
     train: TrainConfig = TrainConfig()
     executor: ExecutorConfig = ExecutorConfig()
     clinical_columns: list[str] = []
+    per_sequence: dict[str, SequenceProtocol] = {}
+    ablation: AblationConfig | None = None
+    ensemble: EnsembleConfig = EnsembleConfig()
 
     @field_validator("sequences")
     @classmethod
@@ -122,9 +182,33 @@ class ClassificationConfig(_Strict):
             raise ValueError("a sequence is listed twice")
         return v
 
+    @model_validator(mode="after")
+    def _known_protocols(self) -> ClassificationConfig:
+        unknown = sorted(set(self.per_sequence) - set(self.sequences))
+        if unknown:
+            raise ValueError(f"per_sequence names {unknown}, not among the sequences {self.sequences}")
+        return self
+
     def channel_groups(self) -> list[tuple[str, ...]]:
         """Each model's input sequences: ``'DWI_b0+ADC'`` becomes ``('DWI_b0', 'ADC')``."""
         return [parse_group(s) for s in self.sequences]
+
+    def protocol(self, sequence: str) -> SequenceProtocol:
+        """The sequence's own protocol (empty when ``per_sequence`` has none)."""
+        return self.per_sequence.get(sequence, SequenceProtocol())
+
+    def train_for(self, sequence: str) -> TrainConfig:
+        """The ``train`` section with the sequence's ``epochs`` applied."""
+        epochs = self.protocol(sequence).epochs
+        return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
+
+    def own_val_ratio(self, sequence: str) -> float | None:
+        """The sequence's own validation ratio, None when it uses the splits' (``splits.csv`` as it is)."""
+        return self.protocol(sequence).val_ratio
+
+    def with_protocols(self, protocols: Mapping[str, SequenceProtocol]) -> ClassificationConfig:
+        """A copy with ``protocols`` replacing those sequences' ``per_sequence`` entries (e.g. the ablation's)."""
+        return self.model_copy(update={"per_sequence": {**self.per_sequence, **protocols}})
 
 
 def load_config(path: str | Path, model: type[BaseModel] = ClassificationConfig) -> Any:
@@ -139,11 +223,59 @@ def dump_config(cfg: BaseModel) -> str:
 
 
 class ReadersSection(_Strict):
-    """Radiologists' reads: from the cohort's ``readers.csv``; for a synthetic cohort, optionally simulated again
-    with the study's trained model as the AI of the AI-assisted second read."""
+    """Radiologists' reads: ``reads`` (a readers.csv: patient_id, reader, group, sequence, session, confidence),
+    else the cohort's ``readers.csv``; for a synthetic cohort, optionally simulated again with the study's trained
+    model as the AI of the AI-assisted second read."""
 
+    reads: str | None = None
     simulate_with_model: bool = True
     cut: float = Field(0.4, ge=0, le=1)  # confidence <= cut reads as the positive class (6-point scale, 0 = positive)
+
+
+class SourceSection(_Strict):
+    """A hospital's export ingested as the study's first stage, as ``sarcomri ingest`` would: ``folder`` (DICOM in
+    any layout, or NIfTI), ``labels`` (CSV patient_id,label plus clinical columns), the ``positive`` class. The
+    pseudonymisation key is never in a config file: it comes from ``$SARCOMRI_DEID_KEY`` (else a random key, and
+    then the pseudonyms differ from run to run)."""
+
+    folder: str
+    labels: str | None = None
+    positive: str | None = None
+    sequence_map: str | None = None
+    compute_adc: bool | None = None
+    sequence: str | None = None  # the NIfTI sts-t1 layout's sequence name
+
+
+class NnunetSection(_Strict):
+    """The segmentation run's cohort exported as nnU-Net v2 raw datasets (one per model) whose
+    ``splits_final.json`` holds the run's own folds: nnU-Net trained beside the study on the same patients
+    (``<run>/nnunet/``; :func:`sarcomri.io.nnunet.export_run_folds`)."""
+
+    dataset_id: int = Field(601, ge=1, le=999)
+    name: str = Field("STS", pattern=r"^[A-Za-z0-9_]+$")
+
+
+class PublishedValue(_Strict):
+    """One number of a paper's protocol as a preset reproduces it: what it is (``item``), the paper's value, and
+    where the study's value is in ``sarcomri study plan`` (``key``: ``protocol.<section>...`` for a config value,
+    ``design.<section>...`` for a derived one, e.g. the models per sequence). docs/protocols.md lists them."""
+
+    item: str
+    paper: Any
+    key: str
+    note: str = ""
+
+
+class PaperSection(_Strict):
+    """Which published paper's tables the study writes (``paper/``, shown in the report as published).
+
+    ``printed_positive``: the class the paper's tables print as positive (the carcinosarcoma paper printed
+    endometrial carcinoma as positive); None: the study's positive class. ``characteristics``: the patients.csv
+    columns of the patients' characteristics table."""
+
+    name: Literal["carcinosarcoma", "sarcoma", "dwi-transfer", "sts-segmentation"]
+    printed_positive: str | None = None
+    characteristics: list[str] = []
 
 
 #: The seeds of each study section (dotted paths in it). The study's ``seed`` fills every one the section leaves
@@ -213,18 +345,51 @@ class StudyConfig(_Strict):
 
     name: str
     cohort: str | None = None
+    source: SourceSection | None = None
     synth: SynthSource | None = None
     dicom_roundtrip: bool = False  # write the synthetic cohort as DICOM and ingest it back, as real data would come
+    patients: int | None = Field(None, ge=4)  # a stratified sample of the cohort's (not a synthetic one's)
+    scale: Literal["full", "smoke"] = "full"  # the file's ``smoke:`` overrides applied (:mod:`sarcomri.scale`)
+    paper: PaperSection | None = None
+    published: list[PublishedValue] = []
     seed: int = 0
     classification: ClassificationSection | None = None
     readers: ReadersSection = ReadersSection()
     segmentation: SegmentationSection | None = None
     transfer: TransferSection | None = None
+    nnunet: NnunetSection | None = None  # export the segmentation's folds for nnU-Net
     report: bool = True
 
     @field_serializer("classification", "segmentation", "transfer")
     def _section_as_written(self, section: _AsWritten | None) -> dict[str, Any] | None:
         return None if section is None else section.as_written()
+
+    @model_validator(mode="after")
+    def _one_cohort(self) -> StudyConfig:
+        given = [k for k in ("cohort", "source", "synth") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of cohort, source and synth, not {' and '.join(given)}")
+        return self
+
+    def samples(self) -> bool:
+        """Whether the study runs on a stratified sample (``patients``) of its cohort folder or ingested source (a
+        synthetic cohort is made at its own size, ``synth.patients``)."""
+        return bool(self.patients) and self.synth is None
+
+    def has_cohort(self) -> bool:
+        """Whether the study makes or reads a cohort of its own (a folder, a source to ingest, or a synthetic one)."""
+        return any(getattr(self, k) is not None for k in ("cohort", "source", "synth"))
+
+    def missing_cohort(self) -> str | None:
+        """Why the study cannot run for want of a cohort (None when it can): the classification and segmentation
+        sections read the study's cohort; a transfer section has its own unless it names none."""
+        if self.has_cohort():
+            return None
+        own = self.transfer is not None and (self.transfer.cohort or self.transfer.synth is not None)
+        if self.classification is None and self.segmentation is None and (self.transfer is None or own):
+            return None
+        return ("no cohort: give --cohort COHORT (a folder made by `sarcomri ingest`), a 'source:' to ingest, or "
+                "--smoke to try a preset on its synthetic cohort")
 
     def seeded(self, name: str) -> dict[str, Any] | None:
         """The section ``name`` as written, with every seed it leaves out set to the study's ``seed``; None
@@ -258,14 +423,58 @@ class StudyConfig(_Strict):
         return Seg3DConfig.model_validate({"name": f"{self.name}-segmentation", **(self.seeded("segmentation") or {}),
                                            "cohort": cohort})
 
-    def transfer_config(self) -> TransferStudyConfig:
-        """The transfer section as a :class:`~sarcomri.seg2d.config.TransferStudyConfig` (its own cohorts)."""
-        return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **(self.seeded("transfer") or {})})
+    def transfer_config(self, cohort: str | None = None) -> TransferStudyConfig:
+        """The transfer section as a :class:`~sarcomri.seg2d.config.TransferStudyConfig`: its own cohorts, else
+        ``cohort`` (the study's, split by ``domain``)."""
+        section = self.seeded("transfer") or {}
+        if cohort is not None and not section.get("cohort") and section.get("synth") is None:
+            section["cohort"] = cohort
+        return TransferStudyConfig.model_validate({"name": f"{self.name}-transfer", **section})
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    """Read a study YAML; every section is validated with it, so a typo fails before hours of training."""
-    return load_config(path, StudyConfig)
+def load_study_config(path: str | Path, smoke: bool | None = None, cohort: str | Path | None = None,
+                      reads: str | Path | None = None) -> StudyConfig:
+    """Read a study YAML at its scale (``smoke`` True: the preset's smoke scale, :mod:`sarcomri.scale`); every
+    section is validated with it, so a typo fails before hours of training. ``cohort``: the user's cohort folder
+    instead of the file's cohort, source or synthetic cohort; ``reads``: a readers.csv of the radiologists' reads.
+    Relative paths in the file are resolved against its folder. A preset may name no cohort (its user gives one):
+    :meth:`StudyConfig.missing_cohort` says so before a run."""
+    from pydantic import ValidationError
+
+    from sarcomri.configfile import first_error_field
+    from sarcomri.scale import SMOKE, apply_scale
+
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(path, "a config must be a YAML mapping")
+    try:
+        raw = apply_scale(raw, smoke)
+    except SarcomriError as exc:
+        raise InputError(path, str(exc)) from None
+    raw.pop(SMOKE, None)  # applied, or not asked for: not part of the study's settings
+    if cohort is not None:
+        raw.update(cohort=str(Path(cohort).resolve()), synth=None, source=None)
+    if reads is not None:
+        raw["readers"] = {**(raw.get("readers") or {}), "reads": str(Path(reads).resolve())}
+    try:
+        cfg = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(path, f"field {first_error_field(exc)}") from None
+    _resolve_study_paths(cfg, path.parent)
+    return cfg
+
+
+def _resolve_study_paths(cfg: StudyConfig, folder: Path) -> None:
+    """Make the file's relative paths (cohort, source, reads) absolute against its folder, in place."""
+    def absolute(value: str | None) -> str | None:
+        return None if value is None or Path(value).is_absolute() else str((folder / value).resolve())
+
+    cfg.cohort = absolute(cfg.cohort) or cfg.cohort
+    if cfg.source is not None:
+        for key in ("folder", "labels", "sequence_map"):
+            setattr(cfg.source, key, absolute(getattr(cfg.source, key)) or getattr(cfg.source, key))
+    cfg.readers.reads = absolute(cfg.readers.reads) or cfg.readers.reads
 
 
 #: Every kind of config file, by the name ``sarcomri config`` gives it, in the order a file's kind is guessed.
@@ -274,8 +483,16 @@ CONFIG_KINDS: dict[str, type[BaseModel]] = {"classification": ClassificationConf
 
 
 def config_schema(kind: str) -> dict[str, Any]:
-    """The JSON Schema of a config file of ``kind`` (one of :data:`CONFIG_KINDS`)."""
-    return CONFIG_KINDS[kind].model_json_schema()
+    """The JSON Schema of a config file of ``kind`` (one of :data:`CONFIG_KINDS`); a study file may also hold
+    its smoke scale (``smoke:``, :mod:`sarcomri.scale`), an overlay of the study's own keys."""
+    schema = CONFIG_KINDS[kind].model_json_schema()
+    if kind == "study":
+        from sarcomri.scale import SMOKE, SMOKE_KEYS
+
+        schema["properties"][SMOKE] = {
+            "type": "object", "title": "Smoke", "description": "The smoke scale: overrides of the study's own keys, "
+            f"merged in by --smoke; only these keys (at any depth): {', '.join(sorted(SMOKE_KEYS))}."}
+    return schema
 
 
 def guess_kind(raw: Mapping[str, Any]) -> str:
@@ -293,4 +510,6 @@ def load_any_config(path: str | Path, kind: str | None = None) -> tuple[str, Bas
         kind = guess_kind(raw)
     if kind == "transfer":
         return kind, load_transfer_config(path)
+    if kind == "study":
+        return kind, load_study_config(path)
     return kind, load_config(path, CONFIG_KINDS[kind])

@@ -28,7 +28,7 @@ import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.config import StudyConfig, dump_config
-from sarcomri.errors import SarcomriError
+from sarcomri.errors import InputError, SarcomriError
 from sarcomri.io.atomic import write_csv, write_json, write_text
 from sarcomri.runrecord import prepare_run_folder
 from sarcomri.runs import READERS, StudyRun, negative_label
@@ -76,10 +76,26 @@ def cohort_dir(cfg: StudyConfig, run: Path) -> Path:
 
 
 def make_cohort(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> None:
-    """Synthesise (and round-trip through DICOM) the cohort, or check the configured one."""
+    """Check the configured cohort, ingest the configured source, or synthesise (and round-trip through DICOM)
+    the cohort; then, when the study sets ``patients``, write its stratified sample."""
+    study = StudyRun(run, cfg)
     if cfg.cohort:
         Cohort.load(cfg.cohort)
-        return
+    elif cfg.source is not None:
+        ingest_source(cfg, run, log)
+    else:
+        synthesise(cfg, run, log, progress)
+    if cfg.samples():
+        from sarcomri.cohort.sample import sample_ids, write_sample
+
+        full = Cohort.load(study.full_cohort_dir)
+        ids = sample_ids(full.patients, cfg.patients, seed=cfg.seed)
+        write_sample(full, ids, study.sample_dir, overwrite=True)
+        log(f"sample: {len(ids)} of the cohort's {len(full.patients)} patients (stratified by label)")
+
+
+def synthesise(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> None:
+    """The synthetic cohort of the study's ``synth`` section (and its DICOM round trip)."""
     from sarcomri.synth.cohort import synthesise_cohort
 
     s = cfg.synth
@@ -88,10 +104,42 @@ def make_cohort(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) ->
         synthesise_cohort(synthetic, task=s.task, n_patients=s.patients, seed=s.seed, sequences=s.sequences,
                           protocol=s.protocol(), progress=progress)
     meta = Cohort.load(synthetic).meta
-    log(f"synthetic cohort: {synthetic} ({s.patients} patients, ideal-observer AUC "
-        f"{meta.get('ideal_observer_auc', float('nan')):.3f})")
+    auc = meta.get("ideal_observer_auc")
+    log(f"synthetic cohort: {synthetic} ({s.patients} patients"
+        + (f", ideal-observer AUC {auc:.3f})" if isinstance(auc, float) else ")"))
     if cfg.dicom_roundtrip:
         roundtrip(synthetic, run, log)
+
+
+def ingest_source(cfg: StudyConfig, run: Path, log: Log) -> None:
+    """Ingest the study's ``source`` (a hospital's DICOM or NIfTI export and its labels) into ``<run>/cohort``,
+    de-identified with the key in ``$SARCOMRI_DEID_KEY``."""
+    from sarcomri.io.deid import KEY_ENV, Pseudonymizer
+    from sarcomri.io.ingest import ingest
+    from sarcomri.io.labels import read_labels
+
+    src = cfg.source
+    pseudonym = Pseudonymizer.from_key(None)
+    if not pseudonym.reproducible:
+        log(f"warning: ${KEY_ENV} is not set: the pseudonyms are random and differ from any other ingestion")
+    labels = read_labels(src.labels, positive=src.positive) if src.labels else None
+    report = ingest(src.folder, StudyRun(run, cfg).ingested_dir, labels=labels, pseudonymizer=pseudonym,
+                    sequence_map=src.sequence_map, compute_adc=src.compute_adc, sequence=src.sequence,
+                    overwrite=True, log=log, warn=lambda text: log(f"warning: {text}"))
+    log(f"ingested: {report.patients} patients, {report.volumes} volumes, {report.masks} masks")
+
+
+def source_listing(folder: str | Path) -> str:
+    """A key of a source folder's files (relative path, size and modification time of each): a changed export
+    ingests again, without reading every file."""
+    import hashlib
+
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def roundtrip(synthetic: Path, run: Path, log: Log) -> None:
@@ -162,7 +210,7 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
     cohort = Cohort.load(study.cohort_dir)
     likelihood = pd.read_csv(study.classification.table_path("likelihood"), dtype={"patient_id": str})
     synthetic = study.synthetic_dir
-    if cfg.synth and cfg.readers.simulate_with_model:
+    if cfg.synth and cfg.readers.simulate_with_model and not cfg.readers.reads:
         forward = id_map(run)
         back = {v: k for k, v in forward.items()}
         p = ai_probability(likelihood)
@@ -174,8 +222,8 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
         reads, ai = simulate(scored, meta["task"], int(meta["provenance"]["seed"]), ai_probability=p)
         for frame in (reads, ai):
             frame["patient_id"] = frame["patient_id"].astype(str).map(lambda i: forward.get(i, i))
-    elif study.cohort_readers_csv.is_file():
-        reads, ai = pd.read_csv(study.cohort_readers_csv, dtype={"patient_id": str}), None
+    elif reads_source(cfg, study) is not None:
+        reads, ai = read_reads(reads_source(cfg, study), cohort), None
     else:
         raise SarcomriError(f"{cohort.root} has no readers.csv: remove the readers section or add the reads")
     write_csv(study.readers_csv, reads, overwrite=True)
@@ -186,6 +234,68 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
     tables = reader_report_tables(study.classification.path, study.readers_csv, study.readers_dir / TABLES, positive,
                                   negative, cfg.readers.cut)  # the tables the report renders, at the study's cut
     log(f"readers: {reads['reader'].nunique()} readers, tables {', '.join(tables)}")
+
+
+def reads_source(cfg: StudyConfig, study: StudyRun) -> Path | None:
+    """The radiologists' reads the study uses: the configured file (``--readers``), else the cohort's own."""
+    if cfg.readers.reads:
+        return Path(cfg.readers.reads)
+    return study.cohort_readers_csv if study.cohort_readers_csv.is_file() else None
+
+
+def read_reads(path: Path, cohort: Cohort) -> pd.DataFrame:
+    """A readers.csv checked against the cohort: its columns, and patients the cohort has (reads of patients
+    outside a sampled cohort are left out; reads of patients no cohort has are an error)."""
+    from sarcomri.io.tables import read_csv_table
+    from sarcomri.report.sources import READER_COLUMNS
+
+    reads = read_csv_table(path, READER_COLUMNS, dtype={"patient_id": str})
+    known = set(cohort.patient_ids)
+    sample = cohort.meta.get("sample")
+    unknown = sorted(set(reads["patient_id"]) - known)
+    if unknown and not sample:
+        raise InputError(path, f"{len(unknown)} patient(s) not in the cohort, e.g. {unknown[0]}")
+    return reads[reads["patient_id"].isin(known)].reset_index(drop=True)
+
+
+def paper_tables(cfg: StudyConfig, run: Path, log: Log) -> None:
+    """The classification paper's tables (``paper.name``: carcinosarcoma or sarcoma) into ``<run>/paper/``, from
+    the classification run's likelihoods and votes, the readers' reads and the cohort's clinical columns."""
+    from sarcomri.analysis.paper_carcinosarcoma import write_carcinosarcoma_tables
+    from sarcomri.analysis.paper_sarcoma import write_sarcoma_tables
+
+    study = StudyRun(run, cfg)
+    cohort = Cohort.load(study.cohort_dir, check_files=False)
+    cls = study.classification
+    likelihood = pd.read_csv(cls.table_path("likelihood"), dtype={"patient_id": str})
+    reads = pd.read_csv(study.readers_csv, dtype={"patient_id": str}) if study.readers_csv.is_file() else None
+    positive = study.positive_label(cohort)
+    negative = negative_label(positive, cohort.meta)
+    common = dict(likelihood=likelihood, reads=reads, patients=cohort.patients, out_dir=study.paper_dir,
+                  positive=positive, negative=negative, cut=cfg.readers.cut)
+    if cfg.paper.name == "carcinosarcoma":
+        columns = [c for c in cfg.paper.characteristics if c in cohort.patients.columns]
+        numeric = [c for c in columns if pd.api.types.is_numeric_dtype(cohort.patients[c])]
+        names = write_carcinosarcoma_tables(**common, printed_positive=cfg.paper.printed_positive,
+                                            continuous=numeric or None,
+                                            categorical=[c for c in columns if c not in numeric] or None)
+    else:
+        def table(name: str) -> pd.DataFrame | None:
+            path = cls.table_path(name)
+            return pd.read_csv(path, dtype={"patient_id": str}) if path.is_file() else None
+
+        names = write_sarcoma_tables(**common, summed=table("summed_score"), combinations=table("combinations"))
+    log(f"paper: {len(names)} table(s) as published ({', '.join(names)})")
+
+
+def export_nnunet(cfg: StudyConfig, run: Path, log: Log) -> None:
+    """The segmentation's cohort as nnU-Net v2 raw datasets on the segmentation run's own folds."""
+    from sarcomri.io.nnunet import export_run_folds
+
+    study = StudyRun(run, cfg)
+    done = export_run_folds(study.segmentation.path, study.nnunet_dir, cfg.nnunet.dataset_id, cfg.nnunet.name,
+                            overwrite=True)
+    log(f"nnU-Net: {len(done)} dataset(s) in {study.nnunet_dir} with the segmentation's folds")
 
 
 def segment(cfg: StudyConfig, run: Path, log: Log) -> None:
@@ -201,8 +311,13 @@ def transfer(cfg: StudyConfig, run: Path, log: Log) -> None:
     """The transfer-learning study of 2D DWI segmentation (its own source and target cohorts)."""
     from sarcomri.seg2d.transfer import run_transfer_study
 
-    tables = run_transfer_study(cfg.transfer_config(), StudyRun(run, cfg).transfer.path)
+    tables = run_transfer_study(transfer_config(cfg, run), StudyRun(run, cfg).transfer.path)
     log(f"transfer: {len(tables['per_case'])} evaluated cases")
+
+
+def transfer_config(cfg: StudyConfig, run: Path):
+    """The transfer section's config: its own cohorts, else the study's cohort (when the study has one)."""
+    return cfg.transfer_config(str(StudyRun(run, cfg).cohort_dir.resolve()) if cfg.has_cohort() else None)
 
 
 def content_key(folder: str | Path | None, extra: tuple[str, ...] = ()) -> str | None:
@@ -221,51 +336,91 @@ def stages(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> list
     """The study's stages in order, with the config section each depends on. Every stage that reads a cohort
     has the cohort's content in its key: a changed cohort reruns the stages that read it (and what follows)."""
     study = StudyRun(run, cfg)
-    rel, made = study.relative, cfg.cohort is None  # made: the study synthesises its cohort
-    source = cfg.cohort if cfg.cohort else {"synth": cfg.synth.model_dump(), "dicom": cfg.dicom_roundtrip}
+    rel = study.relative
     cohort_key = functools.partial(content_key, study.cohort_dir)  # called once the cohort stage ran
-    made_folders = (study.synthetic_dir, study.dicom_dir, study.ingested_dir, study.id_map_path)
-    out = [Stage("cohort", source, lambda: make_cohort(cfg, run, log, progress),
-                 folders=[rel(p) for p in made_folders] if made else [],
-                 outputs=[rel(study.cohort_dir / "cohort.json")] if made else [])]
+    out = [cohort_stage(cfg, run, log, progress)] if cfg.has_cohort() else []
     cls = study.classification
     if cfg.classification is not None:
         out.append(Stage("classification", cfg.seeded("classification"), lambda: classify(cfg, run, log, progress),
                          folders=[rel(cls.path)], after=["cohort"], inputs=cohort_key,
                          outputs=[rel(cls.predictions_path), rel(cls.table_path("likelihood")),
                                   rel(cls.table_path("summed_score"))]))
-        if cfg.synth is not None or (cfg.cohort and study.cohort_readers_csv.is_file()):
+        if cfg.synth is not None or cfg.readers.reads or (cfg.cohort and study.cohort_readers_csv.is_file()):
             out.append(Stage("readers", cfg.readers.model_dump(), lambda: readers(cfg, run, log),
                              folders=[rel(study.readers_dir)], after=["classification"],
                              outputs=[rel(study.readers_csv), rel(study.readers_table("accuracy"))],
-                             inputs=functools.partial(content_key, study.cohort_dir, (READERS,))))
+                             inputs=lambda: [content_key(study.cohort_dir, (READERS,)),
+                                             file_key(cfg.readers.reads)]))
+        if cfg.paper is not None and cfg.paper.name in ("carcinosarcoma", "sarcoma"):
+            after = ["classification"] + (["readers"] if out[-1].name == "readers" else [])
+            out.append(Stage("paper", cfg.paper.model_dump(mode="json"), lambda: paper_tables(cfg, run, log),
+                             folders=[rel(study.paper_dir)], after=after, inputs=cohort_key,
+                             outputs=[rel(study.paper_dir / "index.json")]))
     if cfg.segmentation is not None:
         out.append(Stage("segmentation", cfg.seeded("segmentation"), lambda: segment(cfg, run, log),
                          folders=[rel(study.segmentation.path)], after=["cohort"],
                          outputs=[rel(study.segmentation.table_path("per_case"))], inputs=cohort_key))
+        if cfg.nnunet is not None:
+            out.append(Stage("nnunet", cfg.nnunet.model_dump(), lambda: export_nnunet(cfg, run, log),
+                             folders=[rel(study.nnunet_dir)], after=["segmentation"],
+                             outputs=[rel(study.nnunet_dir)]))
     if cfg.transfer is not None:
-        tcfg = cfg.transfer_config()
         out.append(Stage("transfer", cfg.seeded("transfer"), lambda: transfer(cfg, run, log),
                          folders=[rel(study.transfer.path)], outputs=[rel(study.transfer.table_path("paper"))],
-                         inputs=lambda: [content_key(tcfg.cohort), content_key(tcfg.target_cohort)]))
+                         after=["cohort"] if cfg.has_cohort() else [],
+                         inputs=lambda: [content_key(transfer_config(cfg, run).cohort),
+                                         content_key(transfer_config(cfg, run).target_cohort)]))
     if cfg.report:
         done = [st.name for st in out]
         out.append(Stage("report", {"report": True}, lambda: report(cfg, run, log), folders=[rel(study.report_dir)],
-                         after=done, outputs=[rel(study.report_html)], inputs=cohort_key))
+                         after=done, outputs=[rel(study.report_html)],
+                         inputs=cohort_key if cfg.has_cohort() else None))
     return out
+
+
+def cohort_stage(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -> Stage:
+    """The first stage: the study's cohort (checked, ingested or synthesised; sampled when ``patients`` is set).
+    Its key is the cohort's source (folder, source section and its files' listing, or synth section)."""
+    study = StudyRun(run, cfg)
+    rel = study.relative
+    if cfg.cohort:
+        source: Any = cfg.cohort
+        folders: list[Path] = []
+    elif cfg.source is not None:
+        source = {"source": cfg.source.model_dump(), "files": source_listing(cfg.source.folder)}
+        folders = [study.ingested_dir]
+    else:
+        source = {"synth": cfg.synth.model_dump(), "dicom": cfg.dicom_roundtrip}
+        folders = [study.synthetic_dir, study.dicom_dir, study.ingested_dir, study.id_map_path]
+    if cfg.samples():
+        source = {"cohort": source, "patients": cfg.patients, "seed": cfg.seed}
+        folders.append(study.sample_dir)
+    made = bool(folders)
+    return Stage("cohort", source, lambda: make_cohort(cfg, run, log, progress), folders=[rel(p) for p in folders],
+                 outputs=[rel(study.cohort_dir / "cohort.json")] if made else [])
+
+
+def file_key(path: str | None) -> str | None:
+    """The SHA-256 of an optional file given in the config (None without one)."""
+    from sarcomri.fingerprint import optional_file_digest
+
+    return optional_file_digest(Path(path)) if path else None
 
 
 def report(cfg: StudyConfig, run: Path, log: Log) -> None:
     """The HTML report of everything the study produced."""
     from sarcomri.report.html import build_report
 
-    path = build_report(run, cohort=StudyRun(run, cfg).cohort(check_files=False))
+    path = build_report(run, cohort=StudyRun(run, cfg).cohort(check_files=False) if cfg.has_cohort() else None)
     log(f"report: {path}")
 
 
 def run_study(cfg: StudyConfig, run_dir: str | Path, log: Log = print, progress: bool = True) -> dict[str, str]:
     """Run every stage of the study that is not current; returns each stage's status. ``progress``: the
     progress bars of the synthetic cohort and the classification grid."""
+    missing = cfg.missing_cohort()
+    if missing:
+        raise InputError(None, f"{cfg.name}: {missing}")
     run = open_study(cfg, run_dir)
     status = run_stages(run, stages(cfg, run, log, progress), log)
     write_json(StudyRun(run, cfg).summary_path, summary(cfg, run), overwrite=True)

@@ -26,8 +26,9 @@ def _run_dir(cfg: ClassificationConfig, runs: Path, run_dir: Path | None) -> Pat
 @app.command("run")
 def run(
     config: Path = typer.Argument(..., help="Classification config YAML: configs/demo-sarcoma.yaml, "
-                                  "configs/demo-carcinosarcoma.yaml (CPU demos), configs/s1-sarcoma.yaml, "
-                                  "configs/s0-carcinosarcoma.yaml (the published protocols)."),
+                                  "configs/demo-carcinosarcoma.yaml (CPU demos), or the classification section of "
+                                  "a study preset; the published protocols are the study presets "
+                                  "configs/s0-carcinosarcoma.yaml and configs/s1-sarcoma.yaml (`study run`)."),
     runs: Path = RUNS_OPT,
     run_dir: Path | None = RUN_DIR_OPT,
     cohort_dir: Path | None = COHORT_OPT,

@@ -45,14 +45,18 @@ def render_html(sections: Sequence[Section], title: str, subtitle: str = "", run
 
 def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequence[str | Path] = (),
                    gradcam: bool = True, transfer_dir: str | Path | None = None,
-                   figure_dirs: Sequence[str | Path] = (), rel: str = "figures") -> list[Section]:
-    """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``)."""
+                   figure_dirs: Sequence[str | Path] = (), rel: str = "figures",
+                   paper_dirs: Sequence[Path] = ()) -> list[Section]:
+    """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``);
+    ``paper_dirs``: the folders of paper-format tables (:mod:`sarcomri.report.papertables`)."""
     from sarcomri.report.curves import roc_section
     from sarcomri.report.misdiagnosis import misdiagnosis_section
+    from sarcomri.report.papertables import paper_section
     from sarcomri.report.segmentation import found_figures, segmentation_section, transfer_section
     from sarcomri.report.tables import model_vs_readers, reading_sessions, run_tables
 
     builders: list[tuple[str, Callable[[], Section | None]]] = [
+        ("tables as published", lambda: paper_section(list(paper_dirs))),
         ("ROC curves", lambda: roc_section(inputs, figures_dir, rel)),
         ("classification tables", lambda: run_tables(inputs)),
         ("model vs readers", lambda: model_vs_readers(inputs)),
@@ -80,6 +84,16 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
     if extra:
         sections.append(Section(id="figures", title="Other figures", figures=extra))
     return sections
+
+
+def paper_folders(run_dir: Path, classification: Path, segmentation_dirs: Sequence[str | Path],
+                  transfer_dir: str | Path | None) -> list[Path]:
+    """The ``paper/`` folders of a run (or study) and of its parts, each once, in reading order."""
+    folders = [Run(run_dir).paper_dir, Run(classification).paper_dir,
+               *(Run(d).paper_dir for d in segmentation_dirs)]
+    if transfer_dir is not None:
+        folders.append(Run(transfer_dir).paper_dir)
+    return list(dict.fromkeys(f.resolve() for f in folders))
 
 
 def _check_out(out_dir: Path) -> None:
@@ -122,7 +136,9 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
     with atomic_directory(out_dir, overwrite=True, replaceable=lambda d: (d / REPORT).is_file()) as tmp:
         figures = tmp / "figures"
         figures.mkdir()
-        sections = build_sections(inputs, figures, segmentation_dirs or (), gradcam, transfer_dir, figure_dirs)
+        paper_dirs = paper_folders(run_dir, classification, segmentation_dirs or (), transfer_dir)
+        sections = build_sections(inputs, figures, segmentation_dirs or (), gradcam, transfer_dir, figure_dirs,
+                                  paper_dirs=paper_dirs)
         card = model_card(inputs) if inputs.tables else None
         if card is not None:
             sections.append(model_card_section(card))

@@ -20,6 +20,7 @@ from sarcomri.prep.prepare2d import SliceSpec
 CONFIG, VERSIONS, INPUTS, SEEDS = "config.yaml", "versions.json", "inputs.json", "seeds.json"
 SPLITS, PREDICTIONS, READERS, AI_READS = "splits.csv", "predictions.parquet", READERS_CSV, "ai.csv"
 TABLES, FIGURES, MODELS, CACHE, REPORT, REPORT_HTML = "tables", "figures", "models", "cache", "report", "report.html"
+PAPER = "paper"  # a run's tables in the published formats
 COHORT_JSON, READERS_DIR, PREDICTIONS_DIR = "cohort.json", "readers", "predictions"
 #: The marker a finished classification job leaves in its model folder, and the job's own predictions.
 DONE, JOB_PREDICTIONS = "DONE", PREDICTIONS
@@ -58,9 +59,11 @@ def folder_name(group: str | tuple[str, ...]) -> str:
 
 def slice_spec(sequence: str, slices: Any) -> SliceSpec:
     """The slice preparation of one sequence (or ``'+'``-joined channel group) under a config's ``slices``
-    section (a :class:`~sarcomri.config.SliceConfig`); use :meth:`ClassificationRun.slice_spec`."""
+    section (a :class:`~sarcomri.config.SliceConfig`; ``crop: none`` cuts the whole field of view instead of a
+    square around the tumour); use :meth:`ClassificationRun.slice_spec`."""
     group = parse_group(sequence)
     return SliceSpec(group, mode=slices.mode, size=slices.size, margin=slices.margin,
+                     crop_to_tumour=slices.crop == "tumour",
                      normalisation=slices.normalisation, channels=3 if len(group) == 1 else None)
 
 
@@ -122,6 +125,11 @@ class Run:
     @property
     def figures_dir(self) -> Path:
         return self.path / FIGURES
+
+    @property
+    def paper_dir(self) -> Path:
+        """``paper/``: the run's tables in the published papers' formats (:mod:`sarcomri.report.papertables`)."""
+        return self.path / PAPER
 
     @property
     def models_dir(self) -> Path:

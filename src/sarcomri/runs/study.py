@@ -84,12 +84,28 @@ class StudyRun(Run):
         return self.path / "study.json"
 
     @property
-    def cohort_dir(self) -> Path:
-        """The study's cohort: the configured folder, else the ingested DICOM round trip, else the synthetic one."""
+    def nnunet_dir(self) -> Path:
+        """``nnunet/``: the segmentation's cohort as nnU-Net raw datasets on its folds (``nnunet:`` section)."""
+        return self.path / "nnunet"
+
+    @property
+    def sample_dir(self) -> Path:
+        """``sample/``: the stratified sample of the cohort's patients a study with ``patients`` runs on."""
+        return self.path / "sample"
+
+    @property
+    def full_cohort_dir(self) -> Path:
+        """The cohort the study starts from: the configured folder, else the ingested source or DICOM round trip,
+        else the synthetic one."""
         cfg = self.config
         if cfg.cohort:
             return Path(cfg.cohort)
-        return self.ingested_dir if cfg.dicom_roundtrip else self.synthetic_dir
+        return self.ingested_dir if cfg.source is not None or cfg.dicom_roundtrip else self.synthetic_dir
+
+    @property
+    def cohort_dir(self) -> Path:
+        """The study's cohort: :attr:`full_cohort_dir`, or its sample when the study sets ``patients``."""
+        return self.sample_dir if self.config.samples() else self.full_cohort_dir
 
     @property
     def cohort_readers_csv(self) -> Path:
