@@ -165,3 +165,13 @@ def test_lookup_and_comparison():
         lookup(tree, "a.x")
     assert same_value(0.2, 0.2000000000001) and not same_value(0.2, 0.21)
     assert same_value([0.9, 0.999], [0.9, 0.999]) and not same_value(True, 1)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_docs_protocols_lists_every_published_value_of_each_preset(name, tmp_path):
+    from sarcomri.studyplan import published_markdown
+
+    doc = (REPO / "docs" / "protocols.md").read_text()
+    plan = plan_study(load_study_config(PRESETS[name]), tmp_path / "run")
+    assert published_markdown(plan) in doc, f"docs/protocols.md is out of date for {name}"
+    assert f"`configs/{name}.yaml`" in doc

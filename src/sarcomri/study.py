@@ -244,8 +244,8 @@ def reads_source(cfg: StudyConfig, study: StudyRun) -> Path | None:
 
 
 def read_reads(path: Path, cohort: Cohort) -> pd.DataFrame:
-    """A readers.csv checked against the cohort: its columns, and patients the cohort has (reads of patients
-    outside a sampled cohort are left out; reads of patients no cohort has are an error)."""
+    """A readers.csv checked against the cohort: its columns, and patients the cohort has (an error), except
+    that a sampled cohort keeps only the reads of its own patients (the others may be the full cohort's)."""
     from sarcomri.io.tables import read_csv_table
     from sarcomri.report.sources import READER_COLUMNS
 
@@ -396,8 +396,10 @@ def cohort_stage(cfg: StudyConfig, run: Path, log: Log, progress: bool = True) -
         source = {"cohort": source, "patients": cfg.patients, "seed": cfg.seed}
         folders.append(study.sample_dir)
     made = bool(folders)
+    sampled = functools.partial(content_key, cfg.cohort) if cfg.cohort and cfg.samples() else None
     return Stage("cohort", source, lambda: make_cohort(cfg, run, log, progress), folders=[rel(p) for p in folders],
-                 outputs=[rel(study.cohort_dir / "cohort.json")] if made else [])
+                 outputs=[rel(study.cohort_dir / "cohort.json")] if made else [],
+                 inputs=sampled)  # a sample of a folder is drawn again when the folder's tables change
 
 
 def file_key(path: str | None) -> str | None:

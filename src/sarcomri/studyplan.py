@@ -109,7 +109,7 @@ def design(cfg: StudyConfig, cohort_dir: str | None) -> dict[str, Any]:
     if cfg.classification is not None:
         out["classification"] = classification_design(cfg.classification_config("cohort"))
     if cfg.segmentation is not None:
-        out["segmentation"] = segmentation_design(cfg)
+        out["segmentation"] = {**segmentation_design(cfg), "nnunet_export": cfg.nnunet is not None}
     if cfg.transfer is not None:
         out["transfer"] = transfer_design(cfg, cohort_dir)
     return out

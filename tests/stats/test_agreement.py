@@ -138,3 +138,56 @@ def test_kappa_pairs_carry_the_sas_ci():
     ab = pairs.set_index(["rater1", "rater2"]).loc[("A", "B")]
     assert (round(ab["lower"], 4), round(ab["upper"], 4)) == (0.2137, 0.7547)
     assert pairs.set_index(["rater1", "rater2"]).loc[("A", "C"), "kappa"] == pytest.approx(1.0)
+
+
+def _wide_to_long(x) -> pd.DataFrame:
+    return pd.DataFrame([(f"t{i}", f"r{j}", float(v)) for i, row in enumerate(x) for j, v in enumerate(row)],
+                        columns=["target", "rater", "score"])
+
+
+def _pingouin_icc(data: pd.DataFrame, monkeypatch) -> pd.DataFrame:
+    monkeypatch.setitem(pingouin.options, "round", None)
+    monkeypatch.setitem(pingouin.options, "round.column.CI95", None)
+    ref = pingouin.intraclass_corr(data, targets="target", raters="rater", ratings="score")
+    ref["form"] = ref["Type"].str.replace("(A,", "(2,").str.replace("(C,", "(3,")
+    return ref.set_index("form")
+
+
+def test_icc_ci_with_two_targets_contains_the_estimate_or_is_nan(monkeypatch):
+    # two targets, a negative ICC(2,1): the Satterthwaite df collapses and the McGraw-Wong interval (pingouin's)
+    # lies beside its estimate
+    data = _wide_to_long([[6, 3, 2], [-1, 4, 7]])
+    ours = ag.icc(data, "target", "rater", "score").set_index("form")
+    ref = _pingouin_icc(data, monkeypatch)
+    lo, hi = ref.loc["ICC(2,1)", "CI95"]
+    assert ref.loc["ICC(2,1)", "ICC"] == pytest.approx(-1.48) and not lo <= -1.48 <= hi  # the bug, reproduced
+    assert ours.loc["ICC(2,1)", "icc"] == pytest.approx(-1.48, rel=1e-12)
+    assert np.isnan(ours.loc["ICC(2,1)", "lower"]) and np.isnan(ours.loc["ICC(2,1)", "upper"])
+    assert np.isnan(ours.loc["ICC(2,k)", "lower"]) and np.isnan(ours.loc["ICC(2,k)", "upper"])
+    for form in ("ICC(1,1)", "ICC(3,1)", "ICC(1,k)", "ICC(3,k)"):  # exact F intervals: defined, as pingouin's
+        row = ours.loc[form]
+        assert row["lower"] <= row["icc"] <= row["upper"]
+        assert (row["lower"], row["upper"]) == pytest.approx(tuple(ref.loc[form, "CI95"]), rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_icc_ci_always_contains_the_estimate_or_is_nan(n, monkeypatch):
+    undefined = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0, 1, (n, 3)) + rng.normal(0, rng.uniform(0, 2), (n, 1))
+        data = _wide_to_long(x)
+        ours = ag.icc(data, "target", "rater", "score").set_index("form")
+        ref = _pingouin_icc(data, monkeypatch)
+        for form, row in ours.iterrows():
+            if np.isnan(row["lower"]):
+                assert np.isnan(row["upper"])
+                undefined += 1
+                continue
+            assert row["lower"] - 1e-12 <= row["icc"] <= row["upper"] + 1e-12, (seed, form)
+            # where defined, the interval is McGraw & Wong's (pingouin's) unchanged
+            assert (row["lower"], row["upper"]) == pytest.approx(tuple(ref.loc[form, "CI95"]), rel=1e-9)
+    assert 0 < undefined < 40 * 6 / 2  # some tiny designs are undefined, most are not
+    # three targets, three raters with clear between-target spread: every CI is defined
+    ok = ag.icc(_wide_to_long([[1, 1.2, 0.9], [5, 5.5, 4.8], [9, 8.7, 9.4]]), "target", "rater", "score")
+    assert ok["lower"].notna().all() and (ok["lower"] <= ok["icc"]).all() and (ok["icc"] <= ok["upper"]).all()

@@ -23,13 +23,17 @@ class SynthTask(StrEnum):
     sarcoma = "sarcoma"
     carcinosarcoma = "carcinosarcoma"
     segmentation = "segmentation"
+    sts = "sts"
 
 
 def synth(
     task: SynthTask = typer.Option(
         SynthTask.sarcoma, "--task",
         help="sarcoma: uterine sarcoma vs leiomyoma (63:200); carcinosarcoma: carcinosarcoma vs endometrial "
-             "carcinoma (52:279); segmentation: uterine/cervical malignancies with tumour masks on DWI."),
+             "carcinoma (52:279); segmentation: uterine/cervical malignancies with tumour masks on DWI; sts: "
+             "soft-tissue sarcoma segmentation (T1, T2FS, T1CEFS co-registered; leiomyosarcoma, "
+             "myxofibrosarcoma, myxoid liposarcoma, undifferentiated pleomorphic sarcoma, intramuscular myxoma; "
+             "extremity, trunk, abdomen, pelvis)."),
     patients: int = typer.Option(60, "--patients", "-n", min=1, help="Number of patients."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same cohort, byte for byte."),
     out: Path = out_option(..., help="Cohort folder to create (cohort.json, patients.csv, series.csv, images/, "
@@ -37,12 +41,14 @@ def synth(
     sequences: str | None = typer.Option(
         None, "--sequences",
         help="Comma-separated canonical sequence names (T2axi, T2sag, T2cor, fsT2axi, T1axi, T1sag, fsT1axi, "
-             "fsT1sag, fsT1CEaxi, fsT1CEsag, fsT1CEcor, dynamicaxi, dynamicsag, DWI_b0, DWI_b1000, ADC). Default: "
-             "the task's (sarcoma: T2axi,T2sag,DWI_b0,DWI_b1000,ADC,fsT1CEaxi)."),
+             "fsT1sag, fsT1CEaxi, fsT1CEsag, fsT1CEcor, dynamicaxi, dynamicsag, DWI_b0, DWI_b1000, ADC; sts: T1, "
+             "T2FS, T1CEFS). Default: the task's (sarcoma: T2axi,T2sag,DWI_b0,DWI_b1000,ADC,fsT1CEaxi; sts: "
+             "T1,T2FS,T1CEFS)."),
     size: int | None = typer.Option(None, "--size", min=16, max=512,
-                                    help="In-plane matrix of 2D series (default 128; DWI uses 3/4 of it)."),
+                                    help="In-plane matrix of 2D series (default 128, sts 164; DWI uses 3/4 of it)."),
     slices: int | None = typer.Option(None, "--slices", min=4, max=128,
-                                      help="Slices of 2D series (default 24; 3D contrast series use 4/3 of it)."),
+                                      help="Slices of 2D series (default 24, sts 48; 3D contrast series use 4/3 of "
+                                           "it)."),
     dicom: Path | None = typer.Option(None, "--dicom",
                                       help="Also write the cohort as DICOM MR series with DICOM-SEG tumour masks "
                                            "and labels.csv here (readable by `sarcomri ingest DIR --labels "
@@ -53,10 +59,10 @@ def synth(
                                 "{sequence, patients, ideal_observer_auc}), ideal_observer_auc, "
                                 "ideal_observer_auc_with_age, dicom ({folder, series, files, labels} or null)"),
 ) -> None:
-    """Synthesise a multi-sequence pelvic MRI cohort with known ground truth: imbalanced classes, hospitals
-    with different protocols and missing sequences, look-alike benign tumours, tumour masks, the latent
-    variables of every patient, the ideal-observer AUC (the ceiling any classifier can reach) and simulated
-    readers of different skill, with and without AI."""
+    """Synthesise a multi-sequence MRI cohort (pelvic, or soft-tissue sarcoma with --task sts) with known ground
+    truth: imbalanced classes, hospitals with different protocols and missing sequences, look-alike benign
+    tumours, tumour masks, the latent variables of every patient, the ideal-observer AUC (the ceiling any
+    classifier can reach) and simulated readers of different skill, with and without AI."""
     from dataclasses import replace
 
     from sarcomri.synth.cohort import synthesise_cohort

@@ -5,24 +5,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort, CohortWriter
 from sarcomri.cohort.schema import READERS_CSV
-from sarcomri.cohort.splits import stratified_order
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import write_csv
 
 
+def stratum_quotas(sizes: pd.Series, n: int) -> pd.Series:
+    """How many of ``n`` to draw from each stratum of ``sizes``: proportional, largest remainders first (the rarer
+    stratum on a tie), at least one from every stratum when ``n`` allows, never more than a stratum has."""
+    share = sizes / sizes.sum() * n
+    quota = share.astype(int).clip(upper=sizes)
+    if n >= len(sizes):
+        quota = quota.clip(lower=1)
+    rest = pd.DataFrame({"rest": share - share.astype(int), "size": sizes})
+    order = rest.sort_values(["rest", "size"], ascending=[False, True], kind="stable").index  # ties: rarer first
+    while quota.sum() < n:
+        for key in order:
+            if quota.sum() < n and quota[key] < sizes[key]:
+                quota[key] += 1
+    while quota.sum() > n:  # the minimum of one took more than n allows: trim the largest
+        quota[quota.idxmax()] -= 1
+    return quota
+
+
 def sample_ids(patients: pd.DataFrame, n: int, seed: int = 0, stratify_by: tuple[str, ...] = ("label",)) -> list[str]:
-    """``n`` patient ids keeping the strata's proportions (every class represented when ``n`` allows), in the
-    cohort's order; all of them when the cohort has no more than ``n``."""
+    """``n`` patient ids keeping the strata's proportions (:func:`stratum_quotas`: every stratum represented when
+    ``n`` allows), drawn at random with ``seed`` within each stratum, in the cohort's order; all of them when
+    the cohort has no more than ``n``."""
+    ids = patients["patient_id"].astype(str)
     if n >= len(patients):
-        return patients["patient_id"].astype(str).tolist()
-    by = tuple(c for c in stratify_by if c in patients.columns)
-    frame = patients.set_index(patients["patient_id"].astype(str))
-    keep = set(stratified_order(frame, seed, by)[:n]) if by else set(frame.index[:n])
-    return [p for p in frame.index if p in keep]
+        return ids.tolist()
+    by = [c for c in stratify_by if c in patients.columns]
+    stratum = patients[by].astype(str).agg("|".join, axis=1) if by else pd.Series("all", index=patients.index)
+    quota = stratum_quotas(stratum.value_counts().sort_index(), n)
+    rng = np.random.default_rng(seed)
+    keep: set[str] = set()
+    for key, k in quota.items():
+        members = ids[stratum == key].to_numpy()
+        keep.update(rng.permutation(members)[:k])
+    return [p for p in ids if p in keep]
 
 
 def write_sample(cohort: Cohort, patient_ids: list[str], out: str | Path, overwrite: bool = False) -> Path:

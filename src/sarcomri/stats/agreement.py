@@ -201,7 +201,9 @@ def icc(frame: pd.DataFrame, targets: str, raters: str, ratings: str, alpha: flo
 
     Columns: form (Shrout-Fleiss name), mcgraw_wong, model, type, unit, icc, F, df1, df2, p, lower, upper.
     ICC(2,*) and ICC(3,*) share F = MS_targets / MS_error; ICC(1,*) uses MS_within. The ICC(2,*) CI uses
-    McGraw & Wong's Satterthwaite approximation. Every target must be rated once by every rater.
+    McGraw & Wong's Satterthwaite approximation. Every target must be rated once by every rater. lower and upper
+    are NaN where the CI is undefined: a degenerate F (no error or within-target variance) or, with few targets and
+    a negative ICC(2,*), a Satterthwaite df so small that the approximate interval would not contain the estimate.
     """
     wide = long_to_wide(frame, targets, raters, ratings)
     if wide.isna().any().any():
@@ -231,20 +233,37 @@ def icc(frame: pd.DataFrame, targets: str, raters: str, ratings: str, alpha: flo
     q = 1 - alpha / 2
     f1l, f1u = f1 / stats.f.ppf(q, df1, df_w), f1 * stats.f.ppf(q, df_w, df1)
     f3l, f3u = f3 / stats.f.ppf(q, df1, df_e), f3 * stats.f.ppf(q, df_e, df1)
-    a = k * icc2 / (n * (1 - icc2))
-    b = 1 + k * icc2 * (n - 1) / (n * (1 - icc2))
-    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / df_e)
-    f2u, f2l = stats.f.ppf(q, df1, v), stats.f.ppf(q, v, df1)
-    l2 = n * (msr - f2u * mse) / (f2u * (k * msc + (k * n - k - n) * mse) + n * msr)
-    u2 = n * (f2l * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f2l * msr)
-    bounds = [
-        ((f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)),
-        (l2, u2),
-        ((f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
-        (1 - 1 / f1l, 1 - 1 / f1u),
-        (l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1))),
-        (1 - 1 / f3l, 1 - 1 / f3u),
-    ]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = k * icc2 / (n * (1 - icc2))
+        b = 1 + k * icc2 * (n - 1) / (n * (1 - icc2))
+        v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / df_e)
+        # The ICC(2,1) bounds are g(F) = the estimate's formula with MS_error scaled by F, so they bracket the
+        # estimate (g(1)) only when both F quantiles are >= 1. With few targets and a negative estimate the
+        # Satterthwaite df v collapses towards 0 (a < 0 cancels b), F(v, n-1)'s upper quantile falls below 1 and
+        # the "CI" lies beside the estimate (2 targets: ICC -0.111, CI [-0.111, -0.111]): undefined, so NaN.
+        if np.isfinite(v) and v > 0:
+            f2u, f2l = stats.f.ppf(q, df1, v), stats.f.ppf(q, v, df1)
+        else:
+            f2u = f2l = np.nan
+        if not (f2u >= 1 and f2l >= 1):
+            f2u = f2l = np.nan
+        l2 = n * (msr - f2u * mse) / (f2u * (k * msc + (k * n - k - n) * mse) + n * msr)
+        u2 = n * (f2l * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f2l * msr)
+        # ICC(2,k) = k x / (1 + (k - 1) x) of ICC(2,1): monotone only above x = -1/(k - 1), where it has a pole
+        l2k, u2k = ((l2 * k / (1 + l2 * (k - 1)), u2 * k / (1 + u2 * (k - 1))) if l2 > -1 / (k - 1)
+                    else (np.nan, np.nan))
+        bounds = [
+            ((f1l - 1) / (f1l + k - 1), (f1u - 1) / (f1u + k - 1)),
+            (l2, u2),
+            ((f3l - 1) / (f3l + k - 1), (f3u - 1) / (f3u + k - 1)),
+            (1 - 1 / f1l, 1 - 1 / f1u),
+            (l2k, u2k),
+            (1 - 1 / f3l, 1 - 1 / f3u),
+        ]
+    # a CI that is not finite or does not contain its estimate (degenerate F: no within-target or error variance)
+    # is undefined
+    bounds = [(lo, hi) if np.isfinite(lo) and np.isfinite(hi) and lo - 1e-12 <= est <= hi + 1e-12
+              else (np.nan, np.nan) for (lo, hi), est in zip(bounds, values, strict=True)]
     out = ICC_FORMS.copy()
     out["icc"] = values
     out["F"] = [f1, f3, f3] * 2
