@@ -7,17 +7,23 @@ The kinds, and what :func:`open_run` recognises each by::
     StudyRun           `sarcomri study run`: stages.json, a classification/ folder, or a study config.yaml
         config.yaml versions.json seeds.json stages.json study.json
         synthetic/ dicom/ cohort/ id_map.csv       the synthetic cohort, as DICOM, ingested back de-identified
+        cohort/                                    or the configured ``source`` ingested
+        sample/                                    the stratified sample of the cohort (``patients``)
         classification/ (a ClassificationRun)  readers/ (readers.csv, ai.csv, tables/*.csv)
+        paper/ (the paper's tables)  nnunet/ (the segmentation's folds as nnU-Net datasets)
         segmentation/ (a SegmentationRun)  transfer/ (a TransferRun)  report/report.html
     ClassificationRun  `sarcomri classify run`: a config.yaml that is a ClassificationConfig
         config.yaml versions.json inputs.json splits.csv predictions.parquet cohort/ (when synthesised)
-        cache/<seq>.npz (+ <seq>.skipped.csv)  models/<seq>/fold<k>-rep<r>/ (DONE once finished)
-        tables/<name>.csv  figures/*.png  report/
+        splits/<seq>.csv (a sequence's own validation share)  ablation/<seq>/val<r>/ (the epochs x validation
+        ablation)  cache/<seq>.npz (+ <seq>.skipped.csv)  models/<seq>/fold<k>-rep<r>/ (DONE once finished)
+        tables/<name>.csv (sequences_left_out.csv, ablation.csv, ...)  paper/  figures/*.png  report/
     SegmentationRun    `sarcomri segment train`: a config.yaml that is a Seg3DConfig
         config.yaml versions.json inputs.json splits.csv models/<seq>/fold<k>-rep0/
-        predictions/<seq>/<patient>.nii.gz  tables/<name>.csv  figures/
+        predictions/<seq>/<patient>.nii.gz  tables/<name>.csv  paper/  figures/
     TransferRun        `sarcomri segment transfer-study`: a config.yaml that is a TransferStudyConfig
-        config.yaml inputs.json splits.csv subsets.csv models/ predictions/ tables/ figures/ cohort/
+        config.yaml inputs.json splits.csv subsets.csv models/ predictions/ tables/ paper/ figures/ cohort/
+
+Every kind may hold ``paper/``: its tables in the published papers' formats (:mod:`sarcomri.report.papertables`).
 
 A config.yaml is tried against the config models in the order classification, segmentation, transfer, study
 (a minimal classification config also passes as a segmentation one; classification is the common case).
@@ -29,7 +35,8 @@ The rules, each written once, here:
 - **cohort** (:attr:`Run.cohort_dir`): the config's ``cohort`` folder (sarcomri writes it resolved; a relative
   one in a run's config.yaml is taken from the run folder, as any config file's), else the cohort the run
   synthesised into ``<run>/cohort``. A study's (:attr:`StudyRun.cohort_dir`): the config's, else
-  the ingested DICOM round trip ``<run>/cohort``, else the synthetic cohort ``<run>/synthetic``.
+  the ingested source or DICOM round trip ``<run>/cohort``, else the synthetic cohort ``<run>/synthetic``; its
+  ``sample/`` instead when the study samples ``patients`` of a folder or source.
 - **positive label** (:func:`resolve_positive_label`): the config's ``positive_label`` (one of the cohort's
   labels), else cohort.json's ``positive_label``, else a :class:`~sarcomri.errors.SarcomriError`: never a
   guess. The negative label is the cohort's other label.
