@@ -195,9 +195,8 @@ def table1(frame: pd.DataFrame, group: str, continuous: Sequence[str] = (), cate
         totals = counts.sum(axis=0)
         for i, (lvl, line) in enumerate(counts.iterrows()):
             row = {"variable": var, "level": lvl}
-            for g in levels:
-                pct = 100 * line[g] / totals[g] if totals[g] else float("nan")
-                row[heads[g]] = f"{int(line[g])} ({pct:.{digits}f}%)"
+            for g in levels:  # a group with no value of this variable (e.g. no grade) shows a dash
+                row[heads[g]] = f"{int(line[g])} ({100 * line[g] / totals[g]:.{digits}f}%)" if totals[g] else "-"
             row["p"] = test.p_value if i == 0 else float("nan")
             row["test"] = test.test if i == 0 else ""
             rows.append(row)
