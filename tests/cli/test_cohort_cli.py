@@ -56,3 +56,26 @@ def test_entry_point_prints_one_clear_line_and_exits_1(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 1
     assert "error:" in res.stderr and "no such directory" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_splits_make_balances_tumour_slices(tiny_cohort, tmp_path):
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.prep.prepare2d import tumour_slice_counts
+
+    counts = tumour_slice_counts(Cohort.load(tiny_cohort), ["T2axi"])
+    spread = {}
+    for name, extra in (("patients", []), ("slices", ["--balance-slices", "T2axi"])):
+        out = tmp_path / f"{name}.csv"
+        res = runner.invoke(app, ["splits", "make", str(tiny_cohort), "--out", str(out), "--folds", "2",
+                                  "--val-ratio", "0", "--seed", "3", *extra])
+        assert res.exit_code == 0, res.output
+        table = pd.read_csv(out, dtype={"patient_id": str})
+        totals = table[table.role == "test"].groupby("fold")["patient_id"].apply(lambda p: sum(counts[i] for i in p))
+        spread[name] = totals.max() - totals.min()
+    assert spread["slices"] <= spread["patients"] and spread["slices"] <= max(counts.values())
+    res = runner.invoke(app, ["splits", "make", str(tiny_cohort), "--out", str(tmp_path / "x.csv"),
+                              "--balance-slices", "T1"])
+    assert res.exit_code == 1 and "has no sequence T1" in str(res.exception)
+    res = runner.invoke(app, ["splits", "make", str(tiny_cohort), "--out", str(tmp_path / "y.csv"),
+                              "--scheme", "holdout", "--balance-slices", "T2axi"])
+    assert res.exit_code == 1 and "kfold only" in str(res.exception)

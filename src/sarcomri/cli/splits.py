@@ -40,6 +40,10 @@ def make(
     stratify: str = typer.Option("label", help="Comma-separated patients.csv columns to stratify by jointly."),
     group: str = typer.Option("center", help="Column whose values are left out in turn for --scheme groups."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same splits."),
+    balance_slices: str | None = typer.Option(
+        None, "--balance-slices", help="kfold only: comma-separated sequences whose tumour slices (mask slices "
+        "with tumour, summed over them) the folds should hold as evenly as possible, stratified by class (the "
+        "sarcoma study's rule), e.g. 'T2axi,T2sag'. Default: folds even in patients."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (never a cohort's "
                                    "own files)."),
     as_json: bool = json_option("out, scheme, seed, patients, folds (number of (repeat, fold) pairs), counts "
@@ -49,7 +53,17 @@ def make(
     check_writable(out, overwrite=overwrite)  # before any work: a cohort's own files or an existing file
     c = Cohort.load(cohort)
     by = tuple(s.strip() for s in stratify.split(",") if s.strip())
-    if scheme is Scheme.kfold:
+    if balance_slices and scheme is not Scheme.kfold:
+        raise InputError(None, "--balance-slices applies to --scheme kfold only")
+    if scheme is Scheme.kfold and balance_slices:
+        from sarcomri.prep.prepare2d import tumour_slice_counts
+
+        names = [s.strip() for s in balance_slices.split(",") if s.strip()]
+        unknown = sorted(set(names) - set(c.sequences))
+        if unknown:
+            raise InputError(cohort, f"has no sequence {', '.join(unknown)} (it has {', '.join(c.sequences)})")
+        table = sp.kfold(c.patients, folds, repeats, seed, val_ratio, by, "slices", tumour_slice_counts(c, names))
+    elif scheme is Scheme.kfold:
         table = sp.kfold(c.patients, folds, repeats, seed, val_ratio, by)
     elif scheme is Scheme.holdout:
         table = sp.holdout(c.patients, test_ratio, seed, val_ratio, by)

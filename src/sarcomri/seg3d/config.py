@@ -113,6 +113,21 @@ class InferSettings(_Strict):
     threads: int | None = Field(None, ge=1)
 
 
+class NnunetEngine(_Strict):
+    """nnU-Net v2 as the engine (``engine: nnunet``, see :mod:`sarcomri.seg3d.nnunet_engine`): the trainer class
+    (``nnUNetTrainer``: nnU-Net's 1000 epochs; ``nnUNetTrainer_sarcomriTiny``: the CPU test, 1 epoch of 2
+    iterations; any trainer of ``nnunetv2`` by name), the configuration, the plans identifier, the dataset id
+    (one per model of the run, counted from it) and name (default: the config's name), and the processes of
+    nnU-Net's preprocessing and data augmentation."""
+
+    trainer: str = "nnUNetTrainer"
+    configuration: str = "3d_fullres"
+    plans: str = "nnUNetPlans"
+    dataset_id: int = Field(501, ge=1, le=999)
+    dataset_name: str | None = None
+    processes: int = Field(2, ge=0)
+
+
 class Seg3DConfig(_Strict):
     """A 3D tumour-segmentation study: one network per sequence (or sequence set) per patient-level fold."""
 
@@ -128,6 +143,8 @@ class Seg3DConfig(_Strict):
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
     infer: InferSettings = InferSettings()
+    engine: Literal["sarcomri", "nnunet"] = "sarcomri"
+    nnunet: NnunetEngine | None = None
 
     @field_validator("sequences")
     @classmethod
