@@ -148,6 +148,10 @@ def test_smoke_scale_changes_only_the_size_of_the_work():
         check_smoke({"classification": {"splits": {"test_ratio": 0.5}}})
     with pytest.raises(ScaleError, match="classification.sequences"):
         check_smoke({"classification": {"sequences": ["T2axi"]}})
+    with pytest.raises(ScaleError, match="classification.slices.crop"):  # a section named like a size key
+        check_smoke({"classification": {"slices": {"size": 32, "crop": "tumour"}}})
+    with pytest.raises(ScaleError, match="transfer.finetune.lr"):
+        check_smoke({"transfer": {"finetune": {"epochs": 1, "lr": 0.1}}})
     with pytest.raises(ScaleError, match="no smoke scale"):
         apply_scale({"name": "x"}, smoke=True)
     raw = {"name": "x", "a": {"epochs": 100, "lr": 1.0}, "smoke": {"a": {"epochs": 2}}}

@@ -19,12 +19,13 @@ from sarcomri.errors import SarcomriError
 
 #: The top-level key of a study file that holds its smoke scale.
 SMOKE = "smoke"
-#: The keys (at any depth) the smoke scale may override; a mapping under one of them is replaced whole.
+#: The keys (at any depth) whose value the smoke scale may override. A mapping under any other key is looked
+#: into key by key; one under :data:`WHOLE_MAPPINGS` counts as one value.
 SMOKE_KEYS = frozenset({
     # how long training runs
-    "epochs", "iterations", "slices_per_epoch", "patience", "finetune", "ablation",
+    "epochs", "iterations", "slices_per_epoch", "patience", "ablation",
     # how many models: repeats, folds, training sizes
-    "repeats", "folds", "fractions", "cv",
+    "repeats", "folds", "fractions",
     # image, slice and patch sizes
     "size", "image_size", "slices", "plan", "max_patch_voxels", "decoder_channels",
     # how many patients: a sample of the user's, or a small synthetic cohort (when no cohort is given)
@@ -34,6 +35,9 @@ SMOKE_KEYS = frozenset({
     # where the work runs
     "batch_size", "workers", "executor", "threads", "sw_batch_size",
 })
+#: The mappings the smoke scale may set as a whole: the synthetic cohort, the 3D plan's budget, the executor and
+#: the ablation's grid.
+WHOLE_MAPPINGS = frozenset({"synth", "plan", "executor", "ablation"})
 #: Sections whose ``name`` is a network's (``model.name``): the only place the smoke scale may rename.
 _NAMED_NETWORKS = {"model"}
 
@@ -46,7 +50,7 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
     """``base`` with ``overrides`` applied: mappings merged key by key, any other value replaced (a copy)."""
     out = copy.deepcopy(dict(base))
     for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in ("synth",):
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in WHOLE_MAPPINGS:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -54,10 +58,10 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
 
 
 def override_paths(overrides: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The dotted paths an overrides mapping sets (a mapping under a :data:`SMOKE_KEYS` key counts as one)."""
+    """The dotted paths an overrides mapping sets (a mapping under a :data:`WHOLE_MAPPINGS` key counts as one)."""
     for key, value in overrides.items():
         path = (*prefix, str(key))
-        if isinstance(value, Mapping) and key not in SMOKE_KEYS:
+        if isinstance(value, Mapping) and key not in WHOLE_MAPPINGS:
             yield from override_paths(value, path)
         else:
             yield path
