@@ -160,3 +160,15 @@ def test_roc_needs_both_classes():
         roc.auc([0, 1, 1], [0.1, np.nan, 0.3], positive=1)
     with pytest.raises(InputError, match="'delong' or 'bootstrap'"):
         roc.auc_ci([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], positive=1, method="hanley")
+
+
+def test_one_case_gives_the_auc_without_a_variance():
+    import math
+
+    from sarcomri.stats.roc import auc_ci, delong_test
+
+    truth = [1, 0, 0, 0, 0]
+    a = auc_ci(truth, [0.9, 0.1, 0.95, 0.3, 0.2], 1)
+    assert a.auc == 0.75 and math.isnan(a.lower) and math.isnan(a.upper) and math.isnan(a.se)
+    t = delong_test(truth, [0.9, 0.1, 0.95, 0.3, 0.2], [0.5, 0.1, 0.2, 0.3, 0.4], 1)
+    assert (t.auc1, t.auc2) == (0.75, 1.0) and math.isnan(t.p_value)

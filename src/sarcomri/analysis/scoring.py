@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.stats.diagnostic import diagnostic_at_threshold
-from sarcomri.stats.roc import auc, auc_ci, ss_avg_threshold
+from sarcomri.stats.roc import auc_ci, ss_avg_threshold
 
 
 def performance_row(labels: np.ndarray, scores: np.ndarray, cutoff: float | None = 0.5) -> dict:
@@ -23,11 +23,8 @@ def performance_row(labels: np.ndarray, scores: np.ndarray, cutoff: float | None
     labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
     row: dict = {"n": len(labels), "n_pos": int(labels.sum())}
     if 0 < labels.sum() < len(labels):
-        if min(labels.sum(), len(labels) - labels.sum()) >= 2:
-            a = auc_ci(labels, scores, positive=1, direction="<")
-            row.update(auc=a.auc, auc_lower=a.lower, auc_upper=a.upper)
-        else:
-            row.update(auc=auc(labels, scores, positive=1, direction="<"), auc_lower=np.nan, auc_upper=np.nan)
+        a = auc_ci(labels, scores, positive=1, direction="<")  # no CI (NaN) with a single case or control
+        row.update(auc=a.auc, auc_lower=a.lower, auc_upper=a.upper)
         best = ss_avg_threshold(labels, scores, positive=1, direction="<")
         row.update(optimal_cutoff=best)
         cut = best if cutoff is None else cutoff

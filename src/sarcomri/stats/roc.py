@@ -171,8 +171,16 @@ def bootstrap_aucs(cases: np.ndarray, controls: np.ndarray, n_boot: int = 2000, 
 
 def auc_ci(truth: ArrayLike, scores: ArrayLike, positive: Any, direction: str = "<",
            method: str = "delong", alpha: float = 0.05, n_boot: int = 2000, seed: int = 0) -> AUCResult:
-    """AUC with a (1 - alpha) CI: 'delong' (default, pROC's ci.auc) or stratified 'bootstrap' percentiles."""
+    """AUC with a (1 - alpha) CI: 'delong' (default, pROC's ci.auc) or stratified 'bootstrap' percentiles.
+
+    With a single case or a single control the AUC is defined but its variance is not: the variance, standard
+    error and CI are NaN (a small test set, e.g. one carcinosarcoma among the test patients of one sequence)."""
     cases, controls = cases_and_controls(truth, scores, positive, direction)
+    if min(cases.size, controls.size) < 2 and method in ("delong", "bootstrap"):
+        value = float(delong_placements(cases, controls)[0][0])
+        return AUCResult(auc=value, variance=math.nan, se=math.nan, lower=math.nan, upper=math.nan,
+                         n_cases=cases.size, n_controls=controls.size, direction=direction, method=method,
+                         confidence=1 - alpha)
     aucs, cov = delong_covariance(cases, controls)
     value, var = float(aucs[0]), float(cov[0, 0])
     se = math.sqrt(max(var, 0.0))
@@ -193,8 +201,14 @@ def delong_test(truth: ArrayLike, scores1: ArrayLike, scores2: ArrayLike, positi
     """DeLong's test of two correlated AUCs (two scores on the same cases), as pROC's roc.test(paired).
 
     Z = (AUC1 - AUC2) / sqrt(var1 + var2 - 2 cov); two-sided normal p-value; CI of AUC1 - AUC2.
+    With a single case or control there is no DeLong variance: the AUCs are given, every other field is NaN.
     """
     cases, controls = oriented_scores(truth, [scores1, scores2], positive, direction)
+    if min(cases.shape[1], controls.shape[1]) < 2:
+        a1, a2 = (float(a) for a in delong_placements(cases, controls)[0])
+        nan = math.nan
+        return AUCComparison(auc1=a1, auc2=a2, difference=a1 - a2, se=nan, statistic=nan, df=None, p_value=nan,
+                             lower=nan, upper=nan, method="delong-paired", confidence=1 - alpha)
     aucs, cov = delong_covariance(cases, controls)
     return _compare(aucs, cov, alpha)
 
