@@ -233,6 +233,12 @@ def readers(cfg: StudyConfig, run: Path, log: Log) -> None:
     negative = negative_label(positive, cohort.meta)
     tables = reader_report_tables(study.classification.path, study.readers_csv, study.readers_dir / TABLES, positive,
                                   negative, cfg.readers.cut)  # the tables the report renders, at the study's cut
+    if "accuracy" not in tables:
+        tested = likelihood.loc[likelihood["patient_id"].isin(reads["patient_id"].astype(str))]
+        raise SarcomriError(
+            f"the reads cover {tested['patient_id'].nunique()} of the {likelihood['patient_id'].nunique()} patients "
+            f"the model tested, {tested['label'].nunique()} of the 2 classes: the "
+            "model-vs-readers tables need read patients of both classes among them; are these the study's reads?")
     log(f"readers: {reads['reader'].nunique()} readers, tables {', '.join(tables)}")
 
 

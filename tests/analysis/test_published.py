@@ -97,3 +97,17 @@ def test_definition_currency():
     assert is_current(found, settings, "k")
     assert not is_current(found, {**settings, "reader_cut": 0.4}, "k") and not is_current(found, settings, "other")
     assert not is_current(None, settings, "k")
+
+
+def test_reader_report_leaves_out_a_sequence_with_one_class(run_tables):
+    lik, summed = run_tables
+    positives = set(lik.loc[(lik["sequence"] == "ADC") & (lik["label"] == 1), "patient_id"])
+    lik = lik[~((lik["sequence"] == "ADC") & lik["patient_id"].isin(positives))]  # ADC: negatives only
+    ids = lik["patient_id"].unique()
+    rng = np.random.default_rng(3)
+    reads = pd.concat([pd.DataFrame({"patient_id": ids, "reader": r, "group": "g", "sequence": s, "session": "first",
+                                     "confidence": rng.choice([0.0, 0.2, 0.4, 0.6, 0.8, 1.0], len(ids))})
+                       for r in ("R1", "R2") for s in ("T2", "ADC")], ignore_index=True)
+    out = reader_report(lik, reads, "pos", "neg", 0.4, 0.5, summed, 0)
+    assert set(out["accuracy"]["sequence"]) == {"T2"} and set(out["confusion"]["sequence"]) == {"T2"}
+    assert set(out["reads"]["sequence"]) >= {"T2", "ADC"}  # the reads themselves are all kept

@@ -112,20 +112,26 @@ def model_tables(likelihood: pd.DataFrame, per_sequence: pd.DataFrame | None = N
             "model_card": model_card_table(per_sequence, decisions)}
 
 
-def _binary(frame: pd.DataFrame) -> bool:
-    return not frame.empty and frame.groupby("sequence")["truth"].nunique().min() == 2
+def _two_classes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the sequences whose compared patients hold both classes (a diagnostic table needs both)."""
+    if frame.empty:
+        return frame
+    both = frame.groupby("sequence")["truth"].transform("nunique") == 2
+    return frame[both]
 
 
 def reader_report(likelihood: pd.DataFrame, reads: pd.DataFrame, positive: str, negative: str, cut: float,
                   model_cut: float = DEFAULT_CUTOFF, summed: pd.DataFrame | None = None,
                   threshold: float | None = None) -> dict[str, pd.DataFrame]:
     """The readers stage's report tables (module docstring) from the model's likelihoods (and summed score at
-    its threshold) and the long reads table; the model-vs-readers tables only when every compared sequence
-    has both classes."""
+    its threshold) and the long reads table; the model-vs-readers tables over the sequences whose compared
+    patients hold both classes (a sequence with one class, e.g. no carcinosarcoma among a small test set's ADC
+    patients, is left out of them)."""
     frame, left = interpreter_reads(likelihood, reads, positive, negative, cut, model_cut, summed, threshold)
     out: dict[str, pd.DataFrame] = {"reads": frame, "left_out": left}
-    if _binary(frame):
-        per_seq, whole = frame[frame["sequence"] != WHOLE_STUDY], frame[frame["sequence"] == WHOLE_STUDY]
+    compared = _two_classes(frame)
+    if len(compared):
+        per_seq, whole = compared[compared["sequence"] != WHOLE_STUDY], compared[compared["sequence"] == WHOLE_STUDY]
         out.update(published_tables(per_seq, positive) if len(per_seq) else {})
         out.update({f"whole_{k}": t for k, t in (published_tables(whole, positive) if len(whole) else {}).items()})
     out.update(session_tables(reads, likelihood, positive, negative, cut))

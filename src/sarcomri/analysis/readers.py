@@ -96,7 +96,8 @@ def reader_tables(likelihood: pd.DataFrame, reads: pd.DataFrame, positive: str, 
 
 def session_tables(reads: pd.DataFrame, likelihood: pd.DataFrame, positive: str, negative: str,
                    cut: float = 0.4) -> dict[str, pd.DataFrame]:
-    """First vs AI-assisted whole-study reads: per-group metrics per session, per-reader accuracy, tests."""
+    """First vs AI-assisted whole-study reads: per-group metrics per session, per-reader accuracy, tests (none
+    when both sessions are not there, or the patients the model scored hold a single class)."""
     whole = reads[reads["sequence"] == WHOLE_STUDY]
     if not {FIRST, ASSISTED} <= set(whole["session"]):
         return {}
@@ -104,6 +105,8 @@ def session_tables(reads: pd.DataFrame, likelihood: pd.DataFrame, positive: str,
     truth = pd.Series(first_rows["label"].to_numpy(), index=first_rows["patient_id"].astype(str))
     whole = whole[whole["patient_id"].astype(str).isin(truth.index)].copy()
     whole["truth"] = np.where(whole["patient_id"].astype(str).map(truth).astype(int) == 1, positive, negative)
+    if whole["truth"].nunique() < 2:  # the reads the model can be compared on hold one class: no diagnostic table
+        return {}
     whole["decision"] = reader_call(whole["confidence"], cut, positive, negative)
     groups = dict(zip(whole["reader"], whole["group"], strict=False))
     sessions = pd.concat([group_metrics(whole[whole["session"] == s], "reader", "truth", "decision", positive, groups)
