@@ -14,10 +14,15 @@ The Python API mirrors the command line (``docs/api.md``); each name is imported
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
+
+# timm < 1.0.23 (the version nnU-Net's dynamic-network-architectures allows) warns on import that torch.jit.interface
+# is deprecated: nothing a user can act on, so it is not shown.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.interface` is deprecated", category=FutureWarning)
 
 #: Public name -> (module, attribute): what ``sarcomri.<name>`` imports on first use.
 _API: dict[str, tuple[str, str]] = {

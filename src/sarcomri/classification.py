@@ -64,7 +64,13 @@ def open_run(cfg: ClassificationConfig, run_dir: str | Path) -> Path:
     if old.is_file() and yaml.safe_load(old.read_text()) != yaml.safe_load(text):  # the settings, in any order
         previous = dict(_flat(yaml.safe_load(old.read_text())))
         now = dict(_flat(cfg.model_dump(mode="json")))
-        changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k))
+        set_here = {k for k, _ in _flat(cfg.model_dump(mode="json", exclude_defaults=True))}
+        # a setting added to the config after the run folder was made, left at its default, changes nothing
+        changed = sorted(k for k in set(previous) | set(now) if previous.get(k) != now.get(k)
+                         and not (k not in previous and k not in set_here))
+    else:
+        changed = []
+    if changed:
         raise SarcomriError(f"{run_dir} was run with another config (changed: {', '.join(changed[:6])}); "
                             "use a new run folder or delete the old one")
     write_text(old, text, overwrite=True)

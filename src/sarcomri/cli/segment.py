@@ -35,12 +35,20 @@ def train(
     rerun_changed: bool = typer.Option(False, "--rerun-changed", help="When the cohort changed since the run "
                                        "folder was made: delete and recompute the splits, models and masks the "
                                        "change affects (by default the run stops and says what changed)."),
+    engine: str | None = typer.Option(None, "--engine", help="sarcomri (the DynUNet of this package) or nnunet "
+                                      "(nnU-Net v2: plan, preprocess and train the run's folds with nnUNetv2_train, "
+                                      "on the GPU when train.device allows; needs pip install 'sarcomri[nnunet]'). "
+                                      "Default: the config's engine."),
     as_json: bool = json_option("run_dir, per_case_table (path), per_case (list of {case, sequence, fold, dice, "
-                                "f2, assd_mm, hd95_mm, ...}), per_sequence (median (IQR) rows), per_fold"),
+                                "f2, assd_mm, hd95_mm, ...}), per_sequence (median (IQR) rows), per_fold; with "
+                                "--engine nnunet: run_dir, models (list of {sequences, dataset, model_folder, "
+                                "folds})"),
 ) -> None:
     """Patient-level k-fold cross-validation: per fold, plan from the training patients, train a DynUNet
     (Dice + cross-entropy), predict the held-out patients; then the per-case Dice, F2, ASSD and HD95 table
-    (tables/per_case.csv) and the medians (IQR) per sequence. Finished folds are skipped on a rerun."""
+    (tables/per_case.csv) and the medians (IQR) per sequence. Finished folds are skipped on a rerun. With
+    --engine nnunet, nnU-Net v2 trains on the same cohort and folds (the model folders are printed: give one to
+    `segment predict`)."""
     from sarcomri.config import load_config
     from sarcomri.seg3d.config import Seg3DConfig
     from sarcomri.seg3d.crossval import run_crossval
@@ -48,6 +56,13 @@ def train(
     cfg = load_config(config, Seg3DConfig)
     if cohort is not None:
         cfg.cohort = str(cohort.resolve())
+    if engine is not None:
+        if engine not in ("sarcomri", "nnunet"):
+            raise InputError(None, f"--engine {engine!r}: choose sarcomri or nnunet")
+        cfg.engine = engine  # type: ignore[assignment]
+    if cfg.engine == "nnunet":
+        _train_nnunet(cfg, run_dir if run_dir is not None else runs / f"{cfg.name}-nnunet", quiet, as_json)
+        return
     out = run_dir if run_dir is not None else runs / cfg.name
     con = Console()
     if quiet or as_json:
@@ -71,6 +86,23 @@ def train(
         if cols:
             con.print("folds, summed: " + ", ".join(f"{c} {t[c].sum():.0f}" for c in cols), highlight=False)
     con.print(f"[green]per-case table:[/] {escape(str(SegmentationRun(out).table_path('per_case')))}")
+
+
+def _train_nnunet(cfg: Any, out: Path, quiet: bool, as_json: bool) -> None:
+    from sarcomri.seg3d.nnunet_engine import train_nnunet
+
+    con = Console(highlight=False, quiet=quiet or as_json)
+    models = train_nnunet(cfg, out, progress=lambda msg: con.print(escape(msg)))
+    if as_json:
+        emit_json({"run_dir": str(out), "models": [
+            {"sequences": group_name(m.sequences), "dataset": str(m.dataset), "model_folder": str(m.model_folder),
+             "folds": m.folds} for m in models]})
+        return
+    for m in models:
+        con.print(f"[green]nnU-Net model ({group_name(m.sequences)}, folds {', '.join(map(str, m.folds))}):[/] "
+                  f"{escape(str(m.model_folder))}")
+    con.print("out-of-fold predictions: fold_<k>/validation/ of each model folder (`sarcomri segment evaluate "
+              "FOLDER COHORT --dataset DATASET` scores them)")
 
 
 def _train_progress(con: Console, bar: Progress) -> Callable[[dict], None]:
@@ -107,7 +139,9 @@ def _report(con: Console, per_case: pd.DataFrame) -> None:
 @app.command("predict")
 def predict(
     model: Path = typer.Argument(..., help="A model folder (models/<seq>/fold<k>-rep0), or a folder holding "
-                                 "several (their tumour probabilities are averaged: a fold ensemble)."),
+                                 "several (their tumour probabilities are averaged: a fold ensemble), or a trained "
+                                 "nnU-Net model folder (<results>/Dataset<ID>_<Name>/<trainer>__<plans>__<config>/: "
+                                 "its folds averaged, its channels the sequences named in its dataset.json)."),
     inputs: list[Path] = typer.Argument(..., help="One patient: NIfTI image(s) or DICOM series folder(s), one per "
                                         "input sequence in the model's order; or one cohort folder (every patient "
                                         "with those sequences)."),
@@ -136,9 +170,21 @@ def predict(
     from sarcomri.seg2d.infer import Segmenter, is_2d_model, segment_patient_2d
     from sarcomri.seg3d.config import InferSettings
     from sarcomri.seg3d.infer import find_models
+    from sarcomri.seg3d.nnunet_engine import is_nnunet_model_folder
     from sarcomri.seg3d.predict import PatientSegmentation, segment_patient
 
-    if is_2d_model(model):
+    if is_nnunet_model_folder(model):
+        from sarcomri.seg3d.nnunet_engine import NnunetSegmenter, channel_names
+
+        seqs = channel_names(model)  # checked against the inputs before the model is loaded
+        loaded: dict[str, NnunetSegmenter] = {}
+
+        def segment(images: dict, case: str) -> PatientSegmentation:
+            if "model" not in loaded:
+                loaded["model"] = NnunetSegmenter(model, overlap=overlap, mirror=mirror,
+                                                  largest_component=largest_component)
+            return loaded["model"].segment(images, case)
+    elif is_2d_model(model):
         segmenter = Segmenter.load(model)
         seqs = list(segmenter.data.sequences)
         settings_2d = InferSettings2D(largest_component=largest_component)
@@ -146,6 +192,10 @@ def predict(
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient_2d(segmenter, images, settings_2d, case_id=case)
     else:
+        inner = sorted(p.parent for p in model.glob("*/plans.json") if is_nnunet_model_folder(p.parent))
+        if inner:
+            raise InputError(model, "holds nnU-Net model folders: give one of them ("
+                                    f"{', '.join(p.name for p in inner)})")
         models = find_models(model)
         seqs = models[0].plan.sequences
         settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component,
@@ -186,6 +236,10 @@ def _predict_jobs(inputs: list[Path], seqs: list[str]) -> tuple[list[tuple[str, 
     source = None
     if len(inputs) == 1 and (inputs[0] / "cohort.json").is_file():
         cohort = Cohort.load(inputs[0])
+        absent = [s for s in seqs if s not in cohort.sequences]
+        if absent:
+            raise InputError(inputs[0], f"the model's input channels are {group_name(seqs)}; the cohort has no "
+                                        f"{', '.join(absent)} (its sequences: {', '.join(cohort.sequences)})")
         pids = patients_with(cohort, seqs, need_mask=False)
         if not pids:
             raise InputError(inputs[0], f"no patient has the model's sequences {group_name(seqs)}")
@@ -251,7 +305,10 @@ def evaluate(
         write_csv(out, per_case, overwrite=overwrite)
         con.print(f"[green]per-case table:[/] {escape(str(out))}")
     table = pd.concat(summaries, ignore_index=True)
-    table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
+    if "sequence" in table.columns:  # with --by: the per-stratum rows keep their sequence
+        table["sequence"] = table["sequence"].where(table["stratum"] != "sequence", table["value"])
+    else:  # without --by the only summary is per sequence
+        table["sequence"] = table["value"]
     front = ["stratum", "value", "sequence", "metric"]
     table = table[front + [c for c in table.columns if c not in front]]
     if summary_out is not None:

@@ -118,10 +118,12 @@ class NnunetEngine(_Strict):
     (``nnUNetTrainer``: nnU-Net's 1000 epochs; ``nnUNetTrainer_sarcomriTiny``: the CPU test, 1 epoch of 2
     iterations; any trainer of ``nnunetv2`` by name), the configuration, the plans identifier, the dataset id
     (one per model of the run, counted from it) and name (default: the config's name), and the processes of
-    nnU-Net's preprocessing and data augmentation."""
+    nnU-Net's preprocessing and data augmentation. ``planner`` and ``plans`` go together: nnU-Net's
+    ``ExperimentPlanner`` writes ``nnUNetPlans``, ``nnUNetPlannerResEncM`` writes ``nnUNetResEncUNetMPlans``."""
 
     trainer: str = "nnUNetTrainer"
     configuration: str = "3d_fullres"
+    planner: str = "ExperimentPlanner"
     plans: str = "nnUNetPlans"
     dataset_id: int = Field(501, ge=1, le=999)
     dataset_name: str | None = None

@@ -1,0 +1,166 @@
+"""nnU-Net v2 as the engine (`segment train --engine nnunet`) and nnU-Net model folders in `segment predict`, on
+the CPU with a tiny trainer (1 epoch of 2 iterations): the integration, not the model's quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import yaml
+from typer.testing import CliRunner
+
+from sarcomri.cli.segment import app
+from sarcomri.cohort.manifest import Cohort, CohortWriter
+from sarcomri.io.images import same_grid
+from sarcomri.seg3d.nnunet_engine import is_nnunet_model_folder, nnunet_available
+
+from .conftest import blob_volume
+
+needs_nnunet = pytest.mark.skipif(not nnunet_available(), reason="nnunetv2 is not installed (pip install "
+                                  "'sarcomri[nnunet]'): the nnU-Net engine cannot be tested")
+TRAINER = "nnUNetTrainer_sarcomriTiny"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """6 patients (T1), 2 folds, nnU-Net trained with the tiny trainer on the CPU through the command line."""
+    base = tmp_path_factory.mktemp("nnunet_engine")
+    rng = np.random.default_rng(5)
+    root = base / "blobs"
+    with CohortWriter(root, labels=["sarcoma"], positive_label=None) as w:
+        for i in range(6):
+            image, mask = blob_volume(rng)
+            w.add_patient(f"S{i:02d}", "sarcoma", center="AB"[i % 2])
+            w.add_series(f"S{i:02d}", "T1", image, mask)
+    cfg = base / "seg.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "cohort": str(root), "sequences": ["T1"], "folds": 2,
+                                   "train": {"device": "cpu"},
+                                   "nnunet": {"trainer": TRAINER, "dataset_id": 777, "processes": 0}}))
+    run = base / "run"
+    res = CliRunner().invoke(app, ["train", str(cfg), "--engine", "nnunet", "--run-dir", str(run), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    return {"root": root, "run": run, "cfg": cfg, "out": out, "base": base}
+
+
+@needs_nnunet
+@pytest.mark.slow
+def test_train_uses_the_runs_folds_and_writes_checkpoints(trained):
+    run, out = trained["run"], trained["out"]
+    [model] = out["models"]
+    folder = Path(model["model_folder"])
+    assert folder == run / "nnunet" / "results" / "Dataset777_tiny" / f"{TRAINER}__nnUNetPlans__3d_fullres"
+    assert model["folds"] == [0, 1] and is_nnunet_model_folder(folder)
+    for k in (0, 1):
+        assert (folder / f"fold_{k}" / "checkpoint_final.pth").is_file()
+    # the splits nnU-Net trained with are the run's patient-level folds
+    used = json.loads((run / "nnunet" / "preprocessed" / "Dataset777_tiny" / "splits_final.json").read_text())
+    folds = pd.read_csv(run / "splits.csv", dtype={"patient_id": str})
+    for k, split in enumerate(used):
+        test = sorted(folds.loc[(folds["fold"] == k) & (folds["role"] == "test"), "patient_id"])
+        train = sorted(folds.loc[(folds["fold"] == k) & (folds["role"] != "test"), "patient_id"])
+        assert (sorted(split["val"]), sorted(split["train"])) == (test, train)
+        log = next((folder / f"fold_{k}").glob("training_log_*.txt")).read_text()
+        assert "Using splits from existing split file" in log
+    # a rerun skips the trained folds
+    res = CliRunner().invoke(app, ["train", str(trained["cfg"]), "--engine", "nnunet", "--run-dir", str(run)],
+                             terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "fold 1: already trained" in res.output
+
+
+@needs_nnunet
+@pytest.mark.slow
+def test_predict_with_the_model_folder_and_evaluate_the_validation(trained, tmp_path):
+    folder = Path(trained["out"]["models"][0]["model_folder"])
+    cohort = Cohort.load(trained["root"])
+    image = tmp_path / "S00.nii.gz"
+    sitk.WriteImage(cohort.read_image("S00", "T1"), str(image))
+    res = CliRunner().invoke(app, ["predict", str(folder), str(image), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    mask = sitk.ReadImage(str(tmp_path / "o" / "S00.nii.gz"))
+    assert same_grid(mask, sitk.ReadImage(str(image)))
+    assert set(np.unique(sitk.GetArrayFromImage(mask))) <= {0, 1}
+    # the out-of-fold predictions nnU-Net wrote are scored by `segment evaluate`
+    res = CliRunner().invoke(app, ["evaluate", str(folder / "fold_0" / "validation"), str(trained["root"]),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    per_case = json.loads(res.output)["per_case"]
+    folds = pd.read_csv(trained["run"] / "splits.csv", dtype={"patient_id": str})
+    val = sorted(folds.loc[(folds["fold"] == 0) & (folds["role"] == "test"), "patient_id"])
+    assert sorted(r["patient_id"] for r in per_case) == val
+
+
+def _fake_model_folder(folder: Path, channels: dict[str, str]) -> Path:
+    (folder / "fold_0").mkdir(parents=True)
+    (folder / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+    (folder / "plans.json").write_text("{}")
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": channels, "labels": {"background": 0,
+                                                                                             "tumour": 1}}))
+    return folder
+
+
+def test_predict_refuses_an_nnunet_model_of_other_channels(blob_cohort, tmp_path):
+    from sarcomri.errors import InputError
+
+    model = _fake_model_folder(tmp_path / "results" / "Dataset900_X" / "nnUNetTrainer__nnUNetPlans__3d_fullres",
+                               {"0": "T1", "1": "FLAIR", "2": "DWI"})
+    res = CliRunner().invoke(app, ["predict", str(model), str(blob_cohort), "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, InputError)  # the command line prints its one line
+    assert "T1+FLAIR+DWI" in str(res.exception) and "no FLAIR, DWI" in str(res.exception)
+    assert not (tmp_path / "o").exists()
+    # one image given for a three-channel model
+    image = tmp_path / "p.nii.gz"
+    sitk.WriteImage(Cohort.load(blob_cohort).read_image("S00", "T1"), str(image))
+    res = CliRunner().invoke(app, ["predict", str(model), str(image), "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, InputError) and "3 sequence(s)" in str(res.exception)
+    # the dataset's results folder instead of its model folder
+    res = CliRunner().invoke(app, ["predict", str(model.parent), str(image), "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, InputError)
+    assert "nnUNetTrainer__nnUNetPlans__3d_fullres" in str(res.exception)
+
+
+@needs_nnunet
+def test_an_nnunet_folder_without_a_trained_fold_is_refused(tmp_path):
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.nnunet_engine import NnunetSegmenter
+
+    model = _fake_model_folder(tmp_path / "m", {"0": "T1"})
+    (model / "fold_0" / "checkpoint_final.pth").unlink()
+    with pytest.raises(InputError, match="no trained fold"):
+        NnunetSegmenter(model, device="cpu")
+
+
+def test_the_engine_is_a_config_field_and_refused_when_unknown(tmp_path):
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.config import Seg3DConfig
+
+    cfg = Seg3DConfig(name="x", cohort="c", sequences=["T1"])
+    assert cfg.engine == "sarcomri" and cfg.nnunet is None
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "cohort": str(tmp_path), "sequences": ["T1"]}))
+    res = CliRunner().invoke(app, ["train", str(path), "--engine", "monai", "--run-dir", str(tmp_path / "r")])
+    assert isinstance(res.exception, InputError) and "choose sarcomri or nnunet" in str(res.exception)
+
+
+def test_a_run_folder_made_before_the_engine_setting_still_opens(tmp_path):
+    """Run folders written before ``engine``/``nnunet`` existed resume: a new setting at its default changes
+    nothing; a changed setting is still refused."""
+    from sarcomri.classification import open_run
+    from sarcomri.errors import SarcomriError
+    from sarcomri.seg3d.config import Seg3DConfig
+
+    cfg = Seg3DConfig(name="x", cohort=str(tmp_path), sequences=["T1"])
+    run = open_run(cfg, tmp_path / "run")
+    old = yaml.safe_load((run / "config.yaml").read_text())
+    del old["engine"], old["nnunet"]
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    open_run(cfg, run)
+    assert yaml.safe_load((run / "config.yaml").read_text())["engine"] == "sarcomri"
+    (run / "config.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(SarcomriError, match="changed: engine"):
+        open_run(cfg.model_copy(update={"engine": "nnunet"}), run)
