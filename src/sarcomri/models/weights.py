@@ -185,6 +185,17 @@ def _names(value) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _adapt_input_conv(adapt, want: int, weight: torch.Tensor, have: int) -> torch.Tensor:
+    """timm's ``adapt_input_conv`` from ``have`` to ``want`` input channels: with ``base_chans`` where timm has it
+    (>= 1.0.23), else (the timm that nnU-Net's dependencies allow) only from the 3 channels it assumes."""
+    try:
+        return adapt(want, weight, base_chans=have)
+    except TypeError:
+        if have != 3:
+            raise NotImplementedError(f"this timm adapts only 3-channel weights (these have {have})") from None
+        return adapt(want, weight)
+
+
 def load_pretrained(model: torch.nn.Module, source: str | Path | PackagedWeights) -> LoadReport:
     """Load weights into a timm ``model`` in place: strict except the classifier head (see the module notes).
 
@@ -210,7 +221,7 @@ def load_pretrained(model: torch.nn.Module, source: str | Path | PackagedWeights
         if key in state and key in target and state[key].ndim == 4 and state[key].shape[1] != target[key].shape[1]:
             have, want = int(state[key].shape[1]), int(target[key].shape[1])
             try:
-                state[key] = adapt_input_conv(want, state[key], base_chans=have)
+                state[key] = _adapt_input_conv(adapt_input_conv, want, state[key], have)
             except (NotImplementedError, AssertionError, ValueError) as err:
                 raise InputError(path, f"cannot adapt {key} from {have} to {want} input channels ({err})") from err
             report.input_conv = (have, want)
