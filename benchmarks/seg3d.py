@@ -10,6 +10,7 @@ Each line gives wall-clock figures and the process's CPU time: on a CPU shared w
 clock depends on their load, the CPU time much less (a second PyTorch thread that has to wait for a core
 spins, which shows as CPU time without progress).
 Run: nice .venv/bin/python benchmarks/seg3d.py [--steps 10] [--threads 1 2] [--config configs/seg3d-cpu.yaml]
+(target: ratio of the epoch's time to its network steps' time <= 1.10)
 """
 
 import argparse
@@ -93,7 +94,9 @@ def main() -> None:
             network = network or result.network
             print(f"training {threads} thread(s) {precision}: {patches / wall:.2f} patches/s wall "
                   f"({wall / a.steps:.2f} s/step, network {h['step_seconds'] / a.steps:.2f} s); "
-                  f"CPU {cpu / a.steps:.2f} s/step = {patches / cpu:.2f} patches per CPU-second", flush=True)
+                  f"CPU {cpu / a.steps:.2f} s/step = {patches / cpu:.2f} patches per CPU-second; "
+                  f"ratio epoch / network steps {h['train_seconds'] / h['step_seconds']:.3f} (target <= 1.10: the "
+                  "patch sampling and augmentation cost)", flush=True)
     print(f"network: {count_parameters(network) / 1e6:.2f} M parameters")
     model = Model(network.eval(), plan)
     image = data[0][0]

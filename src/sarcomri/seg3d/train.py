@@ -70,7 +70,7 @@ class Seg3DTask(TrainTask):
 
     def end_epoch(self, model: torch.nn.Module, stats: EpochStats) -> dict[str, Any]:
         return {"epoch": stats.epoch, "train_loss": float(np.mean(stats.losses)), "lr_end": stats.lr,
-                "seconds": 0.0, "step_seconds": stats.step_seconds}
+                "seconds": 0.0, "train_seconds": stats.train_seconds, "step_seconds": stats.step_seconds}
 
     def state(self) -> dict[str, Any]:
         return {"plan": asdict(self.plan)}
