@@ -56,13 +56,10 @@ def classification_design(c: ClassificationConfig) -> dict[str, Any]:
     folds = c.splits.folds if c.splits.scheme == "kfold" else 1
     repeats = c.splits.repeats if c.splits.scheme == "kfold" else 1
     per_sequence = {}
-    overrides = getattr(c, "per_sequence", None) or {}
     for seq in c.sequences:
-        own = overrides.get(seq)
-        epochs = getattr(own, "epochs", None) if own is not None else None
-        val = getattr(own, "val_ratio", None) if own is not None else None
-        per_sequence[seq] = {"epochs": epochs if epochs is not None else c.train.epochs,
-                             "val_ratio": val if val is not None else c.splits.val_ratio}
+        own_val = c.own_val_ratio(seq)
+        per_sequence[seq] = {"epochs": c.train_for(seq).epochs,
+                             "val_ratio": c.splits.val_ratio if own_val is None else own_val}
     spe = c.train.slices_per_epoch
     return {
         "sequences": n,
@@ -73,7 +70,7 @@ def classification_design(c: ClassificationConfig) -> dict[str, Any]:
         "combinations": 2 ** n - 1,
         "slices_per_model": {s: v["epochs"] * spe for s, v in per_sequence.items()} if spe else None,
         "per_sequence": per_sequence,
-        "validation": "none: a fixed number of epochs" if c.splits.val_ratio == 0 and not overrides
+        "validation": "none: a fixed number of epochs" if c.splits.val_ratio == 0 and not c.per_sequence
         else "the epoch of the best validation " + c.train.monitor.replace("val_", ""),
     }
 
@@ -84,15 +81,14 @@ def transfer_design(cfg: StudyConfig, cohort_dir: str | None) -> dict[str, Any]:
     from sarcomri.seg2d.design import subset_size
 
     t = cfg.transfer_config(cohort_dir)
-    rounding = getattr(t, "subset_rounding", "nearest")
     kinds = {k: (len(t.levels) if k == "transfer" else 1) * (1 if k == "source" else len(t.fractions))
              for k in t.models}
     return {
         "fractions": list(t.fractions),
-        "training_sizes_at_256": [subset_size(f, PAPER_TARGET_TRAINING, rounding) for f in t.fractions],
+        "training_sizes_at_256": [subset_size(f, PAPER_TARGET_TRAINING, t.subset_rounding) for f in t.fractions],
         "levels": list(t.levels),
         "models": kinds,
-        "trainings": sum(kinds.values()) * (t.cv.folds if getattr(t, "cv", None) else 1),
+        "trainings": sum(kinds.values()) * (t.cv.folds if t.cv else 1),
     }
 
 
@@ -190,11 +186,12 @@ def check_sequences(cohort: Cohort, groups: list[str], need_mask: bool, what: st
 
 def split_counts(cohort: Cohort, c: ClassificationConfig) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Patients per role and class in every fold of the first repeat, and errors for a fold whose test set or
-    training set lacks a class."""
+    training set lacks a class. Slice-balanced folds are planned as patient-balanced ones (the plan reads
+    tables, not masks): the counts per class are the same, the patients may differ."""
     from sarcomri.train.grid import make_splits
 
     splits = make_splits(cohort, c.splits.model_copy(update={"balance": "patients"})
-                         if getattr(c.splits, "balance", "patients") == "slices" else c.splits)
+                         if c.splits.balance == "slices" else c.splits)
     labels = cohort.patients.set_index(cohort.patients["patient_id"].astype(str))["label"].astype(str)
     first = splits[splits["repeat"] == splits["repeat"].min()]
     rows, checks = [], []
@@ -234,7 +231,7 @@ def cohort_checks(cfg: StudyConfig, cohort: Cohort) -> tuple[dict[str, Any], lis
     extra: dict[str, Any] = {}
     if cfg.classification is not None:
         c = cfg.classification_config(str(cohort.root))
-        need_mask = c.slices.mode != "all" or getattr(c.slices, "crop", "tumour") == "tumour"
+        need_mask = c.slices.mode != "all" or c.slices.crop == "tumour"
         checks += check_sequences(cohort, c.sequences, need_mask, "classification")
         checks += label_checks(cohort, c)
         if not any(ch["level"] == "error" for ch in checks):
