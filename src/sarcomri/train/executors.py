@@ -8,9 +8,33 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
+
+_WATCHING = False  # this process watches its parent already
+
+
+def exit_with_parent(poll_seconds: float = 2.0) -> None:
+    """In a worker process: end it when the process that started it is gone (killed, not just interrupted), so
+    that no orphan keeps training and writing into a run folder nobody waits for. Checkpoints and masks are
+    written atomically, so ending between two writes loses at most the epoch in progress."""
+    import threading
+
+    global _WATCHING
+    if _WATCHING:
+        return
+    _WATCHING = True
+    started_by = mp.parent_process()  # known from the start, even if the parent died while this one imported
+    parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _cores() -> int:
@@ -41,7 +65,7 @@ class ProcessExecutor:
     def map(self, fn: Callable[..., Any], calls: Iterable[tuple[tuple, dict]]) -> Iterator[Any]:
         threads = max(1, _cores() // self.workers)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_parent) as pool:
             futures = [pool.submit(fn, *args, **{**kwargs, "threads": threads}) for args, kwargs in calls]
             for fut in as_completed(futures):
                 yield fut.result()
