@@ -71,6 +71,14 @@ def test_train_predict_evaluate(blob_cohort, tmp_path):
                               "--no-mirror"])
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "all").glob("*.nii.gz"))) == 8
+    # without flags, predict infers as the model's config did (no mirroring here): the out-of-fold mask again
+    fold = int(test_fold.loc["S02"])
+    res = runner.invoke(app, ["predict", str(run / "models" / "T1" / f"fold{fold}-rep0"), str(image), "--out",
+                              str(tmp_path / "defaults")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "defaults" / "T1.nii.gz"))),
+        sitk.GetArrayFromImage(sitk.ReadImage(str(run / "predictions" / "T1" / "S02.nii.gz"))))
 
     # predict on a DICOM series: the NIfTI mask on the series grid and a DICOM-SEG that reads back to it
     from sarcomri.cohort.manifest import CohortWriter

@@ -164,3 +164,15 @@ def test_a_run_folder_made_before_the_engine_setting_still_opens(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(old))
     with pytest.raises(SarcomriError, match="changed: engine"):
         open_run(cfg.model_copy(update={"engine": "nnunet"}), run)
+
+
+@pytest.mark.parametrize("setting", [{"final": True}, {"members": 2}, {"cascade": {}}])
+def test_the_nnunet_engine_refuses_the_sarcomri_engines_settings(tmp_path, setting):
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.config import Seg3DConfig
+    from sarcomri.seg3d.nnunet_engine import train_nnunet
+
+    cfg = Seg3DConfig(name="x", cohort=str(tmp_path), sequences=["T1"], engine="nnunet", **setting)
+    with pytest.raises(InputError, match=f"{next(iter(setting))}: settings of the sarcomri engine"):
+        train_nnunet(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -39,6 +39,9 @@ def train(
                                       "(nnU-Net v2: plan, preprocess and train the run's folds with nnUNetv2_train, "
                                       "on the GPU when train.device allows; needs pip install 'sarcomri[nnunet]'). "
                                       "Default: the config's engine."),
+    final: bool = typer.Option(False, "--final", help="Also train one model on every patient "
+                               "(models/<seq>/final/, like `final: true` in the config): the model `segment "
+                               "predict RUN/models/<seq>` and `sarcomri predict` then use for new patients."),
     as_json: bool = json_option("run_dir, per_case_table (path), per_case (list of {case, sequence, fold, dice, "
                                 "f2, assd_mm, hd95_mm, ...}), per_sequence (median (IQR) rows), per_fold; with "
                                 "--engine nnunet: run_dir, models (list of {sequences, dataset, model_folder, "
@@ -56,6 +59,8 @@ def train(
     cfg = load_config(config, Seg3DConfig)
     if cohort is not None:
         cfg.cohort = str(cohort.resolve())
+    if final:
+        cfg.final = True
     if engine is not None:
         if engine not in ("sarcomri", "nnunet"):
             raise InputError(None, f"--engine {engine!r}: choose sarcomri or nnunet")
@@ -149,11 +154,19 @@ def predict(
     probabilities: bool = typer.Option(False, help="Also write <case>_prob.nii.gz (tumour probability)."),
     dicom_seg: bool = typer.Option(True, help="When the input is a DICOM series: also write <case>_seg.dcm, the "
                                    "mask as a DICOM-SEG referencing that series."),
-    overlap: float = typer.Option(0.5, help="Sliding-window overlap (Gaussian-weighted windows)."),
-    mirror: bool = typer.Option(True, help="Average over the 8 flips along z, y, x (test-time mirroring)."),
-    largest_component: bool = typer.Option(True, help="Keep only the largest connected tumour component."),
-    restrict_to_nonzero: bool = typer.Option(True, help="3D models normalised over non-zero voxels: no tumour in "
-                                             "the zero padding around the image."),
+    overlap: float | None = typer.Option(None, help="Sliding-window overlap (Gaussian-weighted windows). Default: "
+                                         "the model's training config (0.5 for nnU-Net and 2D models)."),
+    mirror: bool | None = typer.Option(None, "--mirror/--no-mirror", help="Average over the 8 flips along z, y, "
+                                       "x (test-time mirroring). Default: the model's training config (on for "
+                                       "nnU-Net)."),
+    largest_component: bool | None = typer.Option(None, "--largest-component/--no-largest-component",
+                                                  help="Keep only the largest connected tumour component. "
+                                                  "Default: the model's training config (on for nnU-Net and 2D "
+                                                  "models)."),
+    restrict_to_nonzero: bool | None = typer.Option(None, "--restrict-to-nonzero/--no-restrict-to-nonzero",
+                                                    help="3D models normalised over non-zero voxels: no tumour in "
+                                                    "the zero padding around the image. Default: the model's "
+                                                    "training config."),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads (default: PyTorch's; 1 is the most "
                                        "efficient on a small CPU that other processes share)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks already in --out (checked for every "
@@ -168,10 +181,9 @@ def predict(
     from sarcomri.io.atomic import atomic_path, check_writable
     from sarcomri.seg2d.config import InferSettings2D
     from sarcomri.seg2d.infer import Segmenter, is_2d_model, segment_patient_2d
-    from sarcomri.seg3d.config import InferSettings
     from sarcomri.seg3d.infer import find_models
     from sarcomri.seg3d.nnunet_engine import is_nnunet_model_folder
-    from sarcomri.seg3d.predict import PatientSegmentation, segment_patient
+    from sarcomri.seg3d.predict import PatientSegmentation, model_settings, segment_patient
 
     if is_nnunet_model_folder(model):
         from sarcomri.seg3d.nnunet_engine import NnunetSegmenter, channel_names
@@ -181,13 +193,13 @@ def predict(
 
         def segment(images: dict, case: str) -> PatientSegmentation:
             if "model" not in loaded:
-                loaded["model"] = NnunetSegmenter(model, overlap=overlap, mirror=mirror,
-                                                  largest_component=largest_component)
+                loaded["model"] = NnunetSegmenter(model, overlap=_given(overlap, 0.5), mirror=_given(mirror, True),
+                                                  largest_component=_given(largest_component, True))
             return loaded["model"].segment(images, case)
     elif is_2d_model(model):
         segmenter = Segmenter.load(model)
         seqs = list(segmenter.data.sequences)
-        settings_2d = InferSettings2D(largest_component=largest_component)
+        settings_2d = InferSettings2D(largest_component=_given(largest_component, True))
 
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient_2d(segmenter, images, settings_2d, case_id=case)
@@ -198,8 +210,9 @@ def predict(
                                     f"{', '.join(p.name for p in inner)})")
         models = find_models(model)
         seqs = models[0].plan.sequences
-        settings = InferSettings(overlap=overlap, mirror=mirror, largest_component=largest_component,
-                                 restrict_to_nonzero=restrict_to_nonzero, threads=threads)
+        given = {"overlap": overlap, "mirror": mirror, "largest_component": largest_component,
+                 "restrict_to_nonzero": restrict_to_nonzero, "threads": threads}
+        settings = model_settings(models).model_copy(update={k: v for k, v in given.items() if v is not None})
 
         def segment(images: dict, case: str) -> PatientSegmentation:
             return segment_patient(models, images, settings, case_id=case)
@@ -223,6 +236,11 @@ def predict(
             seg = write_dicom_seg(result.mask, source, out / f"{case}_seg.dcm",
                                   series_description=f"sarcomri tumour ({group_name(seqs)})", overwrite=overwrite)
             con.print(f"{case}: DICOM-SEG -> {seg}")
+
+
+def _given(value: Any, default: Any) -> Any:
+    """An option's value, or ``default`` when it was not given."""
+    return default if value is None else value
 
 
 def _predict_jobs(inputs: list[Path], seqs: list[str]) -> tuple[list[tuple[str, Callable[[], dict]]], Any]:

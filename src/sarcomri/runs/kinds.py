@@ -142,6 +142,10 @@ class ClassificationRun(Run):
                             reader_cut)
 
 
+#: The folder name of a 3D segmentation run's model trained on every patient.
+FINAL_MODEL = "final"
+
+
 class SegmentationRun(Run):
     """A 3D segmentation run (``sarcomri segment train``, or ``<study>/segmentation``)."""
 
@@ -156,6 +160,10 @@ class SegmentationRun(Run):
     def model_folder(self, group: str | tuple[str, ...], fold: int) -> Path:
         """``models/<seq>/fold<k>-rep0/``: one fold's model."""
         return self.model_dir(group) / f"fold{int(fold)}-rep0"
+
+    def final_folder(self, group: str | tuple[str, ...]) -> Path:
+        """``models/<seq>/final/``: the model trained on every patient (``segment train --final``)."""
+        return self.model_dir(group) / FINAL_MODEL
 
     def model_groups(self) -> list[str]:
         """The names of the sequence groups the run has models for, sorted."""

@@ -61,20 +61,25 @@ PRESETS: dict[str, dict] = {
 
 
 class DataSettings(_Strict):
-    """Patch sampling and augmentation (see :mod:`sarcomri.seg3d.data`): flips along every axis, an in-plane
-    rotation, zoom, intensity scale and shift, gamma and Gaussian noise, each with its probability (a subset
-    of nnU-Net's default augmentation). Set a probability or range to 0 to switch one off."""
+    """Patch sampling and augmentation (see :mod:`sarcomri.seg3d.data`): flips along every axis, a rotation
+    (``rotate_axes``: in-plane, about the slice axis; or ``all``: about each of the three axes, as nnU-Net on
+    near-isotropic grids), zoom, intensity scale and shift, gamma and Gaussian noise, each with its probability
+    (a subset of nnU-Net's default augmentation). Set a probability or range to 0 to switch one off.
+    ``prior_perturb_prob``: a cascade's refining stage only, the probability of a random dilation, erosion,
+    opening or closing of the previous stage's mask in a patch (:mod:`sarcomri.seg3d.prior`)."""
 
     foreground_ratio: float = Field(1 / 3, ge=0, le=1)
     flip: bool = True
     rotate_degrees: float = Field(15.0, ge=0, le=180)
     rotate_prob: float = Field(0.2, ge=0, le=1)
+    rotate_axes: Literal["inplane", "all"] = "inplane"
     zoom: float = Field(0.15, ge=0, lt=1)
     zoom_prob: float = Field(0.2, ge=0, le=1)
     scale_intensity: float = Field(0.1, ge=0, le=1)
     shift_intensity: float = Field(0.1, ge=0, le=1)
     gamma_prob: float = Field(0.0, ge=0, le=1)
     noise_std: float = Field(0.0, ge=0)
+    prior_perturb_prob: float = Field(0.4, ge=0, le=1)
 
 
 class TrainSettings(DeviceTrainSection):
@@ -101,6 +106,11 @@ class InferSettings(_Strict):
     means padding from cropping, resampling or rotation, not tissue), no tumour is predicted outside the
     non-zero region of the inputs (any sequence non-zero, holes filled: nnU-Net's nonzero mask). Zero padding
     becomes the tissue mean after that normalisation, and flat regions of it were mistaken for tumour.
+    ``restrict_to_body``: no tumour in the air around the body either (below ``body_fraction`` of an image's
+    99th percentile, each slice's holes filled: :func:`sarcomri.seg3d.postprocess.body_region`).
+    ``keep_components``: after the threshold, keep only the connected components whose summed probability is at
+    least this fraction of the largest one's (0: all; :func:`sarcomri.seg3d.postprocess.keep_components`);
+    ``largest_component`` then keeps the largest by volume.
     """
 
     overlap: float = Field(0.5, ge=0, lt=1)
@@ -109,6 +119,9 @@ class InferSettings(_Strict):
     sw_batch_size: int = Field(2, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
     restrict_to_nonzero: bool = True
+    restrict_to_body: bool = False
+    body_fraction: float = Field(0.05, gt=0, lt=1)
+    keep_components: float = Field(0.0, ge=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
 
@@ -130,13 +143,46 @@ class NnunetEngine(_Strict):
     processes: int = Field(2, ge=0)
 
 
+class CascadeSettings(_Strict):
+    """A second, refining stage (:mod:`sarcomri.seg3d.cascade`; nnU-Net's ``3d_cascade_fullres`` at a CPU budget).
+
+    The first stage is the config's own model. The refining stage has its own plan: the first stage's settings
+    with ``plan`` overrides, by default on a grid at most ``max_spacing_factor`` 2 times the finest median
+    spacing (1.95 x 1.95 x 3.27 mm on the sts-t1 T1 images, against 3.9 mm for the first stage). It takes the
+    sequences plus the first stage's mask (threshold ``threshold``) and sees only the box around that mask
+    widened by ``margin_mm``; it is trained on the first stage's predictions on the training patients
+    (perturbed, see :class:`DataSettings`), ``epochs`` x ``iterations`` steps (default: the config's). At
+    inference the first stage's (ensemble) mask gives the box and the prior channel, and the refining models'
+    mean probability inside the box is the result (0 outside); ``mirror`` None follows ``infer.mirror``."""
+
+    plan: dict[str, float | int | str] = {"max_spacing_factor": 2.0}
+    margin_mm: float = Field(20.0, ge=0)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    epochs: int | None = Field(None, ge=1)
+    iterations: int | None = Field(None, ge=1)
+    mirror: bool | None = None
+
+    @field_validator("plan")
+    @classmethod
+    def _known_plan_keys(cls, v: dict) -> dict:
+        unknown = set(v) - set(PlanSettings.model_fields)
+        if unknown:
+            raise ValueError(f"unknown plan settings {sorted(unknown)} (known: {sorted(PlanSettings.model_fields)})")
+        return v
+
+
 class Seg3DConfig(_Strict):
-    """A 3D tumour-segmentation study: one network per sequence (or sequence set) per patient-level fold."""
+    """A 3D tumour-segmentation study: one network per sequence (or sequence set) per patient-level fold; with
+    ``members`` > 1, that many per fold (``fold<k>-rep<r>``, seeds of their own), a fold's test patients getting
+    their mean probability (set ``train.epochs`` to keep the budget); with ``final``, also one trained on every
+    patient (``models/<seq>/final``), the model that
+    :func:`~sarcomri.seg3d.infer.find_models` gives new patients (docs/segmentation3d.md says why)."""
 
     name: str
     cohort: str
     sequences: list[str]
     folds: int = Field(4, ge=2)
+    members: int = Field(1, ge=1)
     workers: int = Field(1, ge=1)
     seed: int = 0
     stratify_by: list[str] = ["label"]
@@ -147,6 +193,8 @@ class Seg3DConfig(_Strict):
     infer: InferSettings = InferSettings()
     engine: Literal["sarcomri", "nnunet"] = "sarcomri"
     nnunet: NnunetEngine | None = None
+    cascade: CascadeSettings | None = None
+    final: bool = False
 
     @field_validator("sequences")
     @classmethod
@@ -168,6 +216,18 @@ class Seg3DConfig(_Strict):
     def plan_settings(self) -> PlanSettings:
         """The preset with this config's ``plan`` overrides applied."""
         return PlanSettings(**{**PRESETS[self.preset], **self.plan})
+
+    def refine_plan_settings(self) -> PlanSettings:
+        """The refining stage's planner settings: the preset with the config's ``plan`` overrides, then the
+        cascade's."""
+        overrides = self.cascade.plan if self.cascade else {}
+        return PlanSettings(**{**PRESETS[self.preset], **self.plan, **overrides})
+
+    def refine_train(self) -> TrainSettings:
+        """The refining stage's schedule: the config's, with the cascade's epochs and iterations."""
+        c = self.cascade
+        update = {k: v for k, v in (("epochs", c and c.epochs), ("iterations", c and c.iterations)) if v}
+        return self.train.model_copy(update=update)
 
     def channel_groups(self) -> list[tuple[str, ...]]:
         """Each model's input sequences: ``'T1+T2'`` becomes ``('T1', 'T2')``."""

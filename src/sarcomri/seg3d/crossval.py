@@ -53,12 +53,15 @@ from sarcomri.io.atomic import atomic_path, write_csv, write_json
 from sarcomri.models.folder import is_model_folder, save_model
 from sarcomri.runrecord import RunRecord
 from sarcomri.runs import SPLITS, SegmentationRun
+from sarcomri.runs.kinds import FINAL_MODEL
+from sarcomri.seg3d.cascade import REFINE_DIR
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, read_channels
 from sarcomri.seg3d.evaluate import PAPER_TABLE_NAMES, evaluate_folder, paper_layouts, paper_table, summarise_by
 from sarcomri.seg3d.infer import Model, predict_images
 from sarcomri.seg3d.plan import make_plan
-from sarcomri.seg3d.train import CHECKPOINT, fit
+from sarcomri.seg3d.train import CHECKPOINT, fit, refine_training_cases
+from sarcomri.train.executors import exit_with_parent
 from sarcomri.train.threads import torch_threads
 
 Progress = Callable[[dict[str, Any]], None]
@@ -103,9 +106,13 @@ def fold_keys(cfg: Seg3DConfig, fp: CohortFingerprint, jobs: list, run_dir: Path
     each out-of-fold mask (the model's key, the inference settings, the patient's images)."""
     out = {}
     for group, fold, train_ids, test_ids, model_dir, pred_dir in jobs:
-        model = key(MODEL_FORMAT, group, fold, train_ids, fp.series_key(train_ids, group), cfg.seed,
-                    cfg.plan_settings(), cfg.train, cfg.data)
-        out[str(model_dir.relative_to(run_dir))] = model
+        members = []
+        for rep, folder in enumerate(member_dirs(cfg, model_dir, test_ids)):
+            members.append(key(MODEL_FORMAT, group, fold, train_ids, fp.series_key(train_ids, group), cfg.seed,
+                               cfg.plan_settings(), cfg.train, cfg.data, *([cfg.cascade] if cfg.cascade else []),
+                               *([rep] if rep else [])))
+            out[str(folder.relative_to(run_dir))] = members[-1]
+        model = members[0] if len(members) == 1 else key(*members)
         for pid in test_ids:
             images = [fp.series.get(f"{pid}/{s}", {}).get("image") for s in group]
             out[str((pred_dir / f"{pid}.nii.gz").relative_to(run_dir))] = key(PREDICTION_FORMAT, model, cfg.infer,
@@ -113,44 +120,92 @@ def fold_keys(cfg: Seg3DConfig, fp: CohortFingerprint, jobs: list, run_dir: Path
     return out
 
 
-def fold_seed(seed: int, fold: int) -> int:
-    """The training seed of one fold."""
-    return int(np.random.SeedSequence([seed, fold, 0x5E9]).generate_state(1)[0] % 2**31)
+def fold_seed(seed: int, fold: int, member: int = 0) -> int:
+    """The training seed of one fold's model (its ``member``-th with ``members`` > 1)."""
+    entropy = [seed, fold, 0x5E9, *([member] if member else [])]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
+
+
+def member_dirs(cfg: Seg3DConfig, model_dir: str | Path, test_ids: list | None = None) -> list[Path]:
+    """The folders of a fold's models: ``fold<k>-rep0`` and, with ``members`` > 1, ``fold<k>-rep1``, ... (the final
+    model, a job without test patients, is one model)."""
+    model_dir = Path(model_dir)
+    if cfg.members == 1 or test_ids == [] or not model_dir.name.endswith("-rep0"):
+        return [model_dir]
+    stem = model_dir.name[: -len("-rep0")]
+    return [model_dir.with_name(f"{stem}-rep{r}") for r in range(cfg.members)]
+
+
+def fold_done(cfg: Seg3DConfig, model_dir: str | Path, test_ids: list | None = None) -> bool:
+    """Whether a fold's models are finished: their folders, and with a cascade their refining stages' too."""
+    return all(is_model_folder(d) and (cfg.cascade is None or is_model_folder(d / REFINE_DIR))
+               for d in member_dirs(cfg, model_dir, test_ids))
 
 
 def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_ids: list[str], model_dir: Path,
                fold: int, progress: Progress | None = None) -> None:
-    """Plan from the training patients, train (resuming from a checkpoint), save the model folder."""
+    """Plan from the training patients, train (resuming from a checkpoint), save the model folder; with a
+    cascade, then train its refining stage into ``refine/`` (a finished first stage is not retrained). With
+    ``members`` > 1 a fold's models are trained one after the other, each with a seed of its own."""
+    dirs = member_dirs(cfg, model_dir, None if fold < cfg.folds else [])
+    for member, folder in enumerate(dirs):
+        if not fold_done(cfg, folder, []):
+            _train_member(cfg, cohort, group, train_ids, folder, fold, member, progress)
+
+
+def _train_member(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_ids: list[str], model_dir: Path,
+                  fold: int, member: int, progress: Progress | None) -> None:
     fp = cohort_fingerprint(cohort, train_ids, group, seed=cfg.seed)
-    plan = make_plan(fp, list(group), cfg.plan_settings())
-    cases = load_cases(cohort, train_ids, plan)
-    settings = cfg.train.model_copy(update={"seed": fold_seed(cfg.train.seed, fold)})
+    settings = cfg.train.model_copy(update={"seed": fold_seed(cfg.train.seed, fold, member)})
+    which = (fold if member == 0 else f"{fold}-{member}") if fold < cfg.folds else FINAL_MODEL
+    meta = {"fold": which, "seed": settings.seed, "train_patients": list(train_ids),
+            "config": cfg.model_dump(mode="json"), "versions": versions()}
+    if not is_model_folder(model_dir):
+        plan = make_plan(fp, list(group), cfg.plan_settings())
+        _train_stage(load_cases(cohort, train_ids, plan), plan, settings, cfg, model_dir, meta, "train", progress,
+                     {"model": group_name(group), "fold": which})
+    if cfg.cascade is not None and not is_model_folder(model_dir / REFINE_DIR):
+        plan = make_plan(fp, list(group), cfg.refine_plan_settings())
+        plan.prior = True
+        clock = (time.perf_counter(), time.process_time())
+        with torch_threads(settings.threads):
+            cases = refine_training_cases(cfg, cohort, train_ids, group, Model.load(model_dir), plan)
+        _record_time(model_dir, "prior", clock, cases=len(cases))
+        refine = cfg.refine_train().model_copy(update={"seed": fold_seed(cfg.train.seed, fold, member) + 1})
+        _train_stage(cases, plan, refine, cfg, model_dir / REFINE_DIR,
+                     {**meta, "seed": refine.seed, "cascade": cfg.cascade.model_dump(mode="json")}, "refine",
+                     progress, {"model": f"{group_name(group)} refine", "fold": which})
+
+
+def _train_stage(cases: list, plan, settings, cfg: Seg3DConfig, model_dir: Path, meta: dict, stage: str,
+                 progress: Progress | None, what: dict) -> None:
+    """Train one stage's network on ``cases`` (resuming from a checkpoint) and save its model folder, with the
+    time it took in the fold's timing.json under ``stage``."""
     clock = (time.perf_counter(), time.process_time())
-    total = settings.epochs * settings.iterations
     if progress:
-        progress({"event": "fold_start", "model": group_name(group), "fold": fold, "steps": total, "plan": plan})
+        progress({"event": "fold_start", **what, "steps": settings.epochs * settings.iterations, "plan": plan})
     with torch_threads(settings.threads):  # timing.json records the threads training ran with
         result = fit(cases, plan, settings, cfg.data, checkpoint_dir=model_dir,
                      progress=(lambda e: progress({"event": "step", **e})) if progress else None)
-        save_model(result.network, plan, model_dir, history=result.history,
-                   meta={"fold": fold, "seed": settings.seed, "train_patients": list(train_ids),
-                         "config": cfg.model_dump(mode="json"), "versions": versions()})
+        save_model(result.network, plan, model_dir, history=result.history, meta=meta)
         (model_dir / CHECKPOINT).unlink(missing_ok=True)
-        _record_time(model_dir, "train", clock, resumed=result.resumed_from is not None)
+        timing = model_dir if stage == "train" else model_dir.parent
+        _record_time(timing, stage, clock, resumed=result.resumed_from is not None)
 
 
 def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_ids: list[str], model_dir: Path,
                  pred_dir: Path, progress: Progress | None = None) -> None:
-    """Write the out-of-fold masks of ``test_ids`` (skipping those already written)."""
+    """Write the out-of-fold masks of ``test_ids`` (skipping those already written), with the mean probability of
+    the fold's models (``members``)."""
     todo = [p for p in test_ids if not (pred_dir / f"{p}.nii.gz").is_file()]
     if not todo:
         return
     clock = (time.perf_counter(), time.process_time())
-    model = Model.load(model_dir)
+    models = [Model.load(d) for d in member_dirs(cfg, model_dir, test_ids)]
     with torch_threads(cfg.infer.threads):  # timing.json records the threads inference ran with
         for pid in todo:
             images, _ = read_channels(cohort, pid, group)
-            mask, _ = predict_images([model], images, cfg.infer, case_id=pid)
+            mask, _ = predict_images(models, images, cfg.infer, case_id=pid)
             with atomic_path(pred_dir / f"{pid}.nii.gz", overwrite=True) as tmp:
                 sitk.WriteImage(mask, str(tmp), useCompression=True)
             if progress:
@@ -183,7 +238,7 @@ def _fold_job(cfg_json: dict, group: tuple[str, ...], train_ids: list[str], test
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads}),
                                      "infer": cfg.infer.model_copy(update={"threads": threads})})
         cohort = Cohort.load(cfg.cohort)
-        if not is_model_folder(model_dir):
+        if not fold_done(cfg, model_dir, test_ids):
             train_fold(cfg, cohort, group, train_ids, Path(model_dir), fold)
         predict_fold(cfg, cohort, group, test_ids, Path(model_dir), Path(pred_dir))
     return fold
@@ -216,12 +271,13 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
         write_csv(run.splits_path, splits, overwrite=True)
     for group in cfg.channel_groups():
         run.predictions_dir(group).mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs if not is_model_folder(j[4]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
+    todo = [j for j in jobs
+            if not fold_done(cfg, j[4], j[3]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
     if cfg.workers > 1 and len(todo) > 1:
         _run_parallel(cfg, todo, progress)
     else:
         for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
-            if not is_model_folder(model_dir):
+            if not fold_done(cfg, model_dir, test_ids):
                 train_fold(cfg, cohort, group, train_ids, model_dir, fold, progress)
             predict_fold(cfg, cohort, group, test_ids, model_dir, pred_dir, progress)
     return _tables(cfg, cohort, jobs, fold_of, run_dir)
@@ -240,6 +296,9 @@ def _plan_folds(cfg: Seg3DConfig, cohort: Cohort, splits: pd.DataFrame, run_dir:
             test_ids = sorted(set(sub.loc[sub["role"] == "test", "patient_id"]) & eligible)
             fold_of.update({(name, p): int(fold) for p in test_ids})
             jobs.append((group, int(fold), train_ids, test_ids, run.model_folder(name, fold),
+                         run.predictions_dir(name)))
+        if cfg.final:  # every patient; "fold" cfg.folds gives it a seed of its own
+            jobs.append((group, cfg.folds, sorted(eligible & set(splits["patient_id"])), [], run.final_folder(name),
                          run.predictions_dir(name)))
     return jobs, fold_of
 
@@ -289,7 +348,7 @@ def _run_parallel(cfg: Seg3DConfig, todo: list, progress: Progress | None) -> No
     workers = min(cfg.workers, len(todo))
     threads = cfg.train.threads or max(1, _cores() // workers)
     cfg_json = cfg.model_dump(mode="json")
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context(MP_CONTEXT)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(MP_CONTEXT), initializer=exit_with_parent) as pool:
         futures = {}
         for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
             fut = pool.submit(_fold_job, cfg_json, group, train_ids, test_ids, str(model_dir), str(pred_dir), fold,

@@ -41,13 +41,16 @@ from sarcomri.seg3d.plan import Fingerprint, Plan, fingerprint_from_arrays
 class Case:
     """One case ready for the network: ``image`` (C, z, y, x) float32 on the plan's grid, ``label`` (1, z, y, x)
     uint8 or None, ``grid`` (the resampled reference image, whose geometry the arrays have) and
-    ``original`` (the reference image as read, whose geometry a prediction is written back onto)."""
+    ``original`` (the reference image as read, whose geometry a prediction is written back onto). ``prior``
+    (1, z, y, x) uint8: the previous stage's tumour mask for a cascade's refining stage, else None; it is
+    transformed with the image spatially but never by intensity augmentation."""
 
     case_id: str
     image: np.ndarray
     label: np.ndarray | None
     grid: sitk.Image
     original: sitk.Image
+    prior: np.ndarray | None = None
 
 
 def read_channels(cohort: Cohort, patient_id: str,
@@ -99,8 +102,8 @@ def zscore(array: np.ndarray, nonzero: bool = False) -> np.ndarray:
 
 def prepare_case(case_id: str, images: Sequence[sitk.Image], mask: sitk.Image | None, plan: Plan) -> Case:
     """Resample a case's channels (and mask) to the plan's spacing and normalise them (``plan.normalisation``)."""
-    if len(images) != plan.in_channels:
-        raise InputError(case_id, f"{len(images)} image(s) given but the plan expects {plan.in_channels} "
+    if len(images) != len(plan.sequences):
+        raise InputError(case_id, f"{len(images)} image(s) given but the plan expects {len(plan.sequences)} "
                                   f"({group_name(plan.sequences)})")
     images = on_reference_grid(images)
     spacing = plan.target_spacing
@@ -159,10 +162,15 @@ def patients_with(cohort: Cohort, sequences: Sequence[str], need_mask: bool = Tr
 # ------------------------------------------------------------------------------------------------- patches
 def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compose:
     """Pad to the patch, crop one patch (``foreground_ratio`` centred on tumour voxels, the rest on
-    background voxels), then flips, an in-plane rotation, zoom, intensity scale/shift, gamma and noise."""
+    background voxels), then flips, an in-plane rotation, zoom, intensity scale/shift, gamma and noise.
+
+    With ``plan.prior`` the item's ``prior`` (the previous stage's mask) follows every spatial transform
+    (nearest-neighbour) and then is perturbed by :class:`~sarcomri.seg3d.prior.RandPriorPerturbd` (nnU-Net's
+    cascade augmentation), so that the refining stage does not simply copy it."""
     s = settings or DataSettings()
     patch = plan.patch_size
-    keys = ["image", "label"]
+    keys = ["image", "label", "prior"] if plan.prior else ["image", "label"]
+    nearest = ("nearest",) * (len(keys) - 1)
     ops = [
         SpatialPadd(keys, spatial_size=patch, mode="constant"),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=patch, pos=s.foreground_ratio,
@@ -173,11 +181,13 @@ def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compos
         ops += [RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(3)]
     if s.rotate_degrees > 0 and s.rotate_prob > 0:
         r = float(np.deg2rad(s.rotate_degrees))
-        ops.append(RandRotated(keys, range_x=r, prob=s.rotate_prob, mode=("bilinear", "nearest"),
+        other = r if s.rotate_axes == "all" else 0.0
+        ops.append(RandRotated(keys, range_x=r, range_y=other, range_z=other, prob=s.rotate_prob,
+                               mode=("bilinear", *nearest),
                                padding_mode="zeros", keep_size=True))
     if s.zoom > 0 and s.zoom_prob > 0:
         ops.append(RandZoomd(keys, prob=s.zoom_prob, min_zoom=1 - s.zoom, max_zoom=1 + s.zoom,
-                             mode=("trilinear", "nearest"), padding_mode="constant", keep_size=True))
+                             mode=("trilinear", *nearest), padding_mode="constant", keep_size=True))
     if s.scale_intensity > 0:
         ops.append(RandScaleIntensityd("image", factors=s.scale_intensity, prob=0.5))
     if s.shift_intensity > 0:
@@ -186,6 +196,10 @@ def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compos
         ops.append(RandAdjustContrastd("image", prob=s.gamma_prob, gamma=(0.7, 1.5)))
     if s.noise_std > 0:
         ops.append(RandGaussianNoised("image", prob=0.15, std=s.noise_std))
+    if plan.prior:
+        from sarcomri.seg3d.prior import RandPriorPerturbd
+
+        ops.append(RandPriorPerturbd("prior", prob=s.prior_perturb_prob))
     return Compose(ops)
 
 
@@ -194,11 +208,14 @@ def sampling_item(case: Case, plan: Plan) -> dict:
     pipeline's own padding is then a no-op) and its foreground/background voxel indices, computed once."""
     if case.label is None:
         raise InputError(case.case_id, "a training case needs a mask")
-    pad = SpatialPadd(["image", "label"], spatial_size=plan.patch_size, mode="constant")
-    item = pad({"image": case.image, "label": case.label})
-    image, label = _plain(item["image"]), _plain(item["label"])
-    fg, bg = map_binary_to_indices(label, None, 0)
-    return {"image": image, "label": label, "fg": np.asarray(fg), "bg": np.asarray(bg)}
+    if plan.prior and case.prior is None:
+        raise InputError(case.case_id, "a refining stage's training case needs the previous stage's mask")
+    keys = ["image", "label", "prior"] if plan.prior else ["image", "label"]
+    pad = SpatialPadd(keys, spatial_size=plan.patch_size, mode="constant")
+    item = {k: _plain(v) for k, v in pad({"image": case.image, "label": case.label, "prior": case.prior}).items()
+            if k in keys}
+    fg, bg = map_binary_to_indices(item["label"], None, 0)
+    return {**item, "fg": np.asarray(fg), "bg": np.asarray(bg)}
 
 
 def _plain(x) -> np.ndarray:
@@ -230,7 +247,10 @@ class PatchSampler:
         """One (image, label) patch of case ``index``: (C, z, y, x) float32 and (1, z, y, x) int64."""
         out = self.transforms(dict(self.items[index]))
         out = out[0] if isinstance(out, list) else out
-        return (torch.from_numpy(np.ascontiguousarray(_plain(out["image"]), dtype=np.float32)),
+        image = _plain(out["image"])
+        if "prior" in out:
+            image = np.concatenate([image, _plain(out["prior"]).astype(np.float32)])
+        return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(_plain(out["label"])).astype(np.int64)))
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:

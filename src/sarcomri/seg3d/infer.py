@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +31,50 @@ from sarcomri.train.threads import torch_threads
 @dataclass
 class Model:
     """A trained network with its plan, ready for inference; ``meta`` is what training saved beside the
-    weights (fold, seed, training patients, the config, versions)."""
+    weights (fold, seed, training patients, the config, versions); ``refiner`` the refining stage of a cascade
+    (the model folder's ``refine/`` subfolder, :mod:`sarcomri.seg3d.cascade`), else None."""
 
     network: torch.nn.Module
     plan: Plan
     folder: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    refiner: Model | None = None
 
     @classmethod
     def load(cls, folder: str | Path) -> Model:
-        """Read a 3D model folder (:mod:`sarcomri.models.folder`): network in evaluation mode on the CPU."""
+        """Read a 3D model folder (:mod:`sarcomri.models.folder`): network in evaluation mode on the CPU, with
+        its refining stage when the folder holds one."""
+        from sarcomri.seg3d.cascade import REFINE_DIR
+
         folder = Path(folder)
         info = read_info(folder)
         if info.task != "seg3d":
             raise InputError(folder, f"not a 3D segmentation model folder (a {info.task} model)")
-        return cls(load_model(folder), info.spec, folder, info.meta)
+        refiner = cls.load(folder / REFINE_DIR) if is_model_folder(folder / REFINE_DIR) else None
+        return cls(load_model(folder), info.spec, folder, info.meta, refiner)
+
+
+#: What new patients get from a folder holding both a run's fold models and its model trained on every patient
+#: (``segment train --final``): ``"final"`` or ``"folds"`` (their ensemble). Chosen by measurement
+#: (``benchmarks/seg3d_final.py``, docs/segmentation3d.md).
+NEW_PATIENTS = "folds"
 
 
 def find_models(path: str | Path) -> list[Model]:
-    """One model folder, or every 3D model folder below ``path`` (an ensemble, e.g. the folds of a run)."""
+    """One model folder, or every 3D model folder below ``path`` (an ensemble, e.g. the folds of a run). Below a
+    folder that holds a run's fold models and its ``final`` model, :data:`NEW_PATIENTS` says which are used;
+    give the ``final`` folder or a fold's folder itself to choose otherwise."""
+    from sarcomri.runs.kinds import FINAL_MODEL
+
     path = Path(path)
     if is_model_folder(path):
         return [Model.load(path)]
-    found = sorted({p.parent for name in (MODEL_JSON, LEGACY_WEIGHTS) for p in path.rglob(name)})
+    found = sorted({p.parent for name in (MODEL_JSON, LEGACY_WEIGHTS) for p in path.rglob(name)
+                    if not is_model_folder(p.parent.parent)})  # a cascade's refine/ belongs to its parent
     folders = [info.folder for info in map(read_info, found) if info.task == "seg3d"]  # a damaged one: an error
+    final = [f for f in folders if f.name == FINAL_MODEL]
+    if final and len(final) < len(folders):
+        folders = final if NEW_PATIENTS == "final" else [f for f in folders if f.name != FINAL_MODEL]
     if not folders:
         raise InputError(path, "no 3D segmentation model found in it or below it")
     models = [Model.load(f) for f in folders]
@@ -75,7 +95,8 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
     s = settings or InferSettings()
     device = resolve_device(s.device)
     network = network.to(device).eval()
-    x = torch.from_numpy(np.ascontiguousarray(case.image))[None].to(device)
+    image = case.image if case.prior is None else np.concatenate([case.image, case.prior.astype(np.float32)])
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(device)
     flips = [()] if not s.mirror else [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
     total = None
     with torch_threads(s.threads):
@@ -115,14 +136,59 @@ def largest_component(mask: sitk.Image) -> sitk.Image:
     return sitk.Cast(relabelled == 1, sitk.sitkUInt8)
 
 
+def refine_probability(refiners: Sequence, images: Sequence[sitk.Image], coarse: sitk.Image,
+                       settings: InferSettings, case_id: str = "case") -> sitk.Image:
+    """The refining models' mean tumour probability on the grid of ``images[0]``, given the coarse stage's
+    probability ``coarse`` on that grid (returned unchanged when its mask is empty)."""
+    from sarcomri.seg3d.cascade import RefineSettings, crop, prior_on_grid, roi_box
+
+    total = None
+    for model in refiners:
+        rs = RefineSettings.from_meta(model.meta)
+        case = prepare_case(case_id, images, None, model.plan)
+        prior = prior_on_grid(coarse, case.grid, rs.threshold)
+        box = roi_box(prior[0] > 0, model.plan.target_spacing, rs.margin_mm)
+        if box is None:
+            return coarse
+        s = settings if rs.mirror is None else settings.model_copy(update={"mirror": rs.mirror})
+        inside = predict_grid(model.network, crop(replace(case, prior=prior), box), model.plan, s)[1]
+        full = np.zeros(case.image.shape[1:], np.float32)
+        full[box] = inside
+        prob = to_original(full, case)
+        total = prob if total is None else total + prob
+    return total / len(refiners)
+
+
+def _restrict(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.Image],
+              s: InferSettings) -> sitk.Image:
+    """``prob`` set to 0 outside :func:`nonzero_region` when ``restrict_to_nonzero`` applies to ``models``, and
+    outside :func:`~sarcomri.seg3d.postprocess.body_region` with ``restrict_to_body``, as float32 on the grid of
+    ``images[0]``."""
+    nonzero = s.restrict_to_nonzero and all(m.plan.normalisation == "zscore_nonzero" for m in models)
+    if nonzero or s.restrict_to_body:
+        from sarcomri.seg3d.postprocess import body_region
+
+        array = sitk.GetArrayFromImage(prob)
+        if nonzero:
+            array[~nonzero_region(images)] = 0
+        if s.restrict_to_body:
+            array[~body_region(images, s.body_fraction)] = 0
+        prob = sitk.GetImageFromArray(array)
+    prob = sitk.Cast(prob, sitk.sitkFloat32)
+    prob.CopyInformation(images[0])
+    return prob
+
+
 def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settings: InferSettings | None = None,
                    case_id: str = "case") -> tuple[sitk.Image, sitk.Image]:
     """The tumour mask (uint8 0/1) and tumour probability (float32) of one case, on the grid of ``images[0]``.
 
     ``images`` are the models' sequences in order (the later ones are resampled onto the first). The
     probability is the mean over ``models``, set to 0 outside :func:`nonzero_region` with
-    ``restrict_to_nonzero`` (see :class:`InferSettings`); the mask thresholds it and, with
-    ``largest_component``, keeps the largest connected component.
+    ``restrict_to_nonzero`` (and outside the body with ``restrict_to_body``; see :class:`InferSettings`); the
+    mask thresholds it, keeps the components ``keep_components`` says and, with ``largest_component``, the
+    largest connected component. When every model has a refining stage, the
+    refining models redraw the tumour around the mean coarse mask (:func:`~sarcomri.seg3d.cascade.refine_probability`).
     """
     s = settings or InferSettings()
     if not models:
@@ -132,14 +198,17 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
         case = prepare_case(case_id, images, None, model.plan)
         prob = to_original(predict_grid(model.network, case, model.plan, s)[1], case)
         total = prob if total is None else total + prob
-    prob = total / len(models)
-    if s.restrict_to_nonzero and all(m.plan.normalisation == "zscore_nonzero" for m in models):
-        array = sitk.GetArrayFromImage(prob)
-        array[~nonzero_region(images)] = 0
-        prob = sitk.GetImageFromArray(array)
-    prob = sitk.Cast(prob, sitk.sitkFloat32)
-    prob.CopyInformation(images[0])
+    prob = _restrict(total / len(models), models, images, s)
+    if all(m.refiner is not None for m in models):
+        refiners = [m.refiner for m in models]
+        prob = _restrict(refine_probability(refiners, images, prob, s, case_id), refiners, images, s)
     mask = sitk.Cast(prob >= s.threshold, sitk.sitkUInt8)
+    if s.keep_components > 0:
+        from sarcomri.seg3d.postprocess import keep_components
+
+        kept = keep_components(sitk.GetArrayViewFromImage(mask) > 0, sitk.GetArrayViewFromImage(prob),
+                               s.keep_components)
+        mask = sitk.GetImageFromArray(kept.astype(np.uint8))
     if s.largest_component:
         mask = largest_component(mask)
     mask.CopyInformation(images[0])

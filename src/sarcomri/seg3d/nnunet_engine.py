@@ -132,6 +132,12 @@ def train_nnunet(cfg: Seg3DConfig, run_dir: str | Path, folds: list[int] | None 
     from sarcomri.runs import SegmentationRun
     from sarcomri.seg3d.crossval import study_splits
 
+    if cfg.final or cfg.members > 1 or cfg.cascade is not None:
+        what = [n for n, on in (("final", cfg.final), ("members", cfg.members > 1), ("cascade", cfg.cascade))
+                if on]
+        raise InputError(None, f"{', '.join(what)}: settings of the sarcomri engine, not of --engine nnunet "
+                               "(nnU-Net trains on every patient with `nnUNetv2_train ID CONFIG all`, and has its own "
+                               "3d_cascade_fullres configuration)")
     _require_nnunet()
     say = progress or (lambda _msg: None)
     engine = cfg.nnunet or NnunetEngine()

@@ -53,8 +53,10 @@ class Fingerprint:
 class Plan:
     """A 3D segmentation plan: the grid, the patch, the network and the batch, saved as ``plan.json``.
 
-    ``deep_supervision`` is the number of extra output heads at coarser decoder levels (0: none). The plan is
-    the spec of a 3D model folder (:mod:`sarcomri.models.folder`).
+    ``deep_supervision`` is the number of extra output heads at coarser decoder levels (0: none). ``prior``:
+    the network takes one more input channel after the sequences, the previous stage's tumour mask (the
+    refining stage of a cascade, :mod:`sarcomri.seg3d.cascade`). The plan is the spec of a 3D model folder
+    (:mod:`sarcomri.models.folder`).
     """
 
     task: ClassVar[str] = "seg3d"
@@ -74,10 +76,11 @@ class Plan:
     intensity: list[dict[str, float]] = field(default_factory=list)
     n_cases: int = 0
     deep_supervision: int = 0
+    prior: bool = False
 
     @property
     def in_channels(self) -> int:
-        return len(self.sequences)
+        return len(self.sequences) + int(self.prior)
 
     def divisor(self) -> list[int]:
         """The total stride per axis: the patch (and padded inputs) must be a multiple of it."""

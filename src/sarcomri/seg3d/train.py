@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from sarcomri.seg3d.config import DataSettings, TrainSettings
-from sarcomri.seg3d.data import Case, PatchSampler
+from sarcomri.cohort.manifest import Cohort
+from sarcomri.seg3d.config import DataSettings, Seg3DConfig, TrainSettings
+from sarcomri.seg3d.data import Case, PatchSampler, prepare_case, read_channels
 from sarcomri.seg3d.model import bf16_safe, build_loss, build_network, resolve_device, supervised_loss
 from sarcomri.seg3d.plan import Plan
 from sarcomri.train.fit import CHECKPOINT, EpochStats, FitResult, TrainTask
 from sarcomri.train.fit import fit as fit_loop
 from sarcomri.train.threads import torch_threads
 
-__all__ = ["CHECKPOINT", "STREAM", "Seg3DTask", "fit", "poly_lr"]
+__all__ = ["CHECKPOINT", "STREAM", "Seg3DTask", "fit", "poly_lr", "refine_training_cases"]
 
 #: The 3D segmenter's stream of :func:`sarcomri.train.fit.epoch_seed`.
 STREAM = 0x3D5E
@@ -108,3 +109,22 @@ def fit(
                           checkpoint_dir=checkpoint_dir, on_step=progress, stop_after_epoch=stop_after_epoch)
     result.network = network.cpu()
     return result
+
+
+def refine_training_cases(cfg: Seg3DConfig, cohort: Cohort, train_ids: Sequence[str], group: tuple[str, ...],
+                          coarse, plan: Plan) -> list[Case]:
+    """The refining stage's training cases: each training patient on the fine plan with the coarse model's
+    prediction on it (no mirroring: the patch perturbation stands in for the difference) as the prior, cropped
+    around the prior and the reference mask (:func:`sarcomri.seg3d.cascade.training_case`)."""
+    from sarcomri.seg3d.cascade import prior_on_grid, training_case
+    from sarcomri.seg3d.infer import predict_images
+
+    infer = cfg.infer.model_copy(update={"mirror": False, "largest_component": False})
+    cases = []
+    for pid in train_ids:
+        images, mask = read_channels(cohort, pid, group)
+        _, prob = predict_images([coarse], images, infer, case_id=pid)
+        case = prepare_case(pid, images, mask, plan)
+        prior = prior_on_grid(prob, case.grid, cfg.cascade.threshold)
+        cases.append(training_case(case, prior, cfg.cascade.margin_mm, plan.target_spacing))
+    return cases
