@@ -106,7 +106,7 @@ def test_names_and_refusals(blob_cohort, tmp_path):
 def test_export_command(blob_cohort, tmp_path):
     import typer
 
-    from sarcomri.cli.segment import export_nnunet as command
+    from sarcomri.cli.export import export_nnunet as command
 
     app = typer.Typer()
     app.command("nnunet")(command)

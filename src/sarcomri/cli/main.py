@@ -13,6 +13,7 @@ from sarcomri.cli import classify as classify_cli
 from sarcomri.cli import cohort as cohort_cli
 from sarcomri.cli import config as config_cli
 from sarcomri.cli import demo as demo_cli
+from sarcomri.cli import export as export_cli
 from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import predict as predict_cli
 from sarcomri.cli import radiomics as radiomics_cli
@@ -45,7 +46,7 @@ app.add_typer(segment_cli.app, name="segment")
 app.add_typer(study_cli.app, name="study")
 app.add_typer(config_cli.app, name="config")
 export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
-export_app.command("nnunet")(segment_cli.export_nnunet)
+export_app.command("nnunet")(export_cli.export_nnunet)
 app.add_typer(export_app, name="export")
 app.command("ingest")(ingest_cli.ingest)
 app.command("synth")(synth_cli.synth)
