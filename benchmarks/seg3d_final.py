@@ -27,6 +27,7 @@ import pandas as pd
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage, kfold
 from sarcomri.config import load_config
+from sarcomri.io.atomic import write_csv
 from sarcomri.models.folder import is_model_folder
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.crossval import fold_done, train_fold
@@ -94,7 +95,7 @@ def main() -> None:
                              "dice_ensemble": m["dice"], "hd95_single": float(single["hd95_mm"]),
                              "hd95_ensemble": m["hd95_mm"]})
     table = pd.DataFrame(rows)
-    table.to_csv(args.out / "per_case.csv", index=False)
+    write_csv(args.out / "per_case.csv", table, overwrite=True)  # this script's own table, rewritten each run
     cols = ["dice_single", "dice_ensemble", "hd95_single", "hd95_ensemble"]
     per_fold = table.groupby("fold")[cols].mean()
     per_fold.loc["all (mean)"] = table[cols].mean()

@@ -9,9 +9,9 @@ schedule and the inference settings.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from sarcomri.cohort.sequences import parse_group
 from sarcomri.train.config import DeviceTrainSection
@@ -58,6 +58,18 @@ PRESETS: dict[str, dict] = {
     "gpu": {"max_patch_voxels": 128 * 128 * 128, "min_coverage": 0.0, "base_filters": 32, "max_filters": 320,
             "batch_size": 2, "max_depth": 6},
 }
+
+
+def known_plan_keys(plan: dict) -> dict:
+    """``plan`` (overrides of :class:`PlanSettings`), refused when it names a setting the planner does not have."""
+    unknown = set(plan) - set(PlanSettings.model_fields)
+    if unknown:
+        raise ValueError(f"unknown plan settings {sorted(unknown)} (known: {sorted(PlanSettings.model_fields)})")
+    return plan
+
+
+#: A config's ``plan:`` overrides, checked against the planner's settings.
+PlanOverrides = Annotated[dict[str, float | int | str], AfterValidator(known_plan_keys)]
 
 
 class DataSettings(_Strict):
@@ -155,20 +167,13 @@ class CascadeSettings(_Strict):
     inference the first stage's (ensemble) mask gives the box and the prior channel, and the refining models'
     mean probability inside the box is the result (0 outside); ``mirror`` None follows ``infer.mirror``."""
 
-    plan: dict[str, float | int | str] = {"max_spacing_factor": 2.0}
+    plan: PlanOverrides = {"max_spacing_factor": 2.0}
     margin_mm: float = Field(20.0, ge=0)
     threshold: float = Field(0.5, gt=0, lt=1)
     epochs: int | None = Field(None, ge=1)
     iterations: int | None = Field(None, ge=1)
     mirror: bool | None = None
 
-    @field_validator("plan")
-    @classmethod
-    def _known_plan_keys(cls, v: dict) -> dict:
-        unknown = set(v) - set(PlanSettings.model_fields)
-        if unknown:
-            raise ValueError(f"unknown plan settings {sorted(unknown)} (known: {sorted(PlanSettings.model_fields)})")
-        return v
 
 
 class Seg3DConfig(_Strict):
@@ -187,7 +192,7 @@ class Seg3DConfig(_Strict):
     seed: int = 0
     stratify_by: list[str] = ["label"]
     preset: Literal["cpu", "gpu"] = "cpu"
-    plan: dict[str, float | int | str] = {}
+    plan: PlanOverrides = {}
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
     infer: InferSettings = InferSettings()
@@ -205,13 +210,6 @@ class Seg3DConfig(_Strict):
             raise ValueError("a sequence is listed twice")
         return v
 
-    @field_validator("plan")
-    @classmethod
-    def _known_plan_keys(cls, v: dict) -> dict:
-        unknown = set(v) - set(PlanSettings.model_fields)
-        if unknown:
-            raise ValueError(f"unknown plan settings {sorted(unknown)} (known: {sorted(PlanSettings.model_fields)})")
-        return v
 
     def plan_settings(self) -> PlanSettings:
         """The preset with this config's ``plan`` overrides applied."""
@@ -226,8 +224,10 @@ class Seg3DConfig(_Strict):
     def refine_train(self) -> TrainSettings:
         """The refining stage's schedule: the config's, with the cascade's epochs and iterations."""
         c = self.cascade
-        update = {k: v for k, v in (("epochs", c and c.epochs), ("iterations", c and c.iterations)) if v}
-        return self.train.model_copy(update=update)
+        if c is None:
+            return self.train
+        return self.train.model_copy(update={k: v for k, v in (("epochs", c.epochs), ("iterations", c.iterations))
+                                             if v is not None})
 
     def channel_groups(self) -> list[tuple[str, ...]]:
         """Each model's input sequences: ``'T1+T2'`` becomes ``('T1', 'T2')``."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -61,7 +60,7 @@ from sarcomri.seg3d.evaluate import PAPER_TABLE_NAMES, evaluate_folder, paper_la
 from sarcomri.seg3d.infer import Model, predict_images
 from sarcomri.seg3d.plan import make_plan
 from sarcomri.seg3d.train import CHECKPOINT, fit, refine_training_cases
-from sarcomri.train.executors import exit_with_parent
+from sarcomri.train.executors import cores, exit_with_parent
 from sarcomri.train.threads import torch_threads
 
 Progress = Callable[[dict[str, Any]], None]
@@ -107,7 +106,7 @@ def fold_keys(cfg: Seg3DConfig, fp: CohortFingerprint, jobs: list, run_dir: Path
     out = {}
     for group, fold, train_ids, test_ids, model_dir, pred_dir in jobs:
         members = []
-        for rep, folder in enumerate(member_dirs(cfg, model_dir, test_ids)):
+        for rep, folder in enumerate(member_dirs(cfg, model_dir)):
             members.append(key(MODEL_FORMAT, group, fold, train_ids, fp.series_key(train_ids, group), cfg.seed,
                                cfg.plan_settings(), cfg.train, cfg.data, *([cfg.cascade] if cfg.cascade else []),
                                *([rep] if rep else [])))
@@ -126,61 +125,64 @@ def fold_seed(seed: int, fold: int, member: int = 0) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
 
 
-def member_dirs(cfg: Seg3DConfig, model_dir: str | Path, test_ids: list | None = None) -> list[Path]:
+def member_dirs(cfg: Seg3DConfig, model_dir: str | Path) -> list[Path]:
     """The folders of a fold's models: ``fold<k>-rep0`` and, with ``members`` > 1, ``fold<k>-rep1``, ... (the final
-    model, a job without test patients, is one model)."""
+    model, and any folder not named ``*-rep0``, is one model)."""
     model_dir = Path(model_dir)
-    if cfg.members == 1 or test_ids == [] or not model_dir.name.endswith("-rep0"):
+    if cfg.members == 1 or not model_dir.name.endswith("-rep0"):
         return [model_dir]
     stem = model_dir.name[: -len("-rep0")]
     return [model_dir.with_name(f"{stem}-rep{r}") for r in range(cfg.members)]
 
 
-def fold_done(cfg: Seg3DConfig, model_dir: str | Path, test_ids: list | None = None) -> bool:
-    """Whether a fold's models are finished: their folders, and with a cascade their refining stages' too."""
-    return all(is_model_folder(d) and (cfg.cascade is None or is_model_folder(d / REFINE_DIR))
-               for d in member_dirs(cfg, model_dir, test_ids))
+def _model_done(cfg: Seg3DConfig, folder: Path) -> bool:
+    """Whether one model is finished: its folder, and with a cascade its refining stage's too."""
+    return is_model_folder(folder) and (cfg.cascade is None or is_model_folder(folder / REFINE_DIR))
+
+
+def fold_done(cfg: Seg3DConfig, model_dir: str | Path) -> bool:
+    """Whether a fold's models (:func:`member_dirs`) are all finished."""
+    return all(_model_done(cfg, d) for d in member_dirs(cfg, model_dir))
 
 
 def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_ids: list[str], model_dir: Path,
                fold: int, progress: Progress | None = None) -> None:
     """Plan from the training patients, train (resuming from a checkpoint), save the model folder; with a
     cascade, then train its refining stage into ``refine/`` (a finished first stage is not retrained). With
-    ``members`` > 1 a fold's models are trained one after the other, each with a seed of its own."""
-    dirs = member_dirs(cfg, model_dir, None if fold < cfg.folds else [])
-    for member, folder in enumerate(dirs):
-        if not fold_done(cfg, folder, []):
-            _train_member(cfg, cohort, group, train_ids, folder, fold, member, progress)
-
-
-def _train_member(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_ids: list[str], model_dir: Path,
-                  fold: int, member: int, progress: Progress | None) -> None:
+    ``members`` > 1 a fold's models are trained one after the other, each with a seed of its own; the
+    fingerprint, plans and training cases are made once for all of them."""
+    todo = [(m, d) for m, d in enumerate(member_dirs(cfg, model_dir)) if not _model_done(cfg, d)]
+    if not todo:
+        return
     fp = cohort_fingerprint(cohort, train_ids, group, seed=cfg.seed)
-    settings = cfg.train.model_copy(update={"seed": fold_seed(cfg.train.seed, fold, member)})
-    which = (fold if member == 0 else f"{fold}-{member}") if fold < cfg.folds else FINAL_MODEL
-    meta = {"fold": which, "seed": settings.seed, "train_patients": list(train_ids),
-            "config": cfg.model_dump(mode="json"), "versions": versions()}
-    if not is_model_folder(model_dir):
-        plan = make_plan(fp, list(group), cfg.plan_settings())
-        _train_stage(load_cases(cohort, train_ids, plan), plan, settings, cfg, model_dir, meta, "train", progress,
-                     {"model": group_name(group), "fold": which})
-    if cfg.cascade is not None and not is_model_folder(model_dir / REFINE_DIR):
-        plan = make_plan(fp, list(group), cfg.refine_plan_settings())
-        plan.prior = True
-        clock = (time.perf_counter(), time.process_time())
-        with torch_threads(settings.threads):
-            cases = refine_training_cases(cfg, cohort, train_ids, group, Model.load(model_dir), plan)
-        _record_time(model_dir, "prior", clock, cases=len(cases))
-        refine = cfg.refine_train().model_copy(update={"seed": fold_seed(cfg.train.seed, fold, member) + 1})
-        _train_stage(cases, plan, refine, cfg, model_dir / REFINE_DIR,
-                     {**meta, "seed": refine.seed, "cascade": cfg.cascade.model_dump(mode="json")}, "refine",
-                     progress, {"model": f"{group_name(group)} refine", "fold": which})
+    plan = make_plan(fp, list(group), cfg.plan_settings())
+    cases: list = []
+    for member, folder in todo:
+        settings = cfg.train.model_copy(update={"seed": fold_seed(cfg.train.seed, fold, member)})
+        which = (fold if member == 0 else f"{fold}-{member}") if fold < cfg.folds else FINAL_MODEL
+        meta = {"fold": which, "seed": settings.seed, "train_patients": list(train_ids),
+                "config": cfg.model_dump(mode="json"), "versions": versions()}
+        if not is_model_folder(folder):
+            cases = cases or load_cases(cohort, train_ids, plan)
+            _train_stage(cases, plan, settings, cfg, folder, folder, meta, "train", progress,
+                         {"model": group_name(group), "fold": which})
+        if cfg.cascade is not None and not is_model_folder(folder / REFINE_DIR):
+            fine = make_plan(fp, list(group), cfg.refine_plan_settings())
+            fine.prior = True
+            clock = (time.perf_counter(), time.process_time())
+            with torch_threads(settings.threads):
+                prior_cases = refine_training_cases(cfg, cohort, train_ids, group, Model.load(folder), fine)
+            _record_time(folder, "prior", clock, cases=len(prior_cases))
+            refine = cfg.refine_train().model_copy(update={"seed": settings.seed + 1})
+            _train_stage(prior_cases, fine, refine, cfg, folder / REFINE_DIR, folder,
+                         {**meta, "seed": refine.seed, "cascade": cfg.cascade.model_dump(mode="json")}, "refine",
+                         progress, {"model": f"{group_name(group)} refine", "fold": which})
 
 
-def _train_stage(cases: list, plan, settings, cfg: Seg3DConfig, model_dir: Path, meta: dict, stage: str,
-                 progress: Progress | None, what: dict) -> None:
+def _train_stage(cases: list, plan, settings, cfg: Seg3DConfig, model_dir: Path, timing_dir: Path, meta: dict,
+                 stage: str, progress: Progress | None, what: dict) -> None:
     """Train one stage's network on ``cases`` (resuming from a checkpoint) and save its model folder, with the
-    time it took in the fold's timing.json under ``stage``."""
+    time it took under ``stage`` in ``timing_dir``'s timing.json (the fold's)."""
     clock = (time.perf_counter(), time.process_time())
     if progress:
         progress({"event": "fold_start", **what, "steps": settings.epochs * settings.iterations, "plan": plan})
@@ -189,8 +191,7 @@ def _train_stage(cases: list, plan, settings, cfg: Seg3DConfig, model_dir: Path,
                      progress=(lambda e: progress({"event": "step", **e})) if progress else None)
         save_model(result.network, plan, model_dir, history=result.history, meta=meta)
         (model_dir / CHECKPOINT).unlink(missing_ok=True)
-        timing = model_dir if stage == "train" else model_dir.parent
-        _record_time(timing, stage, clock, resumed=result.resumed_from is not None)
+        _record_time(timing_dir, stage, clock, resumed=result.resumed_from is not None)
 
 
 def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_ids: list[str], model_dir: Path,
@@ -201,7 +202,7 @@ def predict_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], test_
     if not todo:
         return
     clock = (time.perf_counter(), time.process_time())
-    models = [Model.load(d) for d in member_dirs(cfg, model_dir, test_ids)]
+    models = [Model.load(d) for d in member_dirs(cfg, model_dir)]
     with torch_threads(cfg.infer.threads):  # timing.json records the threads inference ran with
         for pid in todo:
             images, _ = read_channels(cohort, pid, group)
@@ -238,17 +239,10 @@ def _fold_job(cfg_json: dict, group: tuple[str, ...], train_ids: list[str], test
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads}),
                                      "infer": cfg.infer.model_copy(update={"threads": threads})})
         cohort = Cohort.load(cfg.cohort)
-        if not fold_done(cfg, model_dir, test_ids):
+        if not fold_done(cfg, model_dir):
             train_fold(cfg, cohort, group, train_ids, Path(model_dir), fold)
         predict_fold(cfg, cohort, group, test_ids, Path(model_dir), Path(pred_dir))
     return fold
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | None = None,
@@ -272,12 +266,12 @@ def run_crossval(cfg: Seg3DConfig, run_dir: str | Path, progress: Progress | Non
     for group in cfg.channel_groups():
         run.predictions_dir(group).mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs
-            if not fold_done(cfg, j[4], j[3]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
+            if not fold_done(cfg, j[4]) or any(not (j[5] / f"{p}.nii.gz").is_file() for p in j[3])]
     if cfg.workers > 1 and len(todo) > 1:
         _run_parallel(cfg, todo, progress)
     else:
         for group, fold, train_ids, test_ids, model_dir, pred_dir in todo:
-            if not fold_done(cfg, model_dir, test_ids):
+            if not fold_done(cfg, model_dir):
                 train_fold(cfg, cohort, group, train_ids, model_dir, fold, progress)
             predict_fold(cfg, cohort, group, test_ids, model_dir, pred_dir, progress)
     return _tables(cfg, cohort, jobs, fold_of, run_dir)
@@ -346,7 +340,7 @@ def write_paper_tables(paper_dir: Path, per_case: pd.DataFrame, patients: pd.Dat
 
 def _run_parallel(cfg: Seg3DConfig, todo: list, progress: Progress | None) -> None:
     workers = min(cfg.workers, len(todo))
-    threads = cfg.train.threads or max(1, _cores() // workers)
+    threads = cfg.train.threads or max(1, cores() // workers)
     cfg_json = cfg.model_dump(mode="json")
     with ProcessPoolExecutor(workers, mp_context=mp.get_context(MP_CONTEXT), initializer=exit_with_parent) as pool:
         futures = {}

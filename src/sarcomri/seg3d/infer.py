@@ -21,10 +21,12 @@ from monai.inferers import sliding_window_inference
 
 from sarcomri.errors import InputError
 from sarcomri.models.folder import LEGACY_WEIGHTS, MODEL_JSON, is_model_folder, load_model, read_info
+from sarcomri.seg3d.cascade import REFINE_DIR, RefineSettings, crop, prior_on_grid, roi_box
 from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.data import Case, on_reference_grid, prepare_case
 from sarcomri.seg3d.model import resolve_device
 from sarcomri.seg3d.plan import Plan
+from sarcomri.seg3d.postprocess import body_region, keep_components
 from sarcomri.train.threads import torch_threads
 
 
@@ -44,8 +46,6 @@ class Model:
     def load(cls, folder: str | Path) -> Model:
         """Read a 3D model folder (:mod:`sarcomri.models.folder`): network in evaluation mode on the CPU, with
         its refining stage when the folder holds one."""
-        from sarcomri.seg3d.cascade import REFINE_DIR
-
         folder = Path(folder)
         info = read_info(folder)
         if info.task != "seg3d":
@@ -140,8 +140,6 @@ def refine_probability(refiners: Sequence, images: Sequence[sitk.Image], coarse:
                        settings: InferSettings, case_id: str = "case") -> sitk.Image:
     """The refining models' mean tumour probability on the grid of ``images[0]``, given the coarse stage's
     probability ``coarse`` on that grid (returned unchanged when its mask is empty)."""
-    from sarcomri.seg3d.cascade import RefineSettings, crop, prior_on_grid, roi_box
-
     total = None
     for model in refiners:
         rs = RefineSettings.from_meta(model.meta)
@@ -166,8 +164,6 @@ def _restrict(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.I
     ``images[0]``."""
     nonzero = s.restrict_to_nonzero and all(m.plan.normalisation == "zscore_nonzero" for m in models)
     if nonzero or s.restrict_to_body:
-        from sarcomri.seg3d.postprocess import body_region
-
         array = sitk.GetArrayFromImage(prob)
         if nonzero:
             array[~nonzero_region(images)] = 0
@@ -204,8 +200,6 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
         prob = _restrict(refine_probability(refiners, images, prob, s, case_id), refiners, images, s)
     mask = sitk.Cast(prob >= s.threshold, sitk.sitkUInt8)
     if s.keep_components > 0:
-        from sarcomri.seg3d.postprocess import keep_components
-
         kept = keep_components(sitk.GetArrayViewFromImage(mask) > 0, sitk.GetArrayViewFromImage(prob),
                                s.keep_components)
         mask = sitk.GetImageFromArray(kept.astype(np.uint8))

@@ -19,12 +19,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from sarcomri.seg3d.data import on_reference_grid
+
 
 def body_region(images: Sequence[sitk.Image], fraction: float) -> np.ndarray:
     """The body as a boolean (z, y, x) array on the grid of ``images[0]`` (see the module docstring); the later
     images are resampled onto the first."""
-    from sarcomri.seg3d.data import on_reference_grid
-
     body = None
     for img in on_reference_grid(images):
         array = sitk.GetArrayViewFromImage(img)

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from sarcomri.cohort.manifest import Cohort
+from sarcomri.seg3d.cascade import prior_on_grid, training_case
 from sarcomri.seg3d.config import DataSettings, Seg3DConfig, TrainSettings
 from sarcomri.seg3d.data import Case, PatchSampler, prepare_case, read_channels
+from sarcomri.seg3d.infer import predict_images
 from sarcomri.seg3d.model import bf16_safe, build_loss, build_network, resolve_device, supervised_loss
 from sarcomri.seg3d.plan import Plan
 from sarcomri.train.fit import CHECKPOINT, EpochStats, FitResult, TrainTask
@@ -116,9 +118,6 @@ def refine_training_cases(cfg: Seg3DConfig, cohort: Cohort, train_ids: Sequence[
     """The refining stage's training cases: each training patient on the fine plan with the coarse model's
     prediction on it (no mirroring: the patch perturbation stands in for the difference) as the prior, cropped
     around the prior and the reference mask (:func:`sarcomri.seg3d.cascade.training_case`)."""
-    from sarcomri.seg3d.cascade import prior_on_grid, training_case
-    from sarcomri.seg3d.infer import predict_images
-
     infer = cfg.infer.model_copy(update={"mirror": False, "largest_component": False})
     cases = []
     for pid in train_ids:

@@ -37,7 +37,8 @@ def exit_with_parent(poll_seconds: float = 2.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -63,7 +64,7 @@ class ProcessExecutor:
         self.workers = max(1, workers)
 
     def map(self, fn: Callable[..., Any], calls: Iterable[tuple[tuple, dict]]) -> Iterator[Any]:
-        threads = max(1, _cores() // self.workers)
+        threads = max(1, cores() // self.workers)
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_parent) as pool:
             futures = [pool.submit(fn, *args, **{**kwargs, "threads": threads}) for args, kwargs in calls]
