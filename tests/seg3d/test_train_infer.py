@@ -111,6 +111,12 @@ def test_a_trained_model_finds_the_blob(blob_cohort, tiny_plan, tmp_path):
     mask, prob = predict_images([model], [image], InferSettings(mirror=False))
     metrics = segmentation_metrics(sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(ref), ref.GetSpacing()[::-1])
     assert metrics["dice"] > 0.7, metrics
+    # bfloat16 inference (the CPU default's): the same mask but for a few boundary voxels
+    mask16, prob16 = predict_images([model], [image], InferSettings(mirror=False, precision="bf16"))
+    a, b = sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(mask16) > 0
+    assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.98
+    diff = np.abs(sitk.GetArrayFromImage(prob16) - sitk.GetArrayFromImage(prob))
+    assert 0 < diff.max() < 0.1
 
     # the one-patient call of a study runner: model folder(s) and images by sequence (images or paths)
     from sarcomri.errors import InputError

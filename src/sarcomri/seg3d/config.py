@@ -95,16 +95,25 @@ class DataSettings(_Strict):
 
 
 class TrainSettings(DeviceTrainSection):
-    """The schedule: ``epochs`` of ``iterations`` steps, AdamW with polynomial learning-rate decay; the shared
+    """The schedule: ``epochs`` of ``iterations`` steps with polynomial learning-rate decay; the shared
     fields are :class:`~sarcomri.train.config.DeviceTrainSection`'s.
 
+    ``optimizer``: ``adamw`` (the CPU default, chosen by measurement) or ``sgd``, nnU-Net's SGD with Nesterov
+    momentum 0.99 (nnU-Net's learning rate is 0.01).
+    ``boundary_weight``: the weight of a boundary-aware term added to Dice + cross-entropy on the main head,
+    MONAI's ``HausdorffDTLoss`` (Karimi and Salcudean 2019: squared errors weighted by the squared distances to
+    the predicted and reference boundaries, so that errors far from the tumour's edge weigh most), raised
+    linearly from weight/epochs in the first epoch to the full weight in the last (0: off).
+
     ``precision`` ``bf16`` runs the network's forward pass under autocast in bfloat16 (about twice as fast
-    on CPUs with AVX-512 BF16 or AMX, and on GPUs; the loss and the weights stay float32); inference is
-    float32. ``device`` ``auto`` trains on the GPU when PyTorch sees one.
+    on CPUs with AVX-512 BF16 or AMX, and on GPUs; the loss and the weights stay float32); inference has its own
+    (:class:`InferSettings`). ``device`` ``auto`` trains on the GPU when PyTorch sees one.
     """
 
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(3e-5, ge=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    boundary_weight: float = Field(0.0, ge=0)
     iterations: int = Field(50, ge=1)
     poly_power: float = Field(0.9, ge=0)
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -122,7 +131,8 @@ class InferSettings(_Strict):
     99th percentile, each slice's holes filled: :func:`sarcomri.seg3d.postprocess.body_region`).
     ``keep_components``: after the threshold, keep only the connected components whose summed probability is at
     least this fraction of the largest one's (0: all; :func:`sarcomri.seg3d.postprocess.keep_components`);
-    ``largest_component`` then keeps the largest by volume.
+    ``largest_component`` then keeps the largest by volume. ``precision`` ``bf16`` runs the network under
+    bfloat16 autocast (the softmax, averaging and resampling stay float32).
     """
 
     overlap: float = Field(0.5, ge=0, lt=1)
@@ -136,6 +146,7 @@ class InferSettings(_Strict):
     keep_components: float = Field(0.0, ge=0, le=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class NnunetEngine(_Strict):

@@ -90,7 +90,8 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
 
     Sliding windows of the patch size with ``overlap`` and Gaussian importance weighting (MONAI
     ``mode='gaussian'``, sigma 0.125 of the window, as nnU-Net); with ``mirror`` the softmax is averaged over
-    the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring).
+    the 8 combinations of flips along z, y and x (nnU-Net's test-time mirroring); with ``precision`` ``bf16``
+    the network runs under bfloat16 autocast.
     """
     s = settings or InferSettings()
     device = resolve_device(s.device)
@@ -98,12 +99,18 @@ def predict_grid(network: torch.nn.Module, case: Case, plan: Plan, settings: Inf
     image = case.image if case.prior is None else np.concatenate([case.image, case.prior.astype(np.float32)])
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(device)
     flips = [()] if not s.mirror else [c for r in range(4) for c in itertools.combinations((2, 3, 4), r)]
+    bf16 = s.precision == "bf16"
+
+    def predictor(patches: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return network(patches).float()
+
     total = None
     with torch_threads(s.threads):
         for axes in flips:
             xi = torch.flip(x, axes) if axes else x
             logits = sliding_window_inference(xi, roi_size=plan.patch_size, sw_batch_size=s.sw_batch_size,
-                                              predictor=network, overlap=s.overlap, mode="gaussian",
+                                              predictor=predictor, overlap=s.overlap, mode="gaussian",
                                               sigma_scale=0.125, padding_mode="constant", cval=0.0)
             prob = torch.softmax(logits.as_tensor() if hasattr(logits, "as_tensor") else logits, dim=1)
             prob = torch.flip(prob, axes) if axes else prob

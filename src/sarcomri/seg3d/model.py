@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
+from monai.losses import DiceCELoss, HausdorffDTLoss
 from monai.networks.nets import DynUNet
 
 from sarcomri.models.spec import ModelKind
@@ -38,6 +38,17 @@ def build_loss() -> DiceCELoss:
     """
     return DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True,
                       smooth_nr=1e-5, smooth_dr=1e-5)
+
+
+def build_boundary_loss() -> HausdorffDTLoss:
+    """MONAI's distance-transform Hausdorff loss (Karimi and Salcudean 2019; alpha 2, background excluded, over
+    the batch): the boundary-aware term of ``train.boundary_weight``. Takes what :func:`build_loss` takes."""
+    return HausdorffDTLoss(alpha=2.0, include_background=False, to_onehot_y=True, softmax=True, batch=True)
+
+
+def main_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The full-resolution head of plain (B, classes, ...) or deep-supervision (B, heads, classes, ...) logits."""
+    return logits if logits.ndim == target.ndim else logits[:, 0]
 
 
 def supervised_loss(loss_fn: DiceCELoss, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

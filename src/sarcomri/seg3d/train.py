@@ -24,7 +24,15 @@ from sarcomri.seg3d.cascade import prior_on_grid, training_case
 from sarcomri.seg3d.config import DataSettings, Seg3DConfig, TrainSettings
 from sarcomri.seg3d.data import Case, PatchSampler, prepare_case, read_channels
 from sarcomri.seg3d.infer import predict_images
-from sarcomri.seg3d.model import bf16_safe, build_loss, build_network, resolve_device, supervised_loss
+from sarcomri.seg3d.model import (
+    bf16_safe,
+    build_boundary_loss,
+    build_loss,
+    build_network,
+    main_logits,
+    resolve_device,
+    supervised_loss,
+)
 from sarcomri.seg3d.plan import Plan
 from sarcomri.train.fit import CHECKPOINT, EpochStats, FitResult, TrainTask
 from sarcomri.train.fit import fit as fit_loop
@@ -41,11 +49,20 @@ def poly_lr(lr: float, step: int, total: int, power: float) -> float:
     return lr * (1 - step / total) ** power
 
 
+def optimizer(network: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """The optimiser ``settings.optimizer`` names: AdamW, or nnU-Net's SGD (Nesterov momentum 0.99)."""
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(network.parameters(), lr=settings.lr, momentum=0.99, nesterov=True,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
 class Seg3DTask(TrainTask):
     """A 3D segmenter's part of the fit loop: ``iterations`` patch batches per epoch from a
     :class:`~sarcomri.seg3d.data.PatchSampler` reseeded with the epoch's seed (dropout and PyTorch's other
     draws get the seed + 1), the poly learning rate of the global step, Dice + cross-entropy (forward pass in
-    bfloat16 with ``bf16``), gradients clipped at norm 12, and the plan kept in the checkpoint."""
+    bfloat16 with ``bf16``; plus the boundary term of ``boundary_weight``, ramped by epoch), gradients clipped
+    at norm 12, and the plan kept in the checkpoint."""
 
     stream = STREAM
     clip_grad_norm = 12.0
@@ -53,9 +70,12 @@ class Seg3DTask(TrainTask):
     def __init__(self, sampler: PatchSampler, plan: Plan, settings: TrainSettings, device: torch.device, bf16: bool):
         self.sampler, self.plan, self.settings, self.device, self.bf16 = sampler, plan, settings, device, bf16
         self.loss_fn = build_loss()
+        self.boundary_fn = build_boundary_loss() if settings.boundary_weight > 0 else None
+        self.boundary_weight = 0.0
 
     def start_epoch(self, epoch: int, seed: int) -> range:
         self.sampler.reseed(seed)
+        self.boundary_weight = self.settings.boundary_weight * (epoch + 1) / self.settings.epochs
         return range(self.settings.iterations)
 
     def lr(self, epoch: int, step: int, steps: int) -> float:
@@ -69,7 +89,10 @@ class Seg3DTask(TrainTask):
     def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = model(x)
-        return supervised_loss(self.loss_fn, logits, y)
+        loss = supervised_loss(self.loss_fn, logits, y)
+        if self.boundary_fn is not None:
+            loss = loss + self.boundary_weight * self.boundary_fn(main_logits(logits, y).float(), y)
+        return loss
 
     def end_epoch(self, model: torch.nn.Module, stats: EpochStats) -> dict[str, Any]:
         return {"epoch": stats.epoch, "train_loss": float(np.mean(stats.losses)), "lr_end": stats.lr,
@@ -105,7 +128,7 @@ def fit(
                           "training in float32", stacklevel=2)
             bf16 = False
         network = build_network(plan).to(device)
-        opt = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        opt = optimizer(network, settings)
         task = Seg3DTask(PatchSampler(cases, plan, data), plan, settings, device, bf16)
         result = fit_loop(network, opt, task, epochs=settings.epochs, seed=settings.seed,
                           checkpoint_dir=checkpoint_dir, on_step=progress, stop_after_epoch=stop_after_epoch)
