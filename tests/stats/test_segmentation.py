@@ -18,6 +18,7 @@ from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 from sarcomri.errors import InputError
+from sarcomri.stats import segmentation as seg_module
 from sarcomri.stats.segmentation import (
     METRIC_KEYS,
     segmentation_metrics,
@@ -413,3 +414,184 @@ def test_cli_both_empty_and_empty_dice(tmp_path, seg_app):
     assert "Both masks empty" in table.output and "no" in table.output
     bad = run(seg_app, ["seg", "--pred", str(e1), "--ref", str(e2), "--empty-dice", "0"])
     assert bad.exit_code == 2 and "--empty-dice" in bad.output
+
+
+# ---------------------------------------------------------------- surface distances: k-d tree vs the whole-array EDT
+
+
+def _edt_reference(pred, ref, spacing):
+    """The straightforward method (the module's before the k-d tree): face-connected surfaces with background
+    outside, and ``distance_transform_edt`` of the other surface's complement over the whole array."""
+    st = ndimage.generate_binary_structure(pred.ndim, 1)
+    ps = pred & ~ndimage.binary_erosion(pred, st, border_value=0)
+    rs = ref & ~ndimage.binary_erosion(ref, st, border_value=0)
+    d_pr = ndimage.distance_transform_edt(~rs, sampling=spacing)[ps]
+    d_rp = ndimage.distance_transform_edt(~ps, sampling=spacing)[rs]
+    return d_pr, d_rp
+
+
+def _metrics_of(d_pr, d_rp):
+    pooled = np.concatenate([d_pr, d_rp])
+    return {"hd95_mm": max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)), "assd_mm": pooled.mean(),
+            "hd_mm": pooled.max()}
+
+
+def _ellipsoid(shape, centre, radii):
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True)) <= 1.0
+
+
+def _structured_pairs():
+    """(name, pred, ref, spacing): the shapes where a shortcut would show."""
+    rng = np.random.default_rng(15)
+    shape = (12, 30, 28)
+    sp3 = (3.3, 0.7, 0.9)
+    yield "3d_blobs_anisotropic", _blob(shape, rng), _blob(shape, rng), sp3
+    yield "3d_blobs_very_anisotropic", _blob(shape, rng), _blob(shape, rng), (6.0, 0.45, 1.3)
+    border_p, border_r = np.zeros(shape, bool), np.zeros(shape, bool)
+    border_p[:, :9, -7:] = True  # runs through both z ends, touches y = 0 and the last x
+    border_r[:5, :12, -10:] = True  # a box in the corner at z = 0, y = 0 and the last x
+    yield "3d_touching_borders", border_p, border_r, sp3
+    one_p, one_r = np.zeros(shape, bool), np.zeros(shape, bool)
+    one_p[0, 0, 0], one_r[7, 20, 13] = True, True
+    yield "3d_one_voxel_each", one_p, one_r, sp3
+    yield "3d_one_voxel_vs_large", one_r, _ellipsoid(shape, (6, 15, 14), (5, 13, 12)), sp3
+    island = _ellipsoid(shape, (5, 10, 10), (3, 7, 6))
+    island_p = island | _ellipsoid(shape, (10, 27, 26), (1, 2, 2))  # a false positive in the far corner
+    yield "3d_far_island", island_p, np.roll(island, (1, 2, -1), axis=(0, 1, 2)), sp3
+    yield "3d_small_inside_large", _ellipsoid(shape, (6, 15, 14), (1, 2, 2)), np.ones(shape, bool), sp3
+    yield "3d_identical", island, island.copy(), sp3
+    yield "3d_random_speckle", rng.random(shape) < 0.15, rng.random(shape) < 0.3, sp3
+    slab_p, slab_r = np.zeros(shape, bool), np.zeros(shape, bool)
+    slab_p[4], slab_r[6, 3:20, 5:25] = True, True  # one slice thick, the first filling its slice
+    yield "3d_one_slice_thick", slab_p, slab_r, (4.0, 0.8, 0.8)
+    shape2 = (40, 36)
+    yield "2d_blobs", _blob(shape2, rng), _blob(shape2, rng), (0.8, 1.7)
+    edge_p, edge_r = np.zeros(shape2, bool), np.zeros(shape2, bool)
+    edge_p[:10, :] = True
+    edge_p[38:, 34:] = True  # an island in the opposite corner
+    edge_r[3:15, 2:30] = True
+    yield "2d_border_and_island", edge_p, edge_r, (0.5, 1.25)
+    px = np.zeros(shape2, bool)
+    px[20, 17] = True
+    yield "2d_one_pixel_vs_blob", px, _blob(shape2, rng), (1.0, 1.0)
+
+
+STRUCTURED = list(_structured_pairs())
+
+
+@pytest.mark.parametrize("method", ["auto", "kd_tree", "transform"])
+@pytest.mark.parametrize("case", STRUCTURED, ids=[c[0] for c in STRUCTURED])
+def test_surface_distances_equal_the_whole_array_transform(case, method, monkeypatch):
+    """Directed distances (same order, one per surface voxel) and HD95/ASSD/HD as the whole-array EDT gives
+    them, whichever way the nearest surface voxel is found (the k-d tree or the cropped feature transform)."""
+    if method != "auto":
+        monkeypatch.setattr(seg_module, "_KD_WORK_PER_VOXEL", math.inf if method == "kd_tree" else 0.0)
+    _, pred, ref, spacing = case
+    want_pr, want_rp = _edt_reference(pred, ref, spacing)
+    d_pr, d_rp = surface_distances(pred, ref, spacing)
+    assert d_pr.shape == want_pr.shape and d_rp.shape == want_rp.shape
+    np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
+    got = segmentation_metrics(pred, ref, spacing)
+    for key, value in _metrics_of(want_pr, want_rp).items():
+        assert got[key] == pytest.approx(value, rel=1e-12, abs=0), key
+
+
+def test_random_masks_equal_the_whole_array_transform():
+    """Many small random pairs in 2D and 3D, with random anisotropic spacing and random placement."""
+    rng = np.random.default_rng(1515)
+    for trial in range(30):
+        shape = (int(rng.integers(1, 9)), 17, 13) if trial % 3 else (19, 23)
+        spacing = tuple(rng.uniform(0.3, 5.0, len(shape)))
+        pred = _blob(shape, rng, n_seeds=int(rng.integers(1, 5)), sigma=1.5) if trial % 2 else rng.random(shape) < 0.2
+        ref = _blob(shape, rng, n_seeds=int(rng.integers(1, 5)), sigma=1.5)
+        if not pred.any() or not ref.any():
+            continue
+        want_pr, want_rp = _edt_reference(pred, ref, spacing)
+        d_pr, d_rp = surface_distances(pred, ref, spacing)
+        np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
+        got = segmentation_metrics(pred, ref, spacing)
+        for key, value in _metrics_of(want_pr, want_rp).items():
+            assert got[key] == pytest.approx(value, rel=1e-12, abs=0), key
+
+
+def test_the_cheaper_search_is_chosen(monkeypatch):
+    """The k-d tree for surfaces near each other; the feature transform when one surface surrounds the other
+    from afar (a mask filling the volume: every search would visit thousands of tree points)."""
+    calls: list[bool] = []
+    choose = seg_module._kd_tree_is_cheaper
+    monkeypatch.setattr(seg_module, "_kd_tree_is_cheaper", lambda *a: calls.append(choose(*a)) or calls[-1])
+    shape, spacing = (24, 96, 96), (3.0, 0.7, 0.7)
+    tumour = _ellipsoid(shape, (12, 48, 48), (8, 30, 34))
+    near = np.roll(tumour, (1, 2, -2), axis=(0, 1, 2))
+    segmentation_metrics(near, tumour, spacing)
+    assert calls == [True, True]
+    calls.clear()
+    full = np.ones(shape, bool)
+    d_pr, d_rp = surface_distances(full, tumour, spacing)
+    assert calls[1] is False  # from the tumour to the faces of the volume
+    want_pr, want_rp = _edt_reference(full, tumour, spacing)
+    np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
+
+
+def test_surface_and_bounding_box_in_any_dimension():
+    """surface() equals mask & ~binary_erosion(face-connected, border_value=0) in 1 to 4 dimensions, also on
+    strided views; the bounding box equals ndimage.find_objects (None for an empty mask)."""
+    rng = np.random.default_rng(4)
+    for shape in ((9,), (7, 8), (5, 6, 7), (3, 4, 5, 6)):
+        st = ndimage.generate_binary_structure(len(shape), 1)
+        for fraction in (0.0, 0.05, 0.6, 1.0):
+            m = rng.random(shape) < fraction if fraction < 1 else np.ones(shape, bool)
+            np.testing.assert_array_equal(surface(m), m & ~ndimage.binary_erosion(m, st, border_value=0))
+            want = ndimage.find_objects(m.view(np.uint8))
+            assert seg_module._bounding_box(m) == (want[0] if want else None)
+    big = rng.random((8, 10, 12)) < 0.7
+    view = big[::2, 1:, ::-1]
+    np.testing.assert_array_equal(surface(view), view & ~ndimage.binary_erosion(view, border_value=0))
+
+
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")  # inside MONAI
+def test_structured_pairs_agree_with_monai():
+    """MONAI's HD95 (directed percentiles, max) and symmetric ASSD on the 3D and 2D structured pairs (float32
+    distances in MONAI, hence the tolerance)."""
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("monai.metrics")
+    for name, pred, ref, spacing in STRUCTURED:
+        y_pred = torch.from_numpy(np.stack([~pred, pred])[None].astype(np.float32))
+        y = torch.from_numpy(np.stack([~ref, ref])[None].astype(np.float32))
+        ours = segmentation_metrics(pred, ref, spacing)
+        hd95 = metrics.compute_hausdorff_distance(y_pred, y, percentile=95, spacing=list(spacing)).item()
+        assd = metrics.compute_average_surface_distance(y_pred, y, symmetric=True, spacing=list(spacing)).item()
+        assert ours["hd95_mm"] == pytest.approx(hd95, rel=1e-5, abs=1e-6), name
+        assert ours["assd_mm"] == pytest.approx(assd, rel=1e-5, abs=1e-6), name
+
+
+@pytest.mark.shared
+def test_real_sarcoma_masks_equal_the_whole_array_transform(shared_data):
+    """Three real GTVs (0.98 x 0.98 x 3.27 mm) against shifted, dilated, eroded and cut copies, and against a
+    copy with scattered one-voxel false positives: the same distances as the whole-array EDT."""
+    import SimpleITK as sitk
+
+    st = ndimage.generate_binary_structure(3, 1)
+    for pid in ("STS_001", "STS_002", "STS_024"):
+        path = shared_data / "sts-t1" / pid / "mask.nii.gz"
+        if not path.is_file():
+            pytest.skip(f"{path} not found")
+        image = sitk.ReadImage(str(path))
+        ref = sitk.GetArrayFromImage(image) > 0
+        spacing = tuple(reversed(image.GetSpacing()))
+        cut = ref.copy()
+        cut[: ref.shape[0] // 2] = False
+        speckle = ref | (np.random.default_rng(0).random(ref.shape) < 2e-4)
+        for pred in (np.roll(ref, (1, 3, -2), axis=(0, 1, 2)), ndimage.binary_dilation(ref, st, 2),
+                     ndimage.binary_erosion(ref, st, 2), cut, speckle):
+            want_pr, want_rp = _edt_reference(pred, ref, spacing)
+            d_pr, d_rp = surface_distances(pred, ref, spacing)
+            np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
+            np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
+            got = segmentation_metrics(pred, ref, spacing)
+            for key, value in _metrics_of(want_pr, want_rp).items():
+                assert got[key] == pytest.approx(value, rel=1e-12, abs=0), (pid, key)
