@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.seg3d.config import DataSettings
@@ -125,6 +126,33 @@ def test_sampler_is_reproducible_and_augments():
         assert np.array_equal(xa.numpy(), xb.numpy()) and np.array_equal(ya.numpy(), yb.numpy())
     b.reseed(12)
     assert not np.array_equal(a.batch()[0].numpy(), b.batch()[0].numpy())
+
+
+def test_patches_without_metadata_tracking_are_the_same_and_the_setting_comes_back():
+    from monai.data import get_track_meta
+    from monai.transforms import Compose
+
+    from sarcomri.seg3d.data import plain_tensors
+
+    case = _corner_blob_case()
+    settings = DataSettings(rotate_prob=1.0, zoom=0.2, zoom_prob=1.0)  # every spatial transform runs
+    sampler = PatchSampler([case], _plan(batch=2), settings)
+    tracked = PatchSampler([case], _plan(batch=2), settings)
+    tracked.transforms = Compose(tracked.transforms.transforms)  # the same pipeline, called with tracking on
+    sampler.reseed(3)
+    tracked.reseed(3)
+    assert get_track_meta()
+    for _ in range(3):
+        x, y = sampler.batch()
+        assert get_track_meta()  # restored after each patch
+        expected = [tracked.transforms(dict(tracked.items[0])) for _ in range(2)]
+        xt = torch.stack([torch.as_tensor(np.asarray(e[0]["image"] if isinstance(e, list) else e["image"]))
+                          for e in expected])
+        assert np.array_equal(x.numpy(), xt.numpy())
+    with pytest.raises(RuntimeError), plain_tensors():
+        assert not get_track_meta()
+        raise RuntimeError("a transform failed")
+    assert get_track_meta()
 
 
 def test_prepare_case_refuses_wrong_channel_count(blob_cohort):
