@@ -1,4 +1,5 @@
-"""`sarcomri predict` on a tiny hand-made study (ONNX models written directly, no training): every
+"""`sarcomri predict` on a tiny hand-made study (ONNX models written directly, no training; one test with model
+folders as training writes them, exported on the first call): every
 substitution or fallback is stated in result.json and on the page; the result folder appears whole or not at
 all, and an existing one is replaced only with --overwrite."""
 
@@ -138,6 +139,40 @@ def test_inputs_as_trained_say_so(tmp_path, tiny_cohort):
                            tmp_path / "out", key="k", gradcam=False)
     assert pred.substitutions == [] and all(s.vote for s in pred.sequences)
     assert "no substitution or fallback" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_trained_models_are_exported_once_and_score_as_pytorch(tmp_path, tiny_cohort, monkeypatch):
+    """Model folders (weights.pt) as training writes them: the first call exports them to ONNX, later calls
+    reuse the files and the sessions; the likelihood is the PyTorch ensemble's mean over slices and models."""
+    import shutil
+
+    import torch
+
+    from sarcomri.infer import onnx as onnx_lib
+    from sarcomri.models import ModelSpec, build_classifier, save_model
+
+    run = make_run(tmp_path, tiny_cohort, sequences=("T2axi",))
+    shutil.rmtree(run / "models" / "T2axi" / "fold0-rep0")
+    spec = ModelSpec("mobilenetv2_050", in_channels=3, num_classes=2, input_size=SIZE)
+    nets = []
+    for k in range(2):
+        torch.manual_seed(k)
+        nets.append(build_classifier(spec.name).eval())
+        save_model(nets[-1], spec, run / "models" / "T2axi" / f"fold{k}-rep0")
+        (run / "models" / "T2axi" / f"fold{k}-rep0" / "DONE").write_text("{}\n")
+    batches = []
+    scored = onnx_lib.OnnxClassifier.predict_proba
+    monkeypatch.setattr(onnx_lib.OnnxClassifier, "predict_proba", lambda self, b: batches.append(b) or scored(self, b))
+    patient = make_patient(tmp_path / "p", dwi=False)
+    said: list[str] = []
+    first = predict_patient(patient, run, tmp_path / "a", key="k", gradcam=False, log=said.append)
+    assert said == ["exported 2 model(s) of T2axi to ONNX (once; one trace per architecture)"]
+    with torch.no_grad():
+        want = np.mean([torch.softmax(n(torch.from_numpy(batches[0])), 1)[:, 1].mean().item() for n in nets])
+    assert abs(first.sequences[0].likelihood - want) < 5.1e-5 and first.sequences[0].models == 2  # rounded to 4
+    said.clear()
+    again = predict_patient(patient, run, tmp_path / "b", key="k", gradcam=False, log=said.append)
+    assert said == [] and again.sequences == first.sequences
 
 
 def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:

@@ -170,15 +170,19 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
 
 
 def gradcam_png(folder: Path, images: list[np.ndarray], titles: list[str], out_png: Path) -> Path:
-    """Grad-CAM of one model (the first of a sequence's ensemble) on the given slices, as one PNG."""
+    """Grad-CAM of one model (the first of a sequence's ensemble) on the given slices, as one PNG. The network is
+    rebuilt and run on one PyTorch thread: a few slices are too little work to share, and on a small CPU busy with
+    other work OpenMP threads waiting on each other made it several times slower."""
     import torch
 
     from sarcomri.models.folder import load_model
     from sarcomri.report.figures import gradcam_figure, save_png
     from sarcomri.report.gradcam import gradcam
+    from sarcomri.train.threads import torch_threads
 
-    model = load_model(folder)
-    cams = gradcam(model, torch.from_numpy(np.stack(images)))
+    with torch_threads(1):
+        model = load_model(folder)
+        cams = gradcam(model, torch.from_numpy(np.stack(images)))
     return save_png(gradcam_figure([im[0] for im in images], list(cams), titles), out_png)
 
 

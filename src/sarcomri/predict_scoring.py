@@ -119,17 +119,12 @@ def input_substitutions(cohort: Cohort, pid: str, sequences: set[str],
 
 
 def onnx_models(folders: list[Path], log: Log) -> list[Any]:
-    """ONNX Runtime sessions of the model folders, exporting ``model.onnx`` once where missing."""
-    from sarcomri.infer.onnx import OnnxClassifier, export_saved_model
+    """ONNX Runtime sessions of the model folders, kept for the process (:mod:`sarcomri.infer.pool`); a
+    ``model.onnx`` missing or not made from the folder's present weights is exported first (one trace per
+    architecture)."""
+    from sarcomri.infer.pool import ensemble_classifiers
 
-    out = []
-    for folder in folders:
-        path = folder / "model.onnx"
-        if not path.is_file():
-            export_saved_model(folder, path)
-            log(f"exported {folder.parent.name}/{folder.name} to ONNX (once)")
-        out.append(OnnxClassifier(path, threads=None))
-    return out
+    return ensemble_classifiers(folders, log)
 
 
 def _fitted_in_training(meta: dict[str, Any]) -> str:

@@ -4,15 +4,27 @@
 float32 (N, C, H, W); output ``logits`` (N, classes)), checked with ``onnx.checker`` and written atomically.
 :class:`OnnxClassifier` runs it and returns softmax probabilities like ``sarcomri.train.fit.predict_proba``:
 for a binary model ``p_positive = predict_proba(x)[:, 1]``. On a small CPU ONNX Runtime is several times faster
-than eager PyTorch (``benchmarks/infer.py``).
+than eager PyTorch (``benchmarks/infer.py``). Model folders are exported in bulk, one trace per architecture, by
+:mod:`sarcomri.infer.export`; :mod:`sarcomri.infer.pool` keeps their sessions.
 
 The export uses PyTorch's TorchScript-based exporter (``dynamo=False``): the newer torch.export-based one needs
 the ``onnxscript`` package, which is not a dependency. PyTorch marks the old exporter deprecated; its warning is
-silenced here.
+silenced here. The graph keeps its BatchNormalization nodes and has one initializer per ``state_dict`` entry,
+named after it (the exporter's merging of initializers with equal values, which made the graph depend on the
+weights, is turned off): what lets :mod:`sarcomri.infer.export` put another member's weights into one trace.
+ONNX Runtime folds the batch norms into the convolutions when it loads the graph (as fast as a graph folded at
+export). The trace runs on one PyTorch thread: it computes a real forward pass, and on a small CPU busy with
+other work OpenMP threads waiting on each other made it 5x slower (0.38 vs 1.9 s, EfficientNet-Lite0 at 64 px).
+
+Every file written here starts with its ``doc_string`` (:data:`DIGEST_PREFIX` + the SHA-256 of the rest of
+the file, which is the deterministic serialisation of the graph without its doc_string): a file cut short
+keeps it, and the check at load hashes the bytes as read instead of parsing and re-serialising the graph.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import warnings
@@ -29,9 +41,77 @@ DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 SPEC_KEY = "sarcomri.model_spec"
-#: :func:`export_onnx` writes ``doc_string`` = this + the SHA-256 of everything else in the file. The
-#: doc_string comes before the graph and the metadata in the file, so a file cut short keeps it.
+#: :func:`onnx_bytes` writes ``doc_string`` = this + the SHA-256 of everything else in the file. The
+#: doc_string comes first in the file, so a file cut short keeps it.
 DIGEST_PREFIX = "sarcomri sha256:"
+_DOC_TAG = 0x32  # protobuf key of ModelProto.doc_string: field 6, length-delimited
+
+
+def trace_onnx(model, input_shape: Sequence[int], opset: int = DEFAULT_OPSET, warned: list[str] | None = None):
+    """The ONNX graph (an ``onnx.ModelProto``, in memory) of ``model`` traced in eval mode with a dynamic batch
+    axis; initializers named after the ``state_dict``. ``input_shape`` is one input's (C, H, W), or (N, C, H, W)
+    whose N is ignored. The model's training mode is restored afterwards. The tracer's warnings (a tensor's value
+    turned into a Python number or truth value, which the trace then holds as a constant) are not shown; their
+    messages are appended to ``warned`` when given."""
+    import onnx
+    import torch
+
+    from sarcomri.train.threads import torch_threads
+
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 4:
+        shape = shape[1:]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    dummy = torch.zeros((2, *shape), dtype=torch.float32)  # batch 2: nothing gets specialised to a batch of 1
+    was_training = model.training
+    model.eval()
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad(), torch_threads(1):
+            warnings.simplefilter("always", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*constant folding be turned off")  # about training mode
+            torch.onnx.export(
+                model, (dummy,), buffer, dynamo=False, opset_version=int(opset), do_constant_folding=True,
+                training=torch.onnx.TrainingMode.PRESERVE,  # eval mode, batch norms not folded: named initializers
+                keep_initializers_as_inputs=True,  # else equal tensors are merged (module notes); undone below
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+    finally:
+        model.train(was_training)
+    for w in caught:
+        if not issubclass(w.category, torch.jit.TracerWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # shown as before
+        elif warned is not None:
+            warned.append(str(w.message))
+    graph = onnx.load_from_string(buffer.getvalue())
+    weights = {i.name for i in graph.graph.initializer}
+    inputs = [v for v in graph.graph.input if v.name not in weights]  # constants again, for ONNX Runtime to fold
+    del graph.graph.input[:]
+    graph.graph.input.extend(inputs)
+    return graph
+
+
+def onnx_bytes(graph, metadata: dict[str, Any] | None = None) -> bytes:
+    """The file content of ``graph`` (an ``onnx.ModelProto``, changed in place) with ``metadata`` entries added to
+    its metadata_props as JSON text, and its doc_string set to the digest of the rest, which it precedes."""
+    for key, value in (metadata or {}).items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = str(key), json.dumps(value)
+    graph.ClearField("doc_string")
+    rest = graph.SerializeToString(deterministic=True)
+    doc = (DIGEST_PREFIX + hashlib.sha256(rest).hexdigest()).encode()
+    graph.doc_string = doc.decode()
+    return bytes([_DOC_TAG]) + _varint(len(doc)) + doc + rest
+
+
+def write_onnx(content: bytes, path: str | Path) -> Path:
+    """Write ONNX file ``content`` to ``path`` atomically (an existing file is replaced); returns the path."""
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_bytes(content)
+    return Path(path)
 
 
 def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int = DEFAULT_OPSET,
@@ -42,58 +122,28 @@ def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int 
     in the graph's metadata_props as JSON text (read back by :attr:`OnnxClassifier.metadata`).
     """
     import onnx
-    import torch
 
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 4:
-        shape = shape[1:]
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
-    dummy = torch.zeros((2, *shape), dtype=torch.float32)  # batch 2: nothing gets specialised to a batch of 1
-    was_training = model.training
-    model.eval()
-    try:
-        with atomic_path(path, overwrite=True) as tmp, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            with torch.no_grad():
-                torch.onnx.export(
-                    model, (dummy,), str(tmp), dynamo=False, opset_version=int(opset), do_constant_folding=True,
-                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                )
-            graph = onnx.load(str(tmp))
-            for key, value in (metadata or {}).items():
-                entry = graph.metadata_props.add()
-                entry.key, entry.value = str(key), json.dumps(value)
-            onnx.checker.check_model(graph)
-            graph.doc_string = DIGEST_PREFIX + onnx_digest(graph)
-            onnx.save(graph, str(tmp))
-    finally:
-        model.train(was_training)
-    return Path(path)
+    graph = trace_onnx(model, input_shape, opset)
+    content = onnx_bytes(graph, metadata)
+    onnx.checker.check_model(graph)
+    return write_onnx(content, path)
 
 
 def export_saved_model(folder: str | Path, path: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
     """Export a trained model folder (``weights.pt`` + ``model.json``) to ONNX, ``<folder>/model.onnx`` by default.
 
-    The model's :class:`~sarcomri.models.spec.ModelSpec` travels in the graph's metadata.
+    The model's :class:`~sarcomri.models.spec.ModelSpec` and what the graph was made from (the weights' SHA-256,
+    :data:`sarcomri.infer.export.SOURCE_KEY`) travel in the graph's metadata.
     """
-    from sarcomri.models.folder import load_model, read_spec
-    from sarcomri.models.spec import ModelSpec
+    from sarcomri.infer.export import export_folders
 
-    spec = read_spec(folder)
-    if not isinstance(spec, ModelSpec):
-        raise InputError(folder, "only classifier model folders are exported to ONNX")
-    model = load_model(folder)
     dest = Path(folder) / "model.onnx" if path is None else Path(path)
-    return export_onnx(model, dest, spec.input_shape, opset=opset, metadata={SPEC_KEY: spec.to_dict()})
+    export_folders([Path(folder)], opset=opset, paths=[dest])
+    return dest
 
 
 def onnx_digest(model) -> str:
     """SHA-256 (hex) of an ONNX ModelProto without its ``doc_string``, deterministically serialised."""
-    import hashlib
-
     import onnx
 
     clone = onnx.ModelProto()
@@ -103,18 +153,31 @@ def onnx_digest(model) -> str:
 
 
 def check_onnx_file(path: str | Path) -> None:
-    """Raise :class:`InputError` when an ONNX file no longer matches the digest :func:`export_onnx` stored in it.
+    """Raise :class:`InputError` when an ONNX file no longer matches the digest :func:`onnx_bytes` stored in it."""
+    path = Path(path)
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise InputError(path, f"cannot be read ({err})") from None
+    check_onnx_bytes(content, path)
+
+
+def check_onnx_bytes(content: bytes, path: str | Path) -> None:
+    """Raise :class:`InputError` naming ``path`` when ONNX file ``content`` no longer matches its stored digest.
 
     Protobuf has no checksum: ONNX Runtime runs a graph with a changed byte in its weights, or a file cut short
     after the graph (its metadata lost), as if nothing happened. A file whose doc_string is (or, damaged, looks
     like) the digest must match it; files from other exporters or older sarcomri versions have no digest and
-    are checked by ONNX Runtime only.
+    are checked by ONNX Runtime only. A file as :func:`onnx_bytes` writes it is checked by hashing its bytes;
+    any other (older files, whose doc_string is not first) by parsing and re-serialising the graph.
     """
+    if _leading_digest_matches(content):
+        return
     import onnx
 
     path = Path(path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load_from_string(content)
     except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors for damaged files
         raise InputError(path, f"not a readable ONNX model ({err})") from None
     try:  # protobuf decodes strings when they are read (UnicodeDecodeError, or bytes back) or written
@@ -130,6 +193,27 @@ def check_onnx_file(path: str | Path) -> None:
     if not intact:
         raise InputError(path, "corrupt: its content does not match the checksum stored at export (a damaged "
                                "copy? export it again)")
+
+
+def _leading_digest_matches(content: bytes) -> bool:
+    """True when ``content`` starts with a digest doc_string and the rest of it hashes to that digest."""
+    want = len(DIGEST_PREFIX) + 64
+    if len(content) < 2 + want or content[0] != _DOC_TAG or content[1] != want:  # one-byte varint: want < 128
+        return False
+    doc = content[2 : 2 + want]
+    if not doc.startswith(DIGEST_PREFIX.encode()):
+        return False
+    return hashlib.sha256(memoryview(content)[2 + want :]).hexdigest().encode() == doc[len(DIGEST_PREFIX) :]
+
+
+def _varint(n: int) -> bytes:
+    """Protobuf's base-128 varint of ``n`` >= 0."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def default_threads() -> int:
@@ -159,9 +243,19 @@ class OnnxClassifier:
     (MobileNetV2 at 224 px, 2 threads on 2 busy cores: 75 vs 140 images/s); on a machine of its own, spinning
     (``spin=True``, ONNX Runtime's default) may shave latency.
     ``batch_size`` bounds memory when predicting many slices.
+    ``arena``: ONNX Runtime's memory arena keeps the largest run's activations allocated for the next run: 25%
+    faster for MobileNetV2 at 224 px in batches of 16, but each kept session then holds them (hundreds of MB for
+    a batch of 224 px slices); without it (what :mod:`sarcomri.infer.pool` keeps) EfficientNet-Lite0 at 64 px ran
+    as fast with 10-15 MB less per session.
+    ONNX Runtime reads the file itself (a session made from a path held 13 MB less memory than one made from the
+    file's bytes, EfficientNet-Lite0); :func:`check_onnx_file` then checks its digest, unless ``checked`` says that
+    the caller wrote the file itself just now from content :func:`onnx_bytes` digested
+    (:mod:`sarcomri.infer.export`). Graph optimisation is ``ORT_ENABLE_ALL``: its blocked (NCHWc) layout made
+    EfficientNet-Lite0 at 64 px 6x faster than ``ORT_ENABLE_EXTENDED`` on this CPU.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, batch_size: int = 64, spin: bool = False):
+    def __init__(self, path: str | Path, threads: int | None = None, batch_size: int = 64, spin: bool = False,
+                 checked: bool = False, arena: bool = True):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -172,13 +266,15 @@ class OnnxClassifier:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = bool(arena)
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for invalid graphs
             raise InputError(self.path, f"cannot be loaded by ONNX Runtime ({err})") from err
-        check_onnx_file(self.path)
+        if not checked:
+            check_onnx_file(self.path)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise InputError(self.path, f"a classifier graph has one input; this one has {len(inputs)}")
