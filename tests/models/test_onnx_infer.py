@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sarcomri.errors import InputError
-from sarcomri.infer.onnx import OnnxClassifier, export_onnx, export_saved_model, softmax
+from sarcomri.infer.export import export_saved_model
+from sarcomri.infer.onnx import OnnxClassifier, export_onnx, softmax
 from sarcomri.models import ModelSpec, build_classifier, save_model
 
 

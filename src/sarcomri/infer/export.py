@@ -211,3 +211,14 @@ def export_folders(folders: list[Path], opset: int = DEFAULT_OPSET, paths: list[
         where = ", ".join(sorted({Path(f).parent.name for f in folders}))
         log(f"exported {len(folders)} model(s) of {where} to ONNX (once; one trace per architecture)")
     return paths
+
+
+def export_saved_model(folder: str | Path, path: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """Export a trained model folder (``weights.pt`` + ``model.json``) to ONNX, ``<folder>/model.onnx`` by default.
+
+    The model's :class:`~sarcomri.models.spec.ModelSpec` and what the graph was made from (the weights' SHA-256,
+    :data:`SOURCE_KEY`) travel in the graph's metadata.
+    """
+    dest = Path(folder) / ONNX_NAME if path is None else Path(path)
+    export_folders([Path(folder)], opset=opset, paths=[dest])
+    return dest

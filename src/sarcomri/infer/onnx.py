@@ -129,19 +129,6 @@ def export_onnx(model, path: str | Path, input_shape: Sequence[int], opset: int 
     return write_onnx(content, path)
 
 
-def export_saved_model(folder: str | Path, path: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
-    """Export a trained model folder (``weights.pt`` + ``model.json``) to ONNX, ``<folder>/model.onnx`` by default.
-
-    The model's :class:`~sarcomri.models.spec.ModelSpec` and what the graph was made from (the weights' SHA-256,
-    :data:`sarcomri.infer.export.SOURCE_KEY`) travel in the graph's metadata.
-    """
-    from sarcomri.infer.export import export_folders
-
-    dest = Path(folder) / "model.onnx" if path is None else Path(path)
-    export_folders([Path(folder)], opset=opset, paths=[dest])
-    return dest
-
-
 def onnx_digest(model) -> str:
     """SHA-256 (hex) of an ONNX ModelProto without its ``doc_string``, deterministically serialised."""
     import onnx
