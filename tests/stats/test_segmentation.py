@@ -436,6 +436,18 @@ def _metrics_of(d_pr, d_rp):
             "hd_mm": pooled.max()}
 
 
+def _assert_as_reference(pred, ref, spacing, label=""):
+    """Directed distances (same order) and HD95/ASSD/HD equal to :func:`_edt_reference`'s, to rounding."""
+    want_pr, want_rp = _edt_reference(pred, ref, spacing)
+    d_pr, d_rp = surface_distances(pred, ref, spacing)
+    assert d_pr.shape == want_pr.shape and d_rp.shape == want_rp.shape
+    np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
+    got = segmentation_metrics(pred, ref, spacing)
+    for key, value in _metrics_of(want_pr, want_rp).items():
+        assert got[key] == pytest.approx(value, rel=1e-12, abs=0), (label, key)
+
+
 def _ellipsoid(shape, centre, radii):
     grid = np.ogrid[tuple(slice(0, s) for s in shape)]
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True)) <= 1.0
@@ -487,15 +499,8 @@ def test_surface_distances_equal_the_whole_array_transform(case, method, monkeyp
     them, whichever way the nearest surface voxel is found (the k-d tree or the cropped feature transform)."""
     if method != "auto":
         monkeypatch.setattr(seg_module, "_KD_WORK_PER_VOXEL", math.inf if method == "kd_tree" else 0.0)
-    _, pred, ref, spacing = case
-    want_pr, want_rp = _edt_reference(pred, ref, spacing)
-    d_pr, d_rp = surface_distances(pred, ref, spacing)
-    assert d_pr.shape == want_pr.shape and d_rp.shape == want_rp.shape
-    np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
-    got = segmentation_metrics(pred, ref, spacing)
-    for key, value in _metrics_of(want_pr, want_rp).items():
-        assert got[key] == pytest.approx(value, rel=1e-12, abs=0), key
+    name, pred, ref, spacing = case
+    _assert_as_reference(pred, ref, spacing, name)
 
 
 def test_random_masks_equal_the_whole_array_transform():
@@ -508,13 +513,7 @@ def test_random_masks_equal_the_whole_array_transform():
         ref = _blob(shape, rng, n_seeds=int(rng.integers(1, 5)), sigma=1.5)
         if not pred.any() or not ref.any():
             continue
-        want_pr, want_rp = _edt_reference(pred, ref, spacing)
-        d_pr, d_rp = surface_distances(pred, ref, spacing)
-        np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
-        np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
-        got = segmentation_metrics(pred, ref, spacing)
-        for key, value in _metrics_of(want_pr, want_rp).items():
-            assert got[key] == pytest.approx(value, rel=1e-12, abs=0), key
+        _assert_as_reference(pred, ref, spacing, trial)
 
 
 def test_the_cheaper_search_is_chosen(monkeypatch):
@@ -588,10 +587,4 @@ def test_real_sarcoma_masks_equal_the_whole_array_transform(shared_data):
         speckle = ref | (np.random.default_rng(0).random(ref.shape) < 2e-4)
         for pred in (np.roll(ref, (1, 3, -2), axis=(0, 1, 2)), ndimage.binary_dilation(ref, st, 2),
                      ndimage.binary_erosion(ref, st, 2), cut, speckle):
-            want_pr, want_rp = _edt_reference(pred, ref, spacing)
-            d_pr, d_rp = surface_distances(pred, ref, spacing)
-            np.testing.assert_allclose(d_pr, want_pr, rtol=1e-12, atol=0)
-            np.testing.assert_allclose(d_rp, want_rp, rtol=1e-12, atol=0)
-            got = segmentation_metrics(pred, ref, spacing)
-            for key, value in _metrics_of(want_pr, want_rp).items():
-                assert got[key] == pytest.approx(value, rel=1e-12, abs=0), (pid, key)
+            _assert_as_reference(pred, ref, spacing, pid)

@@ -100,11 +100,13 @@ def onnx_bytes(graph, metadata: dict[str, Any] | None = None) -> bytes:
     for key, value in (metadata or {}).items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = str(key), json.dumps(value)
+    import onnx
+
     graph.ClearField("doc_string")
     rest = graph.SerializeToString(deterministic=True)
-    doc = (DIGEST_PREFIX + hashlib.sha256(rest).hexdigest()).encode()
-    graph.doc_string = doc.decode()
-    return bytes([_DOC_TAG]) + _varint(len(doc)) + doc + rest
+    graph.doc_string = DIGEST_PREFIX + hashlib.sha256(rest).hexdigest()
+    # a message holding only the doc_string serialises to its field (tag, length, text); protobuf merges the two
+    return onnx.ModelProto(doc_string=graph.doc_string).SerializeToString() + rest
 
 
 def write_onnx(content: bytes, path: str | Path) -> Path:
@@ -191,16 +193,6 @@ def _leading_digest_matches(content: bytes) -> bool:
     if not doc.startswith(DIGEST_PREFIX.encode()):
         return False
     return hashlib.sha256(memoryview(content)[2 + want :]).hexdigest().encode() == doc[len(DIGEST_PREFIX) :]
-
-
-def _varint(n: int) -> bytes:
-    """Protobuf's base-128 varint of ``n`` >= 0."""
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def default_threads() -> int:
