@@ -121,10 +121,11 @@ def input_substitutions(cohort: Cohort, pid: str, sequences: set[str],
 def onnx_models(folders: list[Path], log: Log) -> list[Any]:
     """ONNX Runtime sessions of the model folders, kept for the process (:mod:`sarcomri.infer.pool`); a
     ``model.onnx`` missing or not made from the folder's present weights is exported first (one trace per
-    architecture)."""
-    from sarcomri.infer.pool import ensemble_classifiers
+    architecture). Members get one intra-op thread each when :func:`~sarcomri.infer.pool.ensemble_proba` runs
+    them side by side (:func:`~sarcomri.infer.pool.ensemble_threads`)."""
+    from sarcomri.infer.pool import ensemble_classifiers, ensemble_threads
 
-    return ensemble_classifiers(folders, log)
+    return ensemble_classifiers(folders, log, threads=ensemble_threads(len(folders)))
 
 
 def _fitted_in_training(meta: dict[str, Any]) -> str:
@@ -208,6 +209,8 @@ def score_sequence(cohort: Cohort, pid: str, seq: str, run: ClassificationRun, f
                     cutoff: float, segmentation: tuple[str, sitk.Image] | None,
                     log: Log) -> tuple[SequenceResult, np.ndarray | None, list[Substitution]]:
     """One sequence's likelihood and vote, the slice for its Grad-CAM, and its substitutions."""
+    from sarcomri.infer.pool import ensemble_proba
+
     group = parse_group(seq)
     missing = sorted(set(group) - set(sequences_of(cohort, pid)))
     if missing:
@@ -228,7 +231,7 @@ def score_sequence(cohort: Cohort, pid: str, seq: str, run: ClassificationRun, f
     if run.config.slices.test_aggregation == "central":
         slices = [centre or slices[0]]
     batch = np.stack([s.image for s in slices])
-    per_model = [float(m.predict_proba(batch)[:, 1].mean()) for m in onnx_models(folders, log)]
+    per_model = [float(p[:, 1].mean()) for p in ensemble_proba(onnx_models(folders, log), batch)]
     p = float(np.mean(per_model))
     result = SequenceResult(seq, round(p, 4), len(per_model), len(slices), int(vote(p, cutoff)),
                             mask=choice.origin)

@@ -259,3 +259,30 @@ def test_the_trace_names_every_initializer_after_the_state_dict():
     names = [i.name for i in graph.graph.initializer]
     assert names and all(n in state for n in names)
     assert not {i.name for i in graph.graph.input} & set(names)  # constants, not inputs
+
+
+def test_an_ensemble_runs_side_by_side_on_one_thread_per_member(tmp_path, monkeypatch):
+    """Members on one intra-op thread each run two at a time on 2 cores (each pair meets at a barrier), in
+    order, with the probabilities each gives alone; members on several threads each run one after another."""
+    import threading
+
+    monkeypatch.setattr(pool, "default_threads", lambda: 2)
+    folders = [_folder(tmp_path, seed) for seed in range(4)]
+    single = pool.ensemble_classifiers(folders, threads=pool.ensemble_threads(len(folders)))
+    assert [m.threads for m in single] == [1, 1, 1, 1]
+    assert pool.ensemble_threads(1) is None
+    pair = threading.Barrier(2, timeout=20)  # broken (a failure) unless two members run at once
+    for m in single:
+        monkeypatch.setattr(m, "predict_proba", lambda b, run=m.predict_proba: pair.wait() * 0 + run(b))
+    got = pool.ensemble_proba(single, X)
+    for folder, proba in zip(folders, got, strict=True):
+        np.testing.assert_allclose(proba, _torch_proba(folder), atol=1e-5)
+    seen: set[str] = set()
+    several = pool.ensemble_classifiers(folders, threads=2)
+    for m in several:
+        monkeypatch.setattr(m, "predict_proba",
+                            lambda b, run=m.predict_proba: seen.add(threading.current_thread().name) or run(b))
+    again = pool.ensemble_proba(several, X)
+    assert seen == {threading.current_thread().name}
+    for a, b in zip(got, again, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

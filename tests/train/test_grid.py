@@ -7,8 +7,11 @@ import pytest
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
 from sarcomri.config import ClassificationConfig
+from sarcomri.data.sliceset import SliceSet
+from sarcomri.infer.pool import cached_classifier
+from sarcomri.train import jobs as jobs_module
 from sarcomri.train.grid import plan_jobs, prepare_run, run_grid
-from sarcomri.train.jobs import PREDICTION_COLUMNS, run_job
+from sarcomri.train.jobs import PREDICTION_COLUMNS, cache_path, run_job
 
 
 def _config(**executor):
@@ -51,6 +54,7 @@ def test_grid_writes_predictions_without_leakage_and_resumes_identically(tiny_co
     assert test.groupby("repeat")["patient_id"].nunique().tolist() == [12, 12]
     assert test.groupby(["model", "patient_id"])["central"].sum().eq(1).all()
     assert preds["p_positive"].between(0, 1).all()
+    _assert_exported_as_trained(full, preds)
 
     # kill the second job during its second epoch, then rerun the whole grid
     part = tmp_path / "part"
@@ -62,6 +66,41 @@ def test_grid_writes_predictions_without_leakage_and_resumes_identically(tiny_co
     assert (jobs[1].folder(part) / "checkpoint.pt").is_file() and not jobs[1].is_done(part)
     resumed = run_grid(part, cfg, progress=False)
     pd.testing.assert_frame_equal(resumed, preds)
+
+
+def _assert_exported_as_trained(run, preds):
+    """Every finished model folder holds a current ``model.onnx`` (used without exporting again) whose
+    likelihoods on the model's test slices are the ones training predicted with PyTorch."""
+    slices = SliceSet.load(cache_path(run, "T2axi"))
+    for name, own in preds[preds.split == "test"].groupby("model"):
+        clf = cached_classifier(run / "models" / name)
+        assert clf is not None, f"{name}: no current model.onnx after training"
+        part = slices.subset(own["patient_id"].unique().tolist())
+        got = dict(zip(zip(part.index_frame()["patient_id"], part.index_frame()["slice_index"], strict=True),
+                       clf.predict_proba(part.images)[:, 1], strict=True))
+        want = own.set_index(["patient_id", "slice_index"])["p_positive"]
+        np.testing.assert_allclose([got[k] for k in want.index], want.to_numpy(), atol=2e-5)
+
+
+def test_a_model_that_cannot_be_exported_still_finishes_training(tiny_cohort, tmp_path, monkeypatch, caplog):
+    """The ONNX export after training is a convenience: when it fails the job still finishes, says so, and
+    leaves no model.onnx (``sarcomri predict`` exports on demand)."""
+    import sarcomri.infer.export as export
+
+    def broken(folder, path=None, opset=None):
+        raise RuntimeError("an operator ONNX lacks")
+
+    monkeypatch.setattr(export, "export_saved_model", broken)
+    cfg = _config()
+    cfg.splits.repeats = 1
+    cfg.train.epochs = 1
+    prepare_run(tmp_path, Cohort.load(tiny_cohort), cfg, progress=False)
+    job = plan_jobs(tmp_path, cfg.sequences)[0]
+    with caplog.at_level("WARNING", logger=jobs_module.__name__):
+        run_job(job, str(tmp_path), cfg)
+    assert job.is_done(tmp_path)
+    assert not (job.folder(tmp_path) / "model.onnx").exists()
+    assert f"{job.name}: not exported to ONNX (an operator ONNX lacks)" in caplog.text
 
 
 def test_ray_executor_runs_a_tiny_grid(tiny_cohort, tmp_path):

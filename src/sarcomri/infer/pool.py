@@ -9,10 +9,14 @@ activations. :func:`ensemble_classifiers` gives the sessions of a sequence's mod
 (:mod:`sarcomri.infer.export`) those whose ``model.onnx`` is missing, damaged, or not made from their present
 weights and spec.
 
+An ensemble's sessions are loaded side by side, and :func:`ensemble_proba` runs its members side by side, each
+on one intra-op thread (ONNX Runtime releases Python's lock while it loads and computes).
+
 Measured (``benchmarks/predict.py``, 3 sequences x 24 EfficientNet-Lite0 at 64 px, 69 slices): one ONNX graph
 per sequence holding its 24 members (one session, one run) was no faster to run than 24 sessions and took twice
-as long to load (1.6 vs 0.8 s); one or two intra-op threads, or two sessions run at once on one thread each,
-gave the same throughput on the 2 busy cores.
+as long to load (1.6 vs 0.8 s). On the 2 idle cores (load 1.3), 24 members run two at a time on one thread each
+took 0.11 / 0.23 / 0.77 s for batches of 11 / 23 / 69 slices against 0.15 / 0.26 / 0.93 s one after another on
+two threads each (1.39x / 1.14x / 1.21x), and 24 sessions loaded two at a time took 0.63 against 1.09 s.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from sarcomri.errors import InputError
 from sarcomri.infer.export import ONNX_NAME, WEIGHTS_NAME, export_folders, restamp, source_status, stat_record
-from sarcomri.infer.onnx import DEFAULT_OPSET, OnnxClassifier
+from sarcomri.infer.onnx import DEFAULT_OPSET, OnnxClassifier, default_threads
 
 #: Sessions kept at most (EfficientNet-Lite0 at 64 px: about 25 MB of memory each once run).
 MAX_SESSIONS = 128
@@ -75,14 +82,33 @@ def ensemble_classifiers(folders: list[Path], log: Callable[[str], None] | None 
                          threads: int | None = None, opset: int = DEFAULT_OPSET) -> list[OnnxClassifier]:
     """Sessions of the model folders' ``model.onnx``, in order; those missing, damaged or out of date with
     their weights and spec are exported first, together (one trace per architecture). A folder without
-    ``weights.pt`` (a graph exported elsewhere) has its ``model.onnx`` used as it is."""
-    out = {i: cached_classifier(Path(folder), threads, log) for i, folder in enumerate(folders)}
+    ``weights.pt`` (a graph exported elsewhere) has its ``model.onnx`` used as it is. Sessions not kept yet
+    are loaded side by side on the process's cores."""
+    with ThreadPoolExecutor(min(len(folders), default_threads()) or 1, thread_name_prefix="onnx-load") as load:
+        out = dict(enumerate(load.map(lambda folder: cached_classifier(Path(folder), threads, log), folders)))
     stale = [i for i, clf in out.items() if clf is None]
     if stale:
         paths = export_folders([Path(folders[i]) for i in stale], opset=opset, log=log)
         for i, path in zip(stale, paths, strict=True):
             out[i] = classifier(path, threads, checked=True)
     return [out[i] for i in range(len(folders))]
+
+
+def ensemble_threads(members: int) -> int | None:
+    """Intra-op threads per session for an ensemble of ``members`` run by :func:`ensemble_proba`: one when there
+    are at least as many members as cores (they then run side by side), else ONNX Runtime's default (None)."""
+    return 1 if members >= default_threads() else None
+
+
+def ensemble_proba(models: list[OnnxClassifier], batch: np.ndarray) -> list[np.ndarray]:
+    """Each model's softmax probabilities for ``batch``, in order. Models on one intra-op thread run side by side,
+    one per core; others one after another (each already uses the cores)."""
+    single = [m for m in models if m.threads == 1]
+    workers = min(len(single), default_threads())
+    if workers < 2 or len(single) < len(models):
+        return [m.predict_proba(batch) for m in models]
+    with ThreadPoolExecutor(workers, thread_name_prefix="onnx-run") as run:
+        return list(run.map(lambda m: m.predict_proba(batch), models))
 
 
 def cached_classifier(folder: Path, threads: int | None = None,

@@ -3,14 +3,16 @@
 A job reads the run folder's slice cache and splits (the sequence's own, ``splits/<sequence>.csv``, when it has
 its own validation ratio), trains for the sequence's epochs (``per_sequence``), and writes into
 ``models/<sequence>/fold<k>-rep<r>/``:
-``weights.pt`` and ``model.json`` (how to rebuild the network), ``history.json`` (metrics per epoch),
-``predictions.parquet`` (its test and validation patients' slices) and, last, ``DONE``. A rerun skips
+``weights.pt`` and ``model.json`` (how to rebuild the network), ``model.onnx`` (the network for ONNX Runtime,
+so that ``sarcomri predict`` need not export it: :mod:`sarcomri.infer.export`), ``history.json`` (metrics per
+epoch), ``predictions.parquet`` (its test and validation patients' slices) and, last, ``DONE``. A rerun skips
 folders with ``DONE``; a job killed in the middle resumes from its ``checkpoint.pt``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ from sarcomri.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from sarcomri.config import ClassificationConfig
+
+logger = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = [
     "model", "sequence", "repeat", "fold", "split", "patient_id", "slice_index", "central", "label", "p_positive",
@@ -126,6 +130,7 @@ def _train_and_predict(job: Job, run_dir: str, config: ClassificationConfig, tcf
     preds = pd.concat(rows, ignore_index=True)
     preds = preds.assign(model=job.name, sequence=job.sequence, repeat=job.repeat, fold=job.fold)[PREDICTION_COLUMNS]
     save_model(model.to(memory_format=torch.contiguous_format), spec, folder)
+    export_onnx(folder)
     write_json(folder / "history.json", {"best_epoch": result.best_epoch, "history": result.history,
                                          "train_patients": len(ids["train"]), "val_patients": len(ids["val"]),
                                          "test_patients": len(ids["test"]), "seed": tcfg.seed}, overwrite=True)
@@ -133,3 +138,16 @@ def _train_and_predict(job: Job, run_dir: str, config: ClassificationConfig, tcf
     write_text(folder / DONE, json.dumps({"job": job.name}) + "\n", overwrite=True)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return job.name
+
+
+def export_onnx(folder: Path) -> None:
+    """Write a finished model's ``model.onnx`` (a few hundredths of a second per model once its architecture is
+    traced), so that the first ``sarcomri predict`` after training only loads it. A network that cannot be
+    exported is logged and left to ``predict``, which exports on demand and says why it cannot."""
+    from sarcomri.infer.export import export_saved_model
+
+    try:
+        export_saved_model(folder)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types; training's result stands without it
+        logger.warning("%s/%s: not exported to ONNX (%s); `sarcomri predict` will try again", folder.parent.name,
+                       folder.name, err)
