@@ -105,7 +105,7 @@ def test_every_substitution_is_stated(tmp_path, tiny_cohort):
     page = (tmp_path / "out" / "report.html").read_text()
     box = page[page.index('id="substitutions"'):page.index("</div>", page.index('id="substitutions"'))]
     assert "4 substitutions" in box and "instead of the scanner&#39;s ADC map" in box
-    assert page.index('id="substitutions"') < page.index("<table>")  # beside the decision, above the table
+    assert page.index('id="substitutions"') < page.index('<table id="sequences">')  # beside the decision, above the table
 
 
 def test_a_mask_from_the_segmentation_model_is_stated(tmp_path, tiny_cohort, monkeypatch):
@@ -215,7 +215,10 @@ def test_an_existing_result_is_replaced_only_with_overwrite(tmp_path, tiny_cohor
     code, text = _cli(monkeypatch, capsys, patient, "--model", run, "--out", out, "--deid-key", "k",
                       "--no-gradcam", "--overwrite")
     assert code == 0, text
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "result.json"]  # no stale Grad-CAM
+    names = sorted(p.name for p in out.iterdir())
+    assert "gradcam_T1.png" not in names and not any(n.startswith("gradcam") for n in names)  # no stale Grad-CAM
+    assert {"report.html", "result.json"} <= set(names) and all(n.startswith("slices_") or n == "likelihoods.png"
+                                                                for n in set(names) - {"report.html", "result.json"})
     assert json.loads((out / "result.json").read_text())["patient_id"] != "Pother"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 

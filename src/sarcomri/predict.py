@@ -33,17 +33,21 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
+from sarcomri import __version__
 from sarcomri.analysis.voting import summed_call
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sequences import parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_json
+from sarcomri.predict_checks import InputWarning, input_warnings
+from sarcomri.predict_page import PageInputs, write_page
 from sarcomri.predict_scoring import (
     DEFAULT_VOTE_CUTOFF,
     FROM_SEGMENTATION_MODEL,
@@ -82,6 +86,11 @@ class Prediction:
     substitutions: list[Substitution] = field(default_factory=list)
     latency_seconds: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    warnings: list[InputWarning] = field(default_factory=list)  # the input unlike the study's (predict_checks)
+    score_meaning: dict[str, Any] | None = None  # the study's rates per score (analysis.score_meaning)
+    study: str = ""  # the classification run's name
+    created: str = ""  # when the prediction was made (UTC)
+    sarcomri_version: str = ""
     statement: str = DISCLAIMER
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,42 +178,55 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
     return write_dicom_seg(mask, datasets, out_path)
 
 
-def gradcam_png(folder: Path, images: list[np.ndarray], titles: list[str], out_png: Path) -> Path:
-    """Grad-CAM of one model (the first of a sequence's ensemble) on the given slices, as one PNG. The network is
-    rebuilt and run on one PyTorch thread: a few slices are too little work to share, and on a small CPU busy with
+def gradcam_map(folder: Path, image: np.ndarray) -> np.ndarray:
+    """Grad-CAM (H, W) in [0, 1] of the positive class's evidence for one slice (C, H, W), from the model in
+    ``folder`` (the first of a sequence's ensemble, whose own likelihood the page quotes). The network is
+    rebuilt and run on one PyTorch thread: one slice is too little work to share, and on a small CPU busy with
     other work OpenMP threads waiting on each other made it several times slower."""
     import torch
 
     from sarcomri.models.folder import load_model
-    from sarcomri.report.figures import gradcam_figure, save_png
     from sarcomri.report.gradcam import gradcam
     from sarcomri.train.threads import torch_threads
 
     with torch_threads(1):
-        model = load_model(folder)
-        cams = gradcam(model, torch.from_numpy(np.stack(images)))
-    return save_png(gradcam_figure([im[0] for im in images], list(cams), titles), out_png)
+        return gradcam(load_model(folder), torch.from_numpy(image[None]), target=1)[0]
+
+
+def study_score_meaning(run: Any, threshold: float) -> dict[str, Any] | None:
+    """What each summed score meant in the study (``tables/summed_score.csv``), None when the run has no such
+    table (a run analysed by an earlier version)."""
+    import pandas as pd
+
+    from sarcomri.analysis.score_meaning import score_meaning
+
+    path = run.table_path("summed_score")
+    if not path.is_file():
+        return None
+    return score_meaning(pd.read_csv(path), threshold, len(run.trained_sequences())).to_dict()
 
 
 def predict_patient(src: str | Path, classification_run: str | Path, out: str | Path,
                     segmentation_run: str | Path | None = None, key: str | None = None, gradcam: bool = True,
                     overwrite: bool = False, verbose: bool = False, log: Log | None = None) -> Prediction:
-    """Run one patient through the study; write ``result.json``, ``report.html``, the mask and the Grad-CAM
-    figures into the folder ``out``, built under a temporary name and moved into place whole.
+    """Run one patient through the study; write ``result.json``, ``report.html`` (self-contained: its figures
+    are embedded), the mask and the figures into the folder ``out``, built under a temporary name and moved
+    into place whole. ``latency_seconds`` times each step; its ``total`` is the prediction's, and ``page`` the
+    figures and page made after it.
 
     An existing ``out`` is replaced only with ``overwrite`` (and only when it holds an earlier result), which
     is checked before any work; ``out`` may neither contain nor lie inside ``src``; on an error nothing is left
     at ``out``. ``verbose`` lets messages show the
     source's folder names. ``log`` receives progress lines."""
-    from sarcomri.report.patient import write_patient_page
-
     log = log or _quiet
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
-        pred, figures = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
-                                 log)
+        pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
+                              log)
+        t0 = time.perf_counter()
         pred.outputs["page"] = "report.html"
+        write_page(dest, pred, page)
+        pred.latency_seconds["page"] = round(time.perf_counter() - t0, 3)  # after the prediction: not in its total
         write_json(dest / "result.json", pred.to_dict())
-        write_patient_page(dest, pred.to_dict(), figures)
     return pred
 
 
@@ -218,8 +240,8 @@ def _quiet(_: str) -> None:
 
 
 def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
-             gradcam: bool, verbose: bool, log: Log) -> tuple[Prediction, list[dict]]:
-    """The prediction of :func:`predict_patient`, with its mask and Grad-CAM files written into ``dest``."""
+             gradcam: bool, verbose: bool, log: Log) -> tuple[Prediction, PageInputs]:
+    """The prediction of :func:`predict_patient`, with its mask written into ``dest``, and what its page shows."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     run, folders, rule = study_models(run_dir)
@@ -242,15 +264,20 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
             times["segment"] = time.perf_counter() - t1
         t1 = time.perf_counter()
         cutoff = vote_cutoff(rule)
-        results, central = [], {}
+        results, page = [], PageInputs(run)
         for seq in run.trained_sequences():
-            result, image, seq_subs = score_sequence(cohort, pid, seq, run, folders[seq], cutoff, segmentation, log)
-            results.append(result)
-            subs += seq_subs
-            if image is not None:
-                central[seq] = image
+            scored = score_sequence(cohort, pid, seq, run, folders[seq], cutoff, segmentation, log)
+            results.append(scored.result)
+            subs += scored.substitutions
+            if scored.central is not None and scored.view is not None:
+                page.central[seq], page.views[seq] = scored.central, scored.view
         times["classify"] = time.perf_counter() - t1
-        figures = _gradcam_into(dest, central, folders, outputs, times) if gradcam and central else []
+        warnings = input_warnings(cohort.series[cohort.series["patient_id"] == pid], study_cohort,
+                                  sorted({q for g in cfg.channel_groups() for q in g}))
+        if gradcam and page.central:
+            t1 = time.perf_counter()
+            page.cams = {q: gradcam_map(folders[q][0], s.image) for q, s in page.central.items()}
+            times["gradcam"] = time.perf_counter() - t1
     if not any(r.likelihood is not None for r in results):
         raise InputError(src, "no sequence of the study could be scored (missing sequences or masks)")
     positive, negative = run.class_names(study_cohort)
@@ -258,10 +285,12 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
     threshold = rule.threshold
     pred = Prediction(pid, positive, negative, results, score, threshold,
                       positive if summed_call(score, threshold) else negative, cutoff, mask_source, substitutions=subs,
-                      outputs=outputs)
+                      outputs=outputs, warnings=warnings, score_meaning=study_score_meaning(run, threshold),
+                      study=run.name, created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                      sarcomri_version=__version__)
     times["total"] = time.perf_counter() - t0
     pred.latency_seconds = {k: round(v, 3) for k, v in times.items()}
-    return pred, figures
+    return pred, page
 
 
 def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path,
@@ -273,17 +302,3 @@ def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path
     if write_seg_for(mask, src, seq, pid, dest / "mask.seg.dcm") is not None:
         outputs["dicom_seg"] = "mask.seg.dcm"
     return seq, mask
-
-
-def _gradcam_into(dest: Path, central: dict[str, np.ndarray], folders: dict[str, list[Path]],
-                  outputs: dict[str, str], times: dict[str, float]) -> list[dict]:
-    """Grad-CAM of one model per sequence on its central slice, as ``gradcam_<sequence>.png`` in ``dest``."""
-    t1 = time.perf_counter()
-    figures = []
-    for q, image in central.items():
-        gradcam_png(folders[q][0], [image], [q], dest / f"gradcam_{q}.png")
-        figures.append({"src": f"gradcam_{q}.png",
-                        "caption": f"{q}: central tumour slice, Grad-CAM of one model of the ensemble"})
-    outputs["gradcam"] = ",".join(f["src"] for f in figures)
-    times["gradcam"] = time.perf_counter() - t1
-    return figures

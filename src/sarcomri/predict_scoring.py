@@ -7,7 +7,7 @@ on the way (see :mod:`sarcomri.predict` for the list).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from sarcomri.analysis.voting import vote
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
-from sarcomri.prep.prepare2d import SliceSpec, load_channels, slices_from_volume
+from sarcomri.prep.prepare2d import PreparedSlice, SliceSpec, load_channels, slices_from_volume
 from sarcomri.runs import ClassificationRun, DecisionRule, open_run
 
 Log = Callable[[str], None]
@@ -48,6 +48,30 @@ class SequenceResult:
     vote: int  # +1 positive, -1 negative, 0 when the sequence cannot vote (missing, no tumour mask)
     note: str = ""
     mask: str = ""  # where its tumour mask came from: 'own', "<sequence>'s mask", 'segmentation model on <seq>'
+    model_likelihoods: list[float] = field(default_factory=list)  # each model's, in the run's model order
+    tumour: dict[str, Any] | None = None  # the mask's size (:class:`~sarcomri.analysis.tumour_size.TumourSize`)
+
+
+@dataclass(frozen=True)
+class View:
+    """One sequence of the patient as the page shows it: the raw volume (z, y, x), the tumour mask the scores
+    used on the same grid, and the voxel spacing (x, y, z) in mm."""
+
+    sequence: str
+    volume: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+
+
+@dataclass
+class Scored:
+    """One sequence scored: its result, the central slice as the network saw it (None when it was not scored),
+    the substitutions made, and the raw volume with its mask for the page (:class:`View`)."""
+
+    result: SequenceResult
+    central: PreparedSlice | None = None
+    substitutions: list[Substitution] = field(default_factory=list)
+    view: View | None = None
 
 
 def sequences_of(cohort: Cohort, pid: str) -> list[str]:
@@ -188,16 +212,23 @@ def choose_mask(cohort: Cohort, pid: str, group: tuple[str, ...], mask: np.ndarr
 
 
 def patient_slices(cohort: Cohort, pid: str, group: tuple[str, ...], spec: SliceSpec,
-                   segmentation: tuple[str, sitk.Image] | None) -> tuple[list, MaskChoice]:
-    """The patient's 2D inputs for one model group (empty when no non-empty tumour mask can be had) and where
-    their mask came from (see :func:`choose_mask`)."""
+                   segmentation: tuple[str, sitk.Image] | None) -> tuple[list, MaskChoice, np.ndarray]:
+    """The patient's 2D inputs for one model group (empty when no non-empty tumour mask can be had), where
+    their mask came from (see :func:`choose_mask`) and the group's volume (C, z, y, x) they were cut from."""
     vol, mask = load_channels(cohort, pid, group)
     choice = choose_mask(cohort, pid, group, mask, segmentation)
     if needs_mask(spec) and (choice.mask is None or not choice.mask.any()):
         if choice.mask is not None:
             choice.origin += " (no tumour on this grid)"
-        return [], choice
-    return slices_from_volume(vol, choice.mask, spec, pid, source=group_name(group)), choice
+        return [], choice, vol
+    return slices_from_volume(vol, choice.mask, spec, pid, source=group_name(group)), choice, vol
+
+
+def view_of(cohort: Cohort, pid: str, group: tuple[str, ...], vol: np.ndarray, mask: np.ndarray) -> View:
+    """The page's view of a scored group: its first sequence's raw volume and the mask, with their spacing."""
+    row = cohort.series_row(pid, group[0])
+    return View(group_name(group), vol[0], mask, (float(row["spacing_x"]), float(row["spacing_y"]),
+                                                  float(row["spacing_z"])))
 
 
 def vote_cutoff(rule: DecisionRule) -> float:
@@ -206,23 +237,24 @@ def vote_cutoff(rule: DecisionRule) -> float:
 
 
 def score_sequence(cohort: Cohort, pid: str, seq: str, run: ClassificationRun, folders: list[Path],
-                    cutoff: float, segmentation: tuple[str, sitk.Image] | None,
-                    log: Log) -> tuple[SequenceResult, np.ndarray | None, list[Substitution]]:
-    """One sequence's likelihood and vote, the slice for its Grad-CAM, and its substitutions."""
+                    cutoff: float, segmentation: tuple[str, sitk.Image] | None, log: Log) -> Scored:
+    """One sequence's likelihood, vote and each model's likelihood, the tumour's size, the central slice for
+    its Grad-CAM, its substitutions and the view the page shows."""
+    from sarcomri.analysis.tumour_size import tumour_size
     from sarcomri.infer.pool import ensemble_proba
 
     group = parse_group(seq)
     missing = sorted(set(group) - set(sequences_of(cohort, pid)))
     if missing:
-        return SequenceResult(seq, None, 0, 0, 0, "sequence not in the study", mask="-"), None, [Substitution(
+        return Scored(SequenceResult(seq, None, 0, 0, 0, "sequence not in the study", mask="-"), None, [Substitution(
             "sequence_missing", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
-            f"the input has no {', '.join(missing)} series, so {seq} cannot vote")]
-    slices, choice = patient_slices(cohort, pid, group, run.slice_spec(seq), segmentation)
+            f"the input has no {', '.join(missing)} series, so {seq} cannot vote")])
+    slices, choice, vol = patient_slices(cohort, pid, group, run.slice_spec(seq), segmentation)
     subs = [choice.substitution] if choice.substitution else []
     if not slices:
-        return SequenceResult(seq, None, 0, 0, 0, "no tumour mask for this sequence", mask=choice.origin), None, [
-            *subs, Substitution("no_mask", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
-                                f"no tumour mask to cut its slices by: {choice.origin}")]
+        return Scored(SequenceResult(seq, None, 0, 0, 0, "no tumour mask for this sequence", mask=choice.origin),
+                      None, [*subs, Substitution("no_mask", f"{seq}: vote 0", f"a +1/-1 vote of {seq}",
+                                                 f"no tumour mask to cut its slices by: {choice.origin}")])
     centre = next((s for s in slices if s.central), None)
     if centre is None:
         subs.append(Substitution("no_central_slice", f"{seq}: slice {slices[0].slice_index}",
@@ -233,6 +265,8 @@ def score_sequence(cohort: Cohort, pid: str, seq: str, run: ClassificationRun, f
     batch = np.stack([s.image for s in slices])
     per_model = [float(p[:, 1].mean()) for p in ensemble_proba(onnx_models(folders, log), batch)]
     p = float(np.mean(per_model))
+    view = view_of(cohort, pid, group, vol, choice.mask)
     result = SequenceResult(seq, round(p, 4), len(per_model), len(slices), int(vote(p, cutoff)),
-                            mask=choice.origin)
-    return result, (centre or slices[0]).image, subs
+                            mask=choice.origin, model_likelihoods=[round(v, 4) for v in per_model],
+                            tumour=tumour_size(view.mask, view.spacing).to_dict())
+    return Scored(result, centre or slices[0], subs, view)

@@ -171,9 +171,9 @@ def test_predict_cuts_the_slices_the_classifier_was_trained_on(study, tmp_path, 
     seen, real = {}, scoring_lib.patient_slices
 
     def spy(*args):
-        slices, choice = real(*args)
+        slices, choice, vol = real(*args)
         seen[group_name(args[2])] = slices
-        return slices, choice
+        return slices, choice, vol
 
     monkeypatch.setattr(scoring_lib, "patient_slices", spy)
     predict_lib.predict_patient(src, cls.path, tmp_path / "out", key="k", gradcam=False)

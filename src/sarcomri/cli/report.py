@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -9,6 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from sarcomri.cli.options import out_option
+
+
+class Assets(StrEnum):
+    """Where the report's figures go: inside report.html, or a figures/ folder beside it."""
+
+    embed = "embed"
+    folder = "folder"
 
 
 def report(
@@ -24,13 +32,19 @@ def report(
     transfer: Path | None = typer.Option(None, "--transfer", help="A transfer-learning study folder."),
     gradcam: bool = typer.Option(True, "--gradcam/--no-gradcam", help="Grad-CAM of the run's models on test "
                                                                       "slices (needs models/ and cache/)."),
+    assets: Assets = typer.Option(Assets.embed, "--assets", help="embed: the figures inside report.html (one file "
+                                  "to mail); folder: PNGs in figures/ beside it."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also write report.pdf, printed by headless Chromium (must be "
+                                                  "installed: apt-get install chromium)."),
 ) -> None:
     """Write report.html (ROC curves with the readers, the published tables, reading sessions,
-    misdiagnoses, Grad-CAM, segmentation, model card), its PNG figures and model_card.md."""
+    misdiagnoses, Grad-CAM, segmentation, model card) with its figures, model_card.md, and report.pdf with --pdf."""
     from sarcomri.cohort.manifest import Cohort
     from sarcomri.report import build_report
 
     loaded = Cohort.load(cohort, check_files=False) if cohort is not None else None
     path = build_report(run, cohort=loaded, segmentation_dirs=segmentation or None, out_dir=out, gradcam=gradcam,
-                        readers=readers, transfer_dir=transfer)
+                        readers=readers, transfer_dir=transfer, assets=assets.value, pdf=pdf)
     Console().print(f"[green]report:[/] {escape(str(path))}")
+    if pdf:
+        Console().print(f"[green]pdf:[/] {escape(str(path.with_suffix('.pdf')))}")

@@ -23,7 +23,7 @@ from sarcomri.io.atomic import atomic_path
 REFERENCE_COLOUR = "#00c853"  # green: the reference (manual) mask
 PREDICTION_COLOUR = "#ff1744"  # red: the model's mask
 MODEL_COLOUR = "black"
-DPI = 110
+DPI = 200  # print resolution
 
 
 @dataclass

@@ -1,13 +1,17 @@
 """The HTML report of a run: every section whose inputs exist, laid out by a Jinja2 template.
 
-``<out>/report.html``, ``<out>/figures/*.png`` and ``<out>/model_card.md`` (``<out>`` = ``<run>/report`` by
-default) are built in a temporary folder and moved into place only when complete
-(:func:`sarcomri.io.atomic.atomic_directory`), so a report's page and its figures always belong together.
+``<out>/report.html`` and ``<out>/model_card.md`` (``<out>`` = ``<run>/report`` by default), with
+``<out>/report.pdf`` when asked, are built in a temporary folder and moved into place only when complete
+(:func:`sarcomri.io.atomic.atomic_directory`), so a report's page, its figures and its PDF always belong together.
+
+The figures are embedded in the page as ``data:`` URIs (``assets="embed"``, the default: one file that can be
+mailed alone), or kept as ``<out>/figures/*.png`` beside it (``assets="folder"``).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,13 +23,18 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_text
 from sarcomri.report.derived import study_reader_cut
-from sarcomri.report.layout import Section
+from sarcomri.report.embed import file_data_uri
+from sarcomri.report.layout import Section, define_abbreviations
 from sarcomri.report.sources import RunInputs, load_run, study_layout
 from sarcomri.runs import TABLES, Run, StudyRun
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT = "report.html"
 MODEL_CARD = "model_card.md"
+PDF = "report.pdf"
+FIGURES = "figures"
+#: Where the figures go: into the page (``data:`` URIs) or a ``figures/`` folder beside it.
+ASSETS = ("embed", "folder")
 logger = logging.getLogger("sarcomri.report")
 
 
@@ -35,17 +44,38 @@ def environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def render_html(sections: Sequence[Section], title: str, subtitle: str = "", run_name: str = "") -> str:
-    """The report page from its sections."""
+def render_html(sections: Sequence[Section], title: str, subtitle: str = "", run_name: str = "",
+                expand: bool = False) -> str:
+    """The report page from its sections; ``expand``: folded tables open (the page printed to PDF)."""
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return environment().get_template("report.html.j2").render(
         sections=list(sections), title=title, subtitle=subtitle, run_name=run_name, version=__version__,
-        created=created)
+        created=created, expand=expand)
+
+
+def embed_figures(sections: Sequence[Section], folder: Path) -> None:
+    """Point each figure's ``src`` at its file (``folder / path``) as a ``data:`` URI."""
+    for section in sections:
+        for figure in section.figures:
+            figure.src = file_data_uri(folder / figure.path)
+
+
+def write_pdf(folder: Path, sections: Sequence[Section], title: str, subtitle: str, run_name: str) -> Path:
+    """``<folder>/report.pdf``: the page with its folded tables open, printed by headless Chromium
+    (:func:`sarcomri.report.pdf.print_pdf`); the page printed is a temporary file in ``folder``."""
+    from sarcomri.report.pdf import print_pdf
+
+    page = write_text(folder / ".report-print.html", render_html(sections, title, subtitle, run_name, expand=True),
+                      overwrite=True)
+    try:
+        return print_pdf(page, folder / PDF)
+    finally:
+        page.unlink(missing_ok=True)
 
 
 def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequence[str | Path] = (),
                    gradcam: bool = True, transfer_dir: str | Path | None = None,
-                   figure_dirs: Sequence[str | Path] = (), rel: str = "figures",
+                   figure_dirs: Sequence[str | Path] = (), rel: str = FIGURES,
                    paper_dirs: Sequence[Path] = ()) -> list[Section]:
     """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``);
     ``paper_dirs``: the folders of paper-format tables (:mod:`sarcomri.report.papertables`)."""
@@ -104,7 +134,7 @@ def _check_out(out_dir: Path) -> None:
 def build_report(run_dir: str | Path, cohort: Cohort | None = None,
                  segmentation_dirs: Sequence[str | Path] | None = None, out_dir: str | Path | None = None,
                  gradcam: bool = True, readers: str | Path | None = None, transfer_dir: str | Path | None = None,
-                 figure_dirs: Sequence[str | Path] = ()) -> Path:
+                 figure_dirs: Sequence[str | Path] = (), assets: str = "embed", pdf: bool = False) -> Path:
     """Write the HTML report of a run (or study) folder and return the path of ``report.html``.
 
     ``run_dir``: a classification run folder, or a ``sarcomri study run`` folder, whose classification run,
@@ -114,8 +144,13 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
     cohort's; ``transfer_dir``: a transfer-learning study folder; ``figure_dirs``: more folders of PNGs to
     show. ``out_dir``: default ``<run>/report`` (replaced as a whole when it holds an older report).
     ``gradcam``: explain the run's models on test slices (needs ``models/`` and ``cache/``).
+    ``assets``: "embed" (figures inside report.html) or "folder" (``figures/`` beside it). ``pdf``: also
+    ``report.pdf``, printed by headless Chromium (:class:`sarcomri.report.pdf.PdfError` when none is installed).
     """
     from sarcomri.report.modelcard import model_card, model_card_section, render_markdown
+
+    if assets not in ASSETS:
+        raise InputError(None, f"assets must be one of {', '.join(ASSETS)}, not {assets!r}")
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else Run(run_dir).report_dir
@@ -134,7 +169,7 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
     inputs = load_run(classification, cohort, readers, readers_tables, reader_cut)
     name = Run(run_dir).name
     with atomic_directory(out_dir, overwrite=True, replaceable=lambda d: (d / REPORT).is_file()) as tmp:
-        figures = tmp / "figures"
+        figures = tmp / FIGURES
         figures.mkdir()
         paper_dirs = paper_folders(run_dir, classification, segmentation_dirs or (), transfer_dir)
         sections = build_sections(inputs, figures, segmentation_dirs or (), gradcam, transfer_dir, figure_dirs,
@@ -143,9 +178,21 @@ def build_report(run_dir: str | Path, cohort: Cohort | None = None,
         if card is not None:
             sections.append(model_card_section(card))
             write_text(tmp / MODEL_CARD, render_markdown(card), overwrite=True)
-        pos, neg = inputs.class_names
-        subtitle = f"{pos} vs {neg}" if inputs.positive_label else "segmentation"
-        if inputs.cohort is not None:
-            subtitle += f" - {len(inputs.cohort.patients)} patients"
-        write_text(tmp / REPORT, render_html(sections, f"sarcomri report: {name}", subtitle, name), overwrite=True)
+        define_abbreviations(sections)
+        if assets == "embed":
+            embed_figures(sections, tmp)
+            shutil.rmtree(figures)
+        title, subtitle = f"sarcomri report: {name}", _subtitle(inputs)
+        write_text(tmp / REPORT, render_html(sections, title, subtitle, name), overwrite=True)
+        if pdf:
+            write_pdf(tmp, sections, title, subtitle, name)
     return out_dir / REPORT
+
+
+def _subtitle(inputs: RunInputs) -> str:
+    """'sarcoma vs leiomyoma - 24 patients' (the task, and the cohort's size when known)."""
+    pos, neg = inputs.class_names
+    subtitle = f"{pos} vs {neg}" if inputs.positive_label else "segmentation"
+    if inputs.cohort is not None:
+        subtitle += f" - {len(inputs.cohort.patients)} patients"
+    return subtitle

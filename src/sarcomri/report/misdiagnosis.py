@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from sarcomri.report.columns import words
 from sarcomri.report.layout import Section, Table, pretty
 from sarcomri.report.sources import RunInputs
 from sarcomri.report.tables import WHOLE_STUDY, model_reads
@@ -147,7 +148,8 @@ def misdiagnosis_section(inputs: RunInputs) -> Section | None:
     title = f"Misdiagnosed patients ({_count(n_fp, 'false positive')}, {_count(n_fn, 'false negative')})"
     tables = [Table(title, wrong, pretty(wrong, 1))]
     if not counts.empty:
-        tables.append(Table("Clinical attributes by outcome (patients)", counts, pretty(counts),
+        shown = pretty(counts).assign(value=[words(str(v)) for v in counts["value"]])
+        tables.append(Table("Clinical attributes by outcome (patients)", counts, shown,
                             note=f"FP: {neg} called {pos}; FN: {pos} called {neg}."))
     size_cols = [c for c in ("volume_mask_cm3", "volume_ellipsoid_cm3", "diameter_mm") if c in table.columns]
     if size_cols:

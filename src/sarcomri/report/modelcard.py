@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from sarcomri.report.columns import column_title
 from sarcomri.report.layout import Section, Table, pretty, with_cis
 from sarcomri.report.sources import RunInputs
 
@@ -120,15 +121,14 @@ def model_card(inputs: RunInputs) -> dict[str, Any]:
 
 def metrics_text(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics table with 'estimate (lower-upper)' cells."""
-    return pretty(with_cis(metrics, ["auc", "sensitivity", "specificity", "accuracy"],
-                           titles={m: f"{m} (95% CI)" for m in ("auc", "sensitivity", "specificity", "accuracy")}))
+    return pretty(with_cis(metrics, ["auc", "sensitivity", "specificity", "accuracy"]))
 
 
 def _flat(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_flat(v)}" for k, v in value.items())
+        return ", ".join(f"{column_title(k)}: {_flat(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value))
     return str(value)

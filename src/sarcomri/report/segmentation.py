@@ -29,6 +29,8 @@ from sarcomri.runs import SegmentationRun, TransferRun
 from sarcomri.seg3d.evaluate import paper_table, parse_case
 
 STRATA = ("site", "histology")
+#: Per-case columns left out of the printed table (voxel counts; they stay in tables/per_case.csv).
+PER_CASE_HIDDEN = ("tp", "fp", "fn", "pred_voxels", "ref_voxels", "both_empty")
 SEG3D_COLUMNS = {"case", "patient_id", "sequence", "dice", "empty_pred", "empty_ref"}
 
 
@@ -46,6 +48,15 @@ def found_figures(folder: Path, figures_dir: Path, rel: str, prefix: str) -> lis
         shutil.copyfile(png, figures_dir / name)
         out.append(Figure(f"{rel}/{name}", caption))
     return out
+
+
+def per_case_shown(per_case: pd.DataFrame) -> pd.DataFrame:
+    """The per-case table as printed: without :data:`PER_CASE_HIDDEN`, and without the patient column when every
+    case is its patient."""
+    hidden = [c for c in PER_CASE_HIDDEN if c in per_case.columns]
+    if {"case", "patient_id"} <= set(per_case.columns) and (per_case["case"] == per_case["patient_id"]).all():
+        hidden.append("patient_id")
+    return per_case.drop(columns=hidden)
 
 
 def representative(per_case: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +140,9 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
                 by_col = format_paper(paper_numbers(per_case, col, patients))
                 tables.append(Table(f"Segmentation per sequence by {col}{tag}: median (IQR)", by_col,
                                     pretty(by_col)))
-            tables.append(Table(f"Per case{tag}", per_case, pretty(per_case), collapsed=True))
+            shown = pretty(per_case_shown(per_case), digits_by={"pred_volume_mm3": 0, "ref_volume_mm3": 0})
+            tables.append(Table(f"Per case{tag}", per_case, shown, collapsed=True,
+                                note="Voxel counts are in the run's tables/per_case.csv."))
             if seg_cohort is not None and "dice" in per_case.columns:
                 panels = overlay_panels(seg_dir, seg_cohort, representative(per_case))
                 if panels:

@@ -9,7 +9,7 @@ Nothing here computes a number: each table is read from the run's ``tables/`` or
   AUC and DeLong p-values against the model, the kappa matrix) per sequence (``confusion``, ``accuracy``,
   ``kappa``) and for the whole study (``whole_*``), on the cases every interpreter read (``left_out``).
 * :func:`run_tables`: the sarcoma study's per-sequence, ensemble, combination and clinical tables.
-* :func:`reading_sessions`: first vs AI-assisted reads: per-group metrics, the per-reader change with the
+* :func:`reading_sessions`: unaided vs AI-assisted reads: per-group metrics, the per-reader change with the
   paired tests (``sessions``, ``per_reader``, ``tests``), and the Obuchowski-Rockette MRMC comparison of
   reader-averaged AUCs (``mrmc_modalities``, ``mrmc_differences``).
 """
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from sarcomri.analysis.readers import ASSISTED, FIRST, MODEL, WHOLE_STUDY
-from sarcomri.report.layout import METRIC_TITLES, Section, Table, pretty, with_cis
+from sarcomri.report.columns import words
+from sarcomri.report.layout import METRIC_TITLES, Section, Table, pretty, with_cis, with_sd
 from sarcomri.report.sources import RunInputs
 
 __all__ = ["ASSISTED", "FIRST", "MODEL", "WHOLE_STUDY", "model_reads", "model_vs_readers", "reading_sessions",
@@ -49,7 +50,7 @@ def _stacked(inputs: RunInputs, name: str) -> pd.DataFrame | None:
 
 
 def model_vs_readers(inputs: RunInputs) -> Section | None:
-    """Tables 3-5 of the carcinosarcoma study: the model against the readers per sequence (first reads)."""
+    """Tables 3-5 of the carcinosarcoma study: the model against the readers per sequence (unaided reads)."""
     confusion, accuracy, kappa = (_stacked(inputs, n) for n in ("confusion", "accuracy", "kappa"))
     if confusion is None or accuracy is None or kappa is None:
         return None
@@ -96,7 +97,8 @@ def run_tables(inputs: RunInputs) -> Section | None:
                             note="AUC with DeLong CI; the other metrics at the fixed cut-off with Wilson CIs."))
     ens = _table(inputs, "ensemble_summary")
     if ens is not None:
-        tables.append(Table("Spread over the leave-one-out ensembles (mean and SD)", ens, pretty(ens)))
+        shown = with_sd(ens, ["auc", "sensitivity", "specificity", "accuracy", "ss_avg"])
+        tables.append(Table("Spread over the leave-one-out ensembles (mean and SD)", ens, pretty(shown)))
     thr = _table(inputs, "summed_threshold")
     if thr is not None:
         tables.append(Table("Summed score of the sequence votes: the SS-Avg threshold", thr, pretty(thr),
@@ -117,8 +119,20 @@ def run_tables(inputs: RunInputs) -> Section | None:
                    intro="Patient-level results of the per-sequence models, their votes and the sequence combinations.")
 
 
+def mrmc_shown(modalities: pd.DataFrame, differences: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The MRMC tables of one analysis for print: the reader-averaged AUC per reading and the difference
+    between readings ("AI-assisted - unaided"), each with its 95% CI; SE and df kept."""
+    mods = modalities.drop(columns=["analysis"]).rename(columns={"lower": "auc_lower", "upper": "auc_upper"})
+    mods = with_cis(mods, ["auc"])
+    diffs = differences.rename(columns={"lower": "difference_lower", "upper": "difference_upper"})
+    diffs.insert(0, "comparison", [f"{words(str(a))} - {words(str(b))}"
+                                   for a, b in zip(diffs["modality1"], diffs["modality2"], strict=True)])
+    diffs = with_cis(diffs.drop(columns=["analysis", "modality1", "modality2"]), ["difference"], digits=3)
+    return pretty(mods), pretty(diffs, p_columns=["p"])
+
+
 def reading_sessions(inputs: RunInputs) -> Section | None:
-    """First vs AI-assisted reads of the whole study (per group and session, per-reader accuracy, paired t /
+    """Unaided vs AI-assisted reads of the whole study (per group and session, per-reader accuracy, paired t /
     Welch / Wilcoxon tests) and the Obuchowski-Rockette MRMC comparison of the reader-averaged AUCs, from the
     readers' tables (:func:`sarcomri.analysis.readers.session_tables` and ``mrmc_tables``)."""
     groups, per_reader, tests = (inputs.reader_table(n) for n in ("sessions", "per_reader", "tests"))
@@ -140,9 +154,11 @@ def reading_sessions(inputs: RunInputs) -> Section | None:
     if modalities is not None and differences is not None:  # absent: an unbalanced design, no MRMC table
         mods = modalities[modalities["analysis"] == "rrrc"]
         diffs = differences[differences["analysis"] == "rrrc"]
-        tables.append(Table("Reader-averaged AUC (Obuchowski-Rockette, random readers and cases)", mods,
-                            pretty(mods)))
-        tables.append(Table("Difference of the reader-averaged AUCs", diffs, pretty(diffs, p_columns=["p"])))
+        shown_mods, shown_diffs = mrmc_shown(mods, diffs)
+        tables.append(Table("Reader-averaged AUC (Obuchowski-Rockette MRMC, random readers and cases)", mods,
+                            shown_mods))
+        tables.append(Table("Difference of the reader-averaged AUCs", diffs, shown_diffs,
+                            note="df: the Hillis denominator degrees of freedom."))
         data["mrmc"] = {"modalities": modalities, "differences": differences}
     return Section(id="sessions", title="Unaided and AI-assisted reading", tables=tables, data=data,
                    intro="The readers' calls on the whole study, first unaided, then with the AI's result.")
