@@ -105,7 +105,7 @@ def test_every_substitution_is_stated(tmp_path, tiny_cohort):
     page = (tmp_path / "out" / "report.html").read_text()
     box = page[page.index('id="substitutions"'):page.index("</div>", page.index('id="substitutions"'))]
     assert "4 substitutions" in box and "instead of the scanner&#39;s ADC map" in box
-    assert page.index('id="substitutions"') < page.index('<table id="sequences">')  # beside the decision, above the table
+    assert page.index('id="substitutions"') < page.index('<table id="sequences">')  # beside the decision
 
 
 def test_a_mask_from_the_segmentation_model_is_stated(tmp_path, tiny_cohort, monkeypatch):
