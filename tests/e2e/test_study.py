@@ -6,6 +6,7 @@ import json
 import pathlib
 import shutil
 
+import numpy as np
 import pandas as pd
 import pydicom
 import pytest
@@ -194,3 +195,51 @@ def test_study_run_cohort_option_replaces_the_configs_cohort(study, tmp_path):
     out = json.loads(res.stdout)
     assert out["cohort"] == str((run / "cohort").resolve())
     assert not (tmp_path / "r" / "synthetic").exists() and not (tmp_path / "r" / "dicom").exists()
+
+
+def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
+    """A new patient's page from the finished study in headless Chromium with the network off: every figure
+    loads (embedded), nothing overflows 1280 px, no raw float or code-style column name; it shows a grey-scale
+    slice with the tumour's contour and the study's observed rate at the patient's score, as result.json has it."""
+    import io
+    import re
+
+    from matplotlib.image import imread
+
+    _, run, _ = study
+    cohort = Cohort.load(run / "synthetic")
+    pid = cohort.patients["patient_id"].iloc[1]
+    src = tmp_path / "patient"
+    src.mkdir()
+    for seq in ("T2axi", "ADC"):
+        shutil.copy(cohort.root / cohort.series_row(pid, seq)["image"], src / f"{seq}.nii.gz")
+        shutil.copy(cohort.root / cohort.series_row(pid, seq)["mask"], src / f"{seq}_mask.nii.gz")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["predict", str(src), "--model", str(run / "classification"), "--out", str(out),
+                              "--deid-key", "k"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    result = json.loads((out / "result.json").read_text())
+    html = (out / "report.html").read_text()
+    assert "<img" in html and 'src="slices_' not in html and 'src="data:image/png;base64,' in html  # self-contained
+    page, failed = checks.open(out / "report.html")
+    checks.keep_screenshot(page, "patient-page")
+    assert checks.broken_images(page) == [] and failed == []
+    assert checks.horizontal_overflow(page) == 0
+    assert checks.long_floats(page) == []
+    assert checks.code_style_headers(page) == []
+    slices = page.locator('figure[data-kind="slices"] img')
+    assert slices.count() == 2  # one per scored sequence
+    pixels = imread(io.BytesIO(slices.first.screenshot()), format="png")[..., :3]
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    grey = (np.abs(r - g) < 0.03) & (np.abs(g - b) < 0.03)
+    amber = (r > 0.85) & (g > 0.5) & (g < 0.8) & (b < 0.3)  # the contour, #ffb000
+    assert grey.mean() > 0.6 and amber.sum() > 30
+    level = next(lv for lv in result["score_meaning"]["levels"] if lv["score"] == result["summed_score"])
+    said = page.inner_text("#score-meaning")
+    rate = f"{100 * level['rate']:.0f}%"
+    want = rf"{level['positives']} of {level['patients']} patients? scoring [+-]?\d+ had sarcoma: {rate}"
+    assert re.search(want, said), said
+    assert page.locator("#score-levels tr").count() == len(result["score_meaning"]["levels"]) + 1
+    assert all(s["tumour"]["volume_ml"] > 0 and len(s["model_likelihoods"]) == 4 for s in result["sequences"])
+    figures = page.locator('figure[data-kind="gradcam"] img')
+    assert figures.count() == 2
