@@ -30,3 +30,17 @@ def test_unlike_inputs_are_each_named():
     assert got[0].message == "T2: in-plane spacing (x) 0.5 mm, outside the study's 0.7-0.9 mm (2 series)"
     assert got[1].message == "T2: slice spacing 6 mm, outside the study's 4-5 mm (2 series)"
     assert got[2].message == "T2: matrix (columns) 512, outside the study's 256-320 (2 series)"
+
+
+def test_an_intensity_profile_outside_the_study_range_is_flagged():
+    from sarcomri.predict_checks import intensity_warnings
+
+    study = {"T2": pd.DataFrame({"patient_id": ["a", "b", "c"], "tumour_to_body": [1.2, 1.5, 2.0],
+                                 "body_range": [2.0, 2.5, float("nan")]})}
+    like = {"T2": {"tumour_to_body": 2.4, "body_range": 1.7}}  # within x1.25 of the range
+    assert intensity_warnings(like, study) == []
+    unlike = {"T2": {"tumour_to_body": 0.5, "body_range": 3.2}, "ADC": {"tumour_to_body": 9.0, "body_range": 9.0}}
+    got = intensity_warnings(unlike, study)
+    assert [(w.kind, w.sequence) for w in got] == [("intensity", "T2"), ("intensity", "T2")]  # ADC: no study profile
+    assert got[0].message.startswith("T2: tumour-to-body intensity ratio 0.50, outside the study's 1.20-2.00 (3 ")
+    assert "(2 patients)" in got[1].message  # the undefined value does not count

@@ -46,7 +46,7 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sequences import parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_json
-from sarcomri.predict_checks import InputWarning, input_warnings
+from sarcomri.predict_checks import InputWarning, input_warnings, intensity_warnings
 from sarcomri.predict_page import PageInputs, write_page
 from sarcomri.predict_scoring import (
     DEFAULT_VOTE_CUTOFF,
@@ -61,6 +61,7 @@ from sarcomri.predict_scoring import (
     study_substitutions,
     vote_cutoff,
 )
+from sarcomri.prep.profile import intensity_profile
 from sarcomri.runs import SegmentationRun
 
 __all__ = ["DEFAULT_VOTE_CUTOFF", "FROM_SEGMENTATION_MODEL", "Prediction", "SequenceResult", "Substitution",
@@ -193,6 +194,14 @@ def gradcam_map(folder: Path, image: np.ndarray) -> np.ndarray:
         return gradcam(load_model(folder), torch.from_numpy(image[None]), target=1)[0]
 
 
+def study_profiles(run: Any, sequences: list[str]) -> dict[str, Any]:
+    """The study's intensity profiles of ``sequences`` (``cache/<sequence>.profile.csv``), those recorded."""
+    import pandas as pd
+
+    return {q: pd.read_csv(run.profile_path(q), dtype={"patient_id": str}) for q in sequences
+            if run.profile_path(q).is_file()}
+
+
 def study_score_meaning(run: Any, threshold: float) -> dict[str, Any] | None:
     """What each summed score meant in the study (``tables/summed_score.csv``), None when the run has no such
     table (a run analysed by an earlier version)."""
@@ -274,6 +283,8 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
         times["classify"] = time.perf_counter() - t1
         warnings = input_warnings(cohort.series[cohort.series["patient_id"] == pid], study_cohort,
                                   sorted({q for g in cfg.channel_groups() for q in g}))
+        warnings += intensity_warnings({q: intensity_profile(v.volume, v.mask) for q, v in page.views.items()},
+                                       study_profiles(run, list(page.views)))
         if gradcam and page.central:
             t1 = time.perf_counter()
             page.cams = {q: gradcam_map(folders[q][0], s.image) for q, s in page.central.items()}

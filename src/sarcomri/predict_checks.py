@@ -1,10 +1,13 @@
 """Warnings when a new patient's input is unlike what the study's models were trained on (``sarcomri predict``):
-a missing sequence, a voxel spacing or an image matrix outside the range of the study's series of that sequence.
+a missing sequence, a voxel spacing or an image matrix outside the range of the study's series of that sequence,
+or an intensity profile (:mod:`sarcomri.prep.profile`) outside the range of the study's patients.
 
 A warning never stops the prediction: it is listed in ``result.json`` (``warnings``) and on the patient page
 beside the score, so the reader knows the score extrapolates. Ranges are the study cohort's smallest and largest
-values per sequence (``series.csv``), widened by :data:`TOLERANCE` for spacing (scanners round it differently).
-Intensity distributions are not compared here (the study's per-series intensities are not recorded).
+values per sequence (``series.csv``), widened by :data:`TOLERANCE` for spacing (scanners round it differently);
+an intensity profile measure is flagged outside the study's range widened by the factor :data:`PROFILE_FACTOR`
+(ratios: the study's smallest divided by it, its largest multiplied by it). Runs made before the profiles were
+recorded (no ``cache/<sequence>.profile.csv``) have their intensities not compared.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from sarcomri.cohort.manifest import Cohort
 
 #: Relative widening of the study's spacing range before a patient's spacing is flagged.
 TOLERANCE = 0.05
+#: Widening (a factor) of the study's range of each intensity profile measure before a patient's is flagged.
+PROFILE_FACTOR = 1.25
 SPACING = {"spacing_x": "in-plane spacing (x)", "spacing_y": "in-plane spacing (y)", "spacing_z": "slice spacing"}
 MATRIX = {"size_x": "matrix (columns)", "size_y": "matrix (rows)", "size_z": "slices"}
 
@@ -25,7 +30,7 @@ MATRIX = {"size_x": "matrix (columns)", "size_y": "matrix (rows)", "size_z": "sl
 class InputWarning:
     """One way the input is unlike the study's training data."""
 
-    kind: str  # missing_sequence, spacing, matrix
+    kind: str  # missing_sequence, spacing, matrix, intensity
     sequence: str
     message: str
 
@@ -55,6 +60,29 @@ def input_warnings(patient: pd.DataFrame, study: Cohort, sequences: list[str]) -
                 if _outside(value, low, high, tolerance):
                     out.append(InputWarning(kind, seq, f"{seq}: {what} {_num(value)}{unit}, outside the study's "
                                             f"{_num(low)}-{_num(high)}{unit} ({len(theirs)} series)"))
+    return out
+
+
+def intensity_warnings(patient: dict[str, dict[str, float]], study: dict[str, pd.DataFrame]) -> list[InputWarning]:
+    """The warnings for a patient's intensity profiles (``patient``: sequence -> measure -> value) against the
+    study's (``study``: sequence -> one row per patient, :data:`~sarcomri.prep.profile.PROFILE_COLUMNS`)."""
+    from sarcomri.prep.profile import MEASURES
+
+    out = []
+    for seq, mine in patient.items():
+        theirs = study.get(seq)
+        if theirs is None:
+            continue
+        for measure, what in MEASURES.items():
+            values = pd.to_numeric(theirs[measure], errors="coerce").dropna()
+            value = mine.get(measure, float("nan"))
+            if values.empty or not value == value:
+                continue
+            low, high = float(values.min()), float(values.max())
+            if value < low / PROFILE_FACTOR or value > high * PROFILE_FACTOR:
+                out.append(InputWarning("intensity", seq, f"{seq}: {what} {value:.2f}, outside the study's "
+                                        f"{low:.2f}-{high:.2f} ({len(values)} patients): another contrast or "
+                                        "weighting than the study's?"))
     return out
 
 

@@ -16,8 +16,10 @@ from sarcomri.prep.prepare2d import PreparedSlice
 from sarcomri.runs import ClassificationRun
 
 if TYPE_CHECKING:
-    from sarcomri.predict import Prediction
     from sarcomri.predict_scoring import View
+
+#: A :class:`sarcomri.predict.Prediction` (which imports this module: not imported here).
+Prediction = Any
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""The HTML report of a synthetic run: sections, numbers equal to sarcomri.stats', omission, CLI, Chromium."""
+"""The HTML report of a synthetic run: sections, numbers equal to sarcomri.stats', omission, CLI, embedded or
+folder figures, the PDF."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,27 @@ def _images(html: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', html)
 
 
+def _figures(html: str) -> dict[str, str]:
+    """Each figure's name (its anchor, figure-<name>) and its image's src."""
+    return dict(re.findall(r'<figure id="figure-([^"]+)"><img src="([^"]+)"', html))
+
+
+FIGURES = {"roc_T2axi", "roc_ADC", "roc_all", "gradcam_T2axi", "gradcam_ADC", "seg0_overlays", "seg0_learning_curve"}
+
+
 def test_sections_figures_and_model_card(report_run):
     html = _html(report_run)
     for section in ("roc", "tables", "readers", "sessions", "misdiagnoses", "gradcam", "segmentation", "model-card"):
         assert f'<section id="{section}">' in html, section
-    images = _images(html)
-    names = {Path(i).name for i in images}
-    assert {"roc_T2axi.png", "roc_ADC.png", "roc_all.png", "gradcam_T2axi.png", "gradcam_ADC.png",
-            "seg0_overlays.png", "seg0_learning_curve.png"} <= names
-    assert all((report_run.html.parent / i).is_file() for i in images)
+    figures = _figures(html)
+    assert FIGURES <= set(figures) and len(figures) == len(_images(html))
+    # one self-contained file: every figure is a PNG inside the page, at print resolution; no figures/ folder
+    assert not (report_run.html.parent / "figures").exists()
+    for name, src in figures.items():
+        assert src.startswith("data:image/png;base64,"), name
+    png = base64.b64decode(figures["roc_T2axi"].split(",", 1)[1])
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and min(width, height) >= 4.0 * 200  # a 4.6 in figure at 200 dpi
     assert "Learning curve of the transfer-learning study." in html
     card = (report_run.html.parent / "model_card.md").read_text()
     assert "Decision support, not a diagnosis" in card and "SYNTHETIC" in card
@@ -100,7 +113,8 @@ def test_sessions_gradcam_and_segmentation(report_run):
     html = _html(report_run)
     assert "Reader-averaged AUC (Obuchowski-Rockette" in html and "Accuracy per reader" in html
     explained = html.split('<section id="gradcam">')[1].split("</section>")[0]
-    rows = re.findall(r"<td>(\w+)</td>\s*<td>(SARC-\d+)</td>\s*<td>(TP|TN|FP|FN)</td>\s*<td>(yes|no)</td>", explained)
+    cell = r"<td[^>]*>({})</td>\s*"
+    rows = re.findall("".join(cell.format(v) for v in (r"\w+", r"SARC-\d+", "TP|TN|FP|FN", "yes|no")), explained)
     assert {r[0] for r in rows} == {"T2axi", "ADC"}  # the "patients shown" table
     assert {r[3] for r in rows} == {"yes", "no"}  # right and wrong cases explained
     per_case = pd.read_csv(report_run.seg / "tables" / "per_case.csv")
@@ -126,9 +140,10 @@ def test_sections_are_omitted_without_their_inputs(report_run, tmp_path):
     for name in ("likelihood", "per_sequence"):
         shutil.copy(report_run.run / "tables" / f"{name}.csv", run / "tables")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["report", str(run), "--out", str(out), "--no-gradcam"])
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(out), "--no-gradcam", "--assets", "folder"])
     assert result.exit_code == 0, result.output
     html = (out / "report.html").read_text()
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["roc_ADC.png", "roc_T2axi.png"]
     assert '<section id="roc">' in html and '<section id="tables">' in html
     for absent in ("readers", "sessions", "gradcam", "segmentation", "transfer"):
         assert f'<section id="{absent}">' not in html
@@ -157,34 +172,51 @@ def test_study_folder_layout(report_run, tmp_path):
     html = build_report(study, gradcam=False)
     assert html == study / "report" / "report.html"
     text = html.read_text()
-    assert "practitioner2" in text and "practitioner3" not in text  # the study's readers, not the cohort's
-    assert '<section id="transfer">' in text and "transfer_learning_curve.png" in text
+    assert "practitioner 2" in text and "practitioner 3" not in text  # the study's readers, not the cohort's
+    assert '<section id="transfer">' in text and 'id="figure-transfer_learning_curve"' in text
 
 
-def _browser() -> str | None:
-    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+def test_assets_folder_keeps_the_figures_beside_the_page(report_run, tmp_path):
+    from sarcomri.errors import InputError
+    from sarcomri.report import build_report
+
+    html = build_report(report_run.run, segmentation_dirs=[report_run.seg], out_dir=tmp_path / "out", gradcam=False,
+                        assets="folder")
+    figures = _figures(html.read_text())
+    assert {"roc_T2axi", "roc_all", "seg0_overlays", "seg0_learning_curve"} <= set(figures)
+    for name, src in figures.items():
+        assert src == f"figures/{name}.png" and (html.parent / src).is_file(), name
+    with pytest.raises(InputError, match="assets must be one of embed, folder"):
+        build_report(report_run.run, out_dir=tmp_path / "other", gradcam=False, assets="zip")
+    assert not (tmp_path / "other").exists()
 
 
-def test_report_renders_in_headless_chromium(report_run, tmp_path):
-    browser = _browser()
-    if browser is None:
-        pytest.skip("no headless browser (chromium) on this machine: `apt-get install chromium` (.ci/run does)")
-    html = report_run.html
-    shot = report_run.run / "report" / "screenshot.png"
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-dev-shm-usage",
-             "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}"]
-    url = html.resolve().as_uri()
-    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    sources = re.findall(r'<img src="([^"]+)"', dom.stdout)
-    assert len(sources) >= 7
-    assert all((html.parent / s).is_file() for s in sources)
-    run = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", url], capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
-    from matplotlib.image import imread
+def test_pdf_is_printed_beside_the_page(report_run, tmp_path):
+    from sarcomri.report import build_report
+    from sarcomri.report.pdf import find_chromium
 
-    pixels = imread(shot)[..., :3]
-    assert pixels.shape[0] >= 2000 and pixels.std() > 0.05  # not blank
-    dark = (pixels.mean(axis=2) < 0.5).mean()
-    assert dark > 0.01  # text, curves and the header are drawn
+    if find_chromium() is None:
+        pytest.skip("no Chromium on this machine: `apt-get install chromium` (.ci/run does)")
+    html = build_report(report_run.run, segmentation_dirs=[report_run.seg], out_dir=tmp_path / "out", gradcam=False,
+                        pdf=True)
+    pdf = (html.parent / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    pages = len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf))
+    assert pages >= 4  # A4 landscape: the tables and figures of every section
+    assert sorted(p.name for p in html.parent.iterdir()) == ["model_card.md", "report.html", "report.pdf"]
+
+
+def test_pdf_without_chromium_is_a_clear_error(report_run, tmp_path, monkeypatch):
+    from sarcomri.report import build_report
+    from sarcomri.report.pdf import PdfError, print_pdf
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(PdfError, match="no Chromium to print the PDF with .*apt-get install chromium"):
+        build_report(report_run.run, out_dir=tmp_path / "out", gradcam=False, pdf=True)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    fake = tmp_path / "fake-chromium"
+    fake.write_text("#!/bin/sh\necho 'it broke' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(PdfError, match=r"exit 3\): it broke"):
+        print_pdf(report_run.html, tmp_path / "x.pdf", browser=str(fake))
+    assert not list(tmp_path.glob("*x.pdf*"))  # the temporary file is removed too

@@ -70,6 +70,10 @@ class ClassificationRun(Run):
         """``cache/<sequence>.skipped.csv``: the patients the cache left out, and why."""
         return self.cache_path(sequence).with_suffix(".skipped.csv")
 
+    def profile_path(self, sequence: str) -> Path:
+        """``cache/<sequence>.profile.csv``: each patient's intensity profile (:mod:`sarcomri.prep.profile`)."""
+        return self.cache_path(sequence).with_suffix(".profile.csv")
+
     def model_dir(self, sequence: str) -> Path:
         """``models/<sequence>/``: the sequence's models."""
         return self.models_dir / sequence

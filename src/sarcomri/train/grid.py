@@ -28,6 +28,7 @@ from sarcomri.errors import SarcomriError
 from sarcomri.fingerprint import CohortFingerprint, cohort_fingerprint, key
 from sarcomri.io.atomic import write_csv, write_parquet
 from sarcomri.prep.prepare2d import prepare_cohort, tumour_slice_counts
+from sarcomri.prep.profile import cohort_profile
 from sarcomri.runrecord import RunRecord
 from sarcomri.runs import JOB_PREDICTIONS, ClassificationRun
 from sarcomri.train.executors import make_executor
@@ -54,6 +55,8 @@ def make_splits(cohort: Cohort, s: SplitConfig, slice_counts: dict[str, int] | N
 #: Versions of the code that makes a slice cache and a model: bump one when that code changes its output, so
 #: that run folders made before are recomputed (or stop) instead of mixing old and new results.
 SLICE_FORMAT, MODEL_FORMAT = "slices-1", "classifier-1"
+#: The format of the intensity profiles (``cache/<sequence>.profile.csv``, :mod:`sarcomri.prep.profile`).
+PROFILE_FORMAT = "intensity-profile-1"
 
 
 def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: ClassificationConfig) -> dict[str, str]:
@@ -73,6 +76,7 @@ def artifact_keys(cohort: Cohort, fp: CohortFingerprint, config: ClassificationC
         spec = rel.slice_spec(seq)
         cache = key(SLICE_FORMAT, spec, labels, fp.series_key(cohort.patient_ids, spec.sequences))
         out[str(rel.cache_path(seq))] = out[str(rel.skipped_path(seq))] = cache
+        out[str(rel.profile_path(seq))] = key(PROFILE_FORMAT, cache)
         model = [MODEL_FORMAT, splits, cache, config.train, config.model, i]
         if config.ablation is not None:  # the protocol is the ablation's choice: keyed by what the ablation is
             ablation = key(ABLATION_FORMAT, splits, cache, config.train, config.model, config.ablation, i)
@@ -121,8 +125,9 @@ def prepare_sequence_splits(run_dir: str | Path, cohort: Cohort, config: Classif
 def prepare_run(run_dir: str | Path, cohort: Cohort, config: ClassificationConfig, progress: bool = True,
                 rerun_changed: bool = False) -> None:
     """Check the run folder's artifacts against the cohort and config (:mod:`sarcomri.runrecord`: stop on a
-    change, or with ``rerun_changed`` remove what it makes stale), then write ``splits.csv`` and one slice
-    cache per sequence (skipped when already there)."""
+    change, or with ``rerun_changed`` remove what it makes stale), then write ``splits.csv``, and per sequence
+    its intensity profile (what ``sarcomri predict`` compares a new patient with) and its slice cache (each
+    skipped when already there)."""
     run = ClassificationRun(run_dir, config)
     record = RunRecord.load(run_dir)
     fp = cohort_fingerprint(cohort, previous=record.cohort)
@@ -134,6 +139,8 @@ def prepare_run(run_dir: str | Path, cohort: Cohort, config: ClassificationConfi
         prepare_sequence_splits(run_dir, cohort, config)
     labels = cohort.labels_binary().to_dict()
     for seq in config.sequences:
+        if not run.profile_path(seq).is_file():
+            write_csv(run.profile_path(seq), cohort_profile(cohort, run.slice_spec(seq)), overwrite=True)
         path = run.cache_path(seq)
         if path.is_file():
             continue
