@@ -92,9 +92,26 @@ def page_figures(dest: Path, pred: Prediction, page: PageInputs) -> list[dict[st
     return figures
 
 
+def viewers(pred: Prediction, page: PageInputs) -> list[dict[str, Any]]:
+    """The slice viewer's data per scored sequence (:mod:`sarcomri.report.viewer`), opening at the tumour's
+    largest slice, with the Grad-CAM of the central slice where there is one."""
+    from sarcomri.report.viewer import viewer_payload
+
+    results = {r.sequence: r for r in pred.sequences}
+    out = []
+    for seq, view in page.views.items():
+        size = results[seq].tumour or {}
+        z = page.central[seq].slice_index
+        cam = page.cams.get(seq)
+        box = crop_box(page.run, seq, view, z) if cam is not None else None
+        out.append(viewer_payload(view, int(size.get("largest_slice", z)), cam, z if cam is not None else None,
+                                  box))
+    return out
+
+
 def write_page(dest: Path, pred: Prediction, page: PageInputs) -> Path:
-    """The page's figures and ``report.html`` (figures embedded) in ``dest``."""
+    """The page's figures and ``report.html`` (figures and the slice viewer's data embedded) in ``dest``."""
     from sarcomri.report.patient import write_patient_page
 
     figures = page_figures(dest, pred, page)
-    return write_patient_page(dest, pred.to_dict(), figures)
+    return write_patient_page(dest, pred.to_dict(), figures, viewers(pred, page))

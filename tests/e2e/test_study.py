@@ -222,7 +222,6 @@ def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
     html = (out / "report.html").read_text()
     assert "<img" in html and 'src="slices_' not in html and 'src="data:image/png;base64,' in html  # self-contained
     page, failed = checks.open(out / "report.html")
-    checks.keep_screenshot(page, "patient-page")
     assert checks.broken_images(page) == [] and failed == []
     assert checks.horizontal_overflow(page) == 0
     assert checks.long_floats(page) == []
@@ -241,5 +240,37 @@ def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
     assert re.search(want, said), said
     assert page.locator("#score-levels tr").count() == len(result["score_meaning"]["levels"]) + 1
     assert all(s["tumour"]["volume_ml"] > 0 and len(s["model_likelihoods"]) == 4 for s in result["sequences"])
+    assert (run / "classification" / "cache" / "T2axi.profile.csv").is_file()
+    assert result["warnings"] == []  # a study patient's own series: like the study's in every way checked
     figures = page.locator('figure[data-kind="gradcam"] img')
     assert figures.count() == 2
+    _check_the_viewer(page)
+    checks.keep_screenshot(page, "patient-page")
+    with_js_off = page.context.browser.new_context(java_script_enabled=False, offline=True,
+                                                   viewport={"width": 1280, "height": 900}).new_page()
+    with_js_off.goto((out / "report.html").resolve().as_uri())
+    assert with_js_off.locator("div.slice-viewer").first.is_hidden()  # the static figures stand alone
+    assert with_js_off.locator('figure[data-kind="slices"] img').first.is_visible()
+
+
+def _check_the_viewer(page):
+    """The slice viewer scrolls, sets the window by dragging, and shows Grad-CAM on its slice."""
+    viewer = page.locator("div.slice-viewer").first
+    assert viewer.is_visible()
+    canvas = viewer.locator("canvas")
+    start = int(canvas.get_attribute("data-slice"))
+    canvas.hover()
+    page.mouse.wheel(0, 120)
+    moved = int(canvas.get_attribute("data-slice"))
+    assert moved == start + 1 or (moved == start and start == int(viewer.locator("input[type=range]")
+                                                                   .get_attribute("max")) - 1)
+    width = float(canvas.get_attribute("data-window"))
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.mouse.up()
+    assert float(canvas.get_attribute("data-window")) > 1.5 * width
+    before = canvas.screenshot()
+    viewer.locator("input[name=gradcam]").check()
+    assert canvas.screenshot() != before

@@ -28,9 +28,13 @@ def score_rows(meaning: dict[str, Any] | None, score: int) -> list[dict[str, Any
     return [{**lv, "mine": lv["score"] == score} for lv in meaning["levels"]]
 
 
-def render_patient_page(prediction: dict, figures: Sequence[dict] = (), folder: str | Path | None = None) -> str:
-    """The page from a prediction (``Prediction.to_dict()``) and its figures (``src`` relative to ``folder``,
-    ``kind``, ``caption``); with ``folder`` each figure is embedded, else linked by its ``src``."""
+def render_patient_page(prediction: dict, figures: Sequence[dict] = (), folder: str | Path | None = None,
+                        viewers: Sequence[dict] = ()) -> str:
+    """The page from a prediction (``Prediction.to_dict()``), its figures (``src`` relative to ``folder``,
+    ``kind``, ``caption``; with ``folder`` each figure is embedded, else linked by its ``src``) and the slice
+    viewer's data per sequence (:func:`sarcomri.report.viewer.viewer_payload`)."""
+    from sarcomri.report.viewer import viewer_json, viewer_script
+
     shown = [{**f, "uri": file_data_uri(Path(folder) / f["src"]) if folder is not None else f["src"]}
              for f in figures]
     by_kind = {kind: [f for f in shown if f.get("kind") == kind] for kind in ("slices", "likelihoods", "gradcam")}
@@ -40,10 +44,14 @@ def render_patient_page(prediction: dict, figures: Sequence[dict] = (), folder: 
         mine = next((lv for lv in meaning["levels"] if lv["score"] == prediction["summed_score"]), None)
     return environment().get_template("patient.html.j2").render(
         p=prediction, figures=by_kind, version=__version__, meaning=meaning, mine=mine,
-        levels=score_rows(meaning, prediction["summed_score"]), percent=percent)
+        levels=score_rows(meaning, prediction["summed_score"]), percent=percent,
+        viewers=[{"sequence": v["sequence"], "json": viewer_json(v)} for v in viewers],
+        viewer_js=viewer_script() if viewers else "")
 
 
-def write_patient_page(out_dir: str | Path, prediction: dict, figures: Sequence[dict] = ()) -> Path:
-    """``<out>/report.html`` with the figures in ``out`` embedded, written atomically."""
+def write_patient_page(out_dir: str | Path, prediction: dict, figures: Sequence[dict] = (),
+                       viewers: Sequence[dict] = ()) -> Path:
+    """``<out>/report.html`` with the figures in ``out`` and the viewers' data embedded, written atomically."""
     out_dir = Path(out_dir)
-    return write_text(out_dir / "report.html", render_patient_page(prediction, figures, out_dir), overwrite=True)
+    return write_text(out_dir / "report.html", render_patient_page(prediction, figures, out_dir, viewers),
+                      overwrite=True)

@@ -42,6 +42,19 @@ def context_box(mask2d: np.ndarray, scale: float = 2.0, min_side: int = 32) -> t
     return y0, min(h, y0 + side), x0, min(w, x0 + side)
 
 
+def place_cam(cam: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A Grad-CAM map ((S, S) on the network's input crop ``box`` = (y0, y1, x0, x1), which may extend past the
+    slice) put back on a slice of ``shape``: NaN where the network saw nothing."""
+    from scipy.ndimage import zoom
+
+    y0, y1, x0, x1 = box
+    canvas = np.full(shape, np.nan, np.float32)
+    placed = zoom(cam.astype(np.float32), ((y1 - y0) / cam.shape[0], (x1 - x0) / cam.shape[1]), order=1)
+    ty0, tx0, ty1, tx1 = max(0, y0), max(0, x0), min(shape[0], y1), min(shape[1], x1)
+    canvas[ty0:ty1, tx0:tx1] = placed[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+    return canvas
+
+
 def _grey(ax, image: np.ndarray, win: tuple[float, float], aspect: float) -> None:
     ax.imshow(image, cmap="gray", vmin=win[0], vmax=win[1], aspect=aspect, interpolation="nearest")
     ax.set_xticks([])
@@ -105,14 +118,7 @@ def gradcam_context_figure(image: np.ndarray, mask2d: np.ndarray, cam: np.ndarra
     crop ``box`` = (y0, y1, x0, x1) of ``image``, which may extend past it) is put back where the crop came from;
     the view is the tumour's context box, the grey image on the left and the map over it on the right, the
     tumour's contour on both, and a colour bar saying which class's evidence is shown (``explained``)."""
-    from scipy.ndimage import zoom
-
-    y0, y1, x0, x1 = box
-    canvas = np.full(image.shape, np.nan, np.float32)
-    placed = zoom(cam.astype(np.float32), ((y1 - y0) / cam.shape[0], (x1 - x0) / cam.shape[1]), order=1)
-    ty0, tx0 = max(0, y0), max(0, x0)
-    ty1, tx1 = min(image.shape[0], y1), min(image.shape[1], x1)
-    canvas[ty0:ty1, tx0:tx1] = placed[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
+    canvas = place_cam(cam, box, image.shape)
     vy0, vy1, vx0, vx1 = context_box(mask2d, scale=2.5)
     view = (slice(vy0, vy1), slice(vx0, vx1))
     win, aspect = window(image), spacing[1] / spacing[0]
