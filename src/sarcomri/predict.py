@@ -89,6 +89,7 @@ class Prediction:
     outputs: dict[str, str] = field(default_factory=dict)
     warnings: list[InputWarning] = field(default_factory=list)  # the input unlike the study's (predict_checks)
     score_meaning: dict[str, Any] | None = None  # the study's rates per score (analysis.score_meaning)
+    input_series: list[dict[str, str]] = field(default_factory=list)  # sequence, source (scrubbed description)
     study: str = ""  # the classification run's name
     created: str = ""  # when the prediction was made (UTC)
     sarcomri_version: str = ""
@@ -297,6 +298,8 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
     pred = Prediction(pid, positive, negative, results, score, threshold,
                       positive if summed_call(score, threshold) else negative, cutoff, mask_source, substitutions=subs,
                       outputs=outputs, warnings=warnings, score_meaning=study_score_meaning(run, threshold),
+                      input_series=[{"sequence": r["sequence"], "source": r["source"]}
+                                    for r in cohort.meta.get("series_sources", []) if r.get("patient_id") == pid],
                       study=run.name, created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                       sarcomri_version=__version__)
     times["total"] = time.perf_counter() - t0

@@ -166,3 +166,15 @@ def test_nothing_identifying_is_written_or_printed(ingested):
     provenance = json.dumps(cohort.meta["provenance"])
     assert "test-key" not in provenance and str(src) not in provenance
     assert set(cohort.patient_ids) == {p for p in cohort.patient_ids if p.startswith("P") and len(p) == 11}
+
+
+def test_each_volume_records_its_source_series(ingested):
+    """cohort.json names each volume's DICOM series by number and scrubbed description (the patient page lists
+    them; the test above proves no identifier is among them)."""
+    cohort = ingested[0]
+    sources = cohort.meta["series_sources"]
+    assert sorted((r["patient_id"], r["sequence"]) for r in sources) == sorted(
+        zip(cohort.series["patient_id"], cohort.series["sequence"], strict=True))
+    dicom = [r for r in sources if r["source"].startswith("series ")]
+    assert dicom and all(" (" in r["source"] for r in dicom)
+    assert any(r["source"].startswith("fit over b = ") for r in sources)  # the fitted ADC map

@@ -12,8 +12,10 @@ cohort.json records ``units``, the fitting rule (``adc``) and which map came fro
 
 cohort.json also records ``provenance`` (source type, sarcomri version, date, sequence map, pseudonym
 method, counts), ``unmapped_series`` (series kept aside: pseudonym, series number, description, number
-of files, reason), ``computed_series`` (scanner-computed b-value images) and ``mask_labels`` (label
-tables of multi-label masks). Nothing in it identifies a patient; console messages use pseudonyms.
+of files, reason), ``computed_series`` (scanner-computed b-value images), ``mask_labels`` (label
+tables of multi-label masks) and ``series_sources`` (each volume's source: the DICOM series' number and
+description with identifiers scrubbed, or the NIfTI file's sequence). Nothing in it identifies a patient;
+console messages use pseudonyms.
 Messages and errors name source files relative to the source root with the folder names (which often hold a
 patient's name or ID) hidden, unless ``verbose`` (:func:`sarcomri.io.deid.redact_path`).
 
@@ -166,7 +168,8 @@ def ingest(
     meta = {"provenance": _provenance(source_type, seqmap, pseudonymizer, labels, compute_adc)}
     report = IngestReport(out=out, source_type=source_type, patients=len(sources), volumes=0, masks=0,
                           notes=notes, warnings=warnings)
-    records: dict[str, list] = {"unmapped_series": [], "computed_series": [], "mask_labels": [], "adc_maps": []}
+    records: dict[str, list] = {"unmapped_series": [], "computed_series": [], "mask_labels": [], "adc_maps": [],
+                                "series_sources": []}
     orphans: list[tuple[str, dict]] = []
     with CohortWriter(out, labels=labels.allowed, positive_label=labels.positive, overwrite=overwrite,
                       meta=meta, protect=[src]) as writer:
@@ -245,6 +248,7 @@ def _add_adc(data: PatientData, compute_adc: bool | None, pid: str, report: Inge
 
 
 def _record(records: dict[str, list], pid: str, vol: Volume) -> None:
+    records["series_sources"].append({"patient_id": pid, "sequence": vol.sequence, "source": vol.origin})
     if vol.computed:
         records["computed_series"].append({"patient_id": pid, "sequence": vol.sequence, "b_value": vol.b_value,
                                            "note": "computed (extrapolated) by the scanner, not acquired"})
