@@ -90,6 +90,7 @@ class Prediction:
     warnings: list[InputWarning] = field(default_factory=list)  # the input unlike the study's (predict_checks)
     score_meaning: dict[str, Any] | None = None  # the study's rates per score (analysis.score_meaning)
     input_series: list[dict[str, str]] = field(default_factory=list)  # sequence, source (scrubbed description)
+    model_ids: dict[str, str] = field(default_factory=dict)  # per sequence, the key of its models (inputs.json)
     study: str = ""  # the classification run's name
     created: str = ""  # when the prediction was made (UTC)
     sarcomri_version: str = ""
@@ -193,6 +194,20 @@ def gradcam_map(folder: Path, image: np.ndarray) -> np.ndarray:
 
     with torch_threads(1):
         return gradcam(load_model(folder), torch.from_numpy(image[None]), target=1)[0]
+
+
+def model_ids(run: Any) -> dict[str, str]:
+    """Per trained sequence, the key ``inputs.json`` records for its models (what they were trained from: the
+    splits, the slices, the training and model settings), which names these models exactly."""
+    from sarcomri.runrecord import RunRecord
+
+    artifacts = RunRecord.load(run.path).artifacts
+    out = {}
+    for seq in run.trained_sequences():
+        rel = str(run.model_dir(seq).relative_to(run.path))
+        if rel in artifacts:
+            out[seq] = str(artifacts[rel])
+    return out
 
 
 def study_profiles(run: Any, sequences: list[str]) -> dict[str, Any]:
@@ -300,8 +315,8 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
                       outputs=outputs, warnings=warnings, score_meaning=study_score_meaning(run, threshold),
                       input_series=[{"sequence": r["sequence"], "source": r["source"]}
                                     for r in cohort.meta.get("series_sources", []) if r.get("patient_id") == pid],
-                      study=run.name, created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      sarcomri_version=__version__)
+                      model_ids=model_ids(run), study=run.name, sarcomri_version=__version__,
+                      created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     times["total"] = time.perf_counter() - t0
     pred.latency_seconds = {k: round(v, 3) for k, v in times.items()}
     return pred, page

@@ -242,6 +242,9 @@ def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
     assert all(s["tumour"]["volume_ml"] > 0 and len(s["model_likelihoods"]) == 4 for s in result["sequences"])
     assert (run / "classification" / "cache" / "T2axi.profile.csv").is_file()
     assert result["warnings"] == []  # a study patient's own series: like the study's in every way checked
+    assert sorted(s["sequence"] for s in result["input_series"]) == ["ADC", "T2axi"]
+    assert set(result["model_ids"]) == {"T2axi", "ADC"} and result["study"] == "tiny-study-classification"
+    assert all(result["model_ids"][q][:8] in page.inner_text("header") for q in ("T2axi", "ADC"))
     figures = page.locator('figure[data-kind="gradcam"] img')
     assert figures.count() == 2
     _check_the_viewer(page)
