@@ -248,6 +248,8 @@ def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
     figures = page.locator('figure[data-kind="gradcam"] img')
     assert figures.count() == 2
     _check_the_viewer(page)
+    pdf = page.pdf(format="A4", print_background=True)  # the print layout: one page
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
     checks.keep_screenshot(page, "patient-page")
     with_js_off = page.context.browser.new_context(java_script_enabled=False, offline=True,
                                                    viewport={"width": 1280, "height": 900}).new_page()
