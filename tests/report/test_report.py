@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,6 +81,12 @@ def test_reader_tables_equal_stats(report_run):
     assert row["p_vs_model"] == pytest.approx(expected, rel=1e-12)
     assert row["auc"] == pytest.approx(auc(g["label"], 1 - r["confidence"], 1))
     assert fmt_p(expected) in _html(report_run)
+    # the CNN's 2 x 2 grid on T2axi holds the accuracy table's TP, FN / FP, TN
+    grids = section.tables[0].html().split('<h4 class="matrix-heading">T2axi</h4>')[1].split("<h4")[0]
+    cnn = re.search(r"<caption>CNN</caption>.*?<tbody>(.*?)</tbody>", grids).group(1)
+    cnn_row = acc[(acc["sequence"] == "T2axi") & (acc["interpreter"] == "CNN")].iloc[0]
+    cells = re.findall(r'<td class="num[^"]*">(\d+)</td>', cnn)
+    assert cells == [str(int(cnn_row[k])) for k in ("tp", "fn", "fp", "tn")]
     k = cohen_kappa(np.where(g["likelihood"] >= 0.5, "sarcoma", "leiomyoma"),
                     np.where(r["confidence"] <= 0.4 + 1e-9, "sarcoma", "leiomyoma")).kappa
     got = kappa[(kappa["sequence"] == "T2axi") & (kappa["interpreter"] == "CNN")]["specialist1"].iloc[0]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sarcomri.report.figures import Curve, roc_curve_arrays, roc_figure, save_png
+from sarcomri.report.columns import words
+from sarcomri.report.figures import Curve, reader_tag, roc_curve_arrays, roc_figure, save_png
 from sarcomri.report.layout import Figure, Section, Table, pretty
 from sarcomri.report.sources import RunInputs
 from sarcomri.report.tables import MODEL, WHOLE_STUDY
@@ -51,6 +52,32 @@ def _curve_tables(inputs: RunInputs, seq: str) -> tuple[pd.DataFrame, pd.DataFra
     return points[points["sequence"].astype(str) == seq], mine
 
 
+#: A score with at most this many distinct values gets a note that its ROC curve is coarse.
+FEW_LEVELS = 10
+
+
+def levels_note(model: Curve) -> str:
+    """A note when the model's score takes few values (its ROC curve has a corner per value, joined by straight
+    segments where scores tie); empty otherwise. The count is the curve's points less the (0, 0) start."""
+    levels = len(model.fpr) - 1
+    if levels > FEW_LEVELS:
+        return ""
+    return (f" The {model.name}'s score takes only {levels} distinct values here, so its curve joins {levels + 1} "
+            "points with straight lines: read it as a few operating points, not a smooth curve.")
+
+
+def curve_caption(label: str, model: Curve, curves: list[Curve], n: int) -> str:
+    """The caption of one ROC figure: the model's AUC and patients, the readers' tags and markers, the model's
+    cut-off, and :func:`levels_note`."""
+    text = f"{label}: ROC of the {model.name} ({n} patients, AUC {model.auc:.3f})"
+    if curves:
+        tags = ", ".join(f"{reader_tag(c.name)} = {words(c.name)}" for c in curves)
+        text += f" and {len(curves)} readers ({tags}); filled dots: unaided calls"
+        if any(c.assisted_point is not None for c in curves):
+            text += ", open dots: AI-assisted calls, arrows from the one to the other"
+    return f"{text}; the star is the {model.name}'s cut-off.{levels_note(model)}"
+
+
 def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> Section | None:
     """One ROC figure per sequence (and the whole study), with the readers where there are readers."""
     pos, neg = inputs.class_names
@@ -64,9 +91,7 @@ def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> S
         label = "whole study (summed score)" if seq == WHOLE_STUDY else seq
         name = f"roc_{_slug(seq)}.png"
         save_png(roc_figure(label, model, curves), figures_dir / name)
-        readers_text = f" and {len(curves)} readers (filled dots: unaided calls; open: AI-assisted)" if curves else ""
-        figures.append(Figure(f"{rel}/{name}", f"{label}: ROC of the {MODEL} ({n} patients, AUC {model.auc:.3f})"
-                                               f"{readers_text}; the star is the {MODEL}'s cut-off."))
+        figures.append(Figure(f"{rel}/{name}", curve_caption(label, model, curves, n)))
         rows.append({"sequence": seq, "interpreter": MODEL, "n": n, "auc": model.auc})
         rows += [{"sequence": seq, "interpreter": c.name, "n": n, "auc": c.auc} for c in curves]
     if not figures:

@@ -7,9 +7,11 @@ PNG atomically (:func:`save_png`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +22,11 @@ from matplotlib.lines import Line2D
 
 from sarcomri.io.atomic import atomic_path
 
-REFERENCE_COLOUR = "#00c853"  # green: the reference (manual) mask
-PREDICTION_COLOUR = "#ff1744"  # red: the model's mask
+REFERENCE_COLOUR = "#56B4E9"  # sky blue (Okabe-Ito): the reference (manual) mask
+PREDICTION_COLOUR = "#E69F00"  # orange (Okabe-Ito): the model's mask; blue/orange stays apart in colour blindness
 MODEL_COLOUR = "black"
+#: Okabe & Ito's colour-blind-safe palette (black left out: it is the model's), for the reader groups.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 DPI = 200  # print resolution
 
 
@@ -46,34 +50,61 @@ def save_png(fig: Figure, path: str | Path) -> Path:
     return Path(path)
 
 
+def reader_tag(name: str) -> str:
+    """A reader's short label on a figure: the initial and number of its id ('specialist2' -> 'S2'), else the
+    name's first three characters."""
+    found = re.fullmatch(r"([A-Za-z])[A-Za-z_ -]*?(\d+)", name)
+    return f"{found.group(1).upper()}{found.group(2)}" if found else name[:3]
+
+
+def _reader(ax: Axes, r: Curve, colour: Any) -> None:
+    """One reader: the thin curve, the unaided call (filled) labelled with its tag, the AI-assisted call (open)
+    and an arrow from the first to the second."""
+    ax.plot(r.fpr, r.sensitivity, color=colour, lw=0.9, alpha=0.6)
+    if r.point is not None:
+        ax.plot(*r.point, "o", color=colour, ms=5, mec="white", mew=0.5, zorder=4)
+        below = r.point[1] > 0.08  # the tag under the dot, above it at the bottom edge
+        ax.annotate(reader_tag(r.name), r.point, xytext=(4, -9 if below else 4), textcoords="offset points",
+                    fontsize=6, color=colour, zorder=5)
+    if r.assisted_point is not None:
+        ax.plot(*r.assisted_point, "o", mfc="white", mec=colour, ms=6, mew=1.2, zorder=4)
+        if r.point is not None and r.point != r.assisted_point:
+            ax.annotate("", xy=r.assisted_point, xytext=r.point, zorder=3,
+                        arrowprops={"arrowstyle": "->", "color": colour, "lw": 0.8, "shrinkA": 3, "shrinkB": 4})
+
+
+def _legend(ax: Axes, readers: Sequence[Curve], colour: dict[str, Any]) -> None:
+    """The groups' colours, what the filled and open dots and the arrows mean, the model's curve and cut-off."""
+    handles, labels = ax.get_legend_handles_labels()
+    extra = [(Line2D([], [], color=c, lw=1.2), g) for g, c in colour.items()]
+    if any(r.point is not None for r in readers):
+        extra.append((Line2D([], [], ls="", marker="o", color="0.35", mec="white", ms=5), "unaided call"))
+    if any(r.assisted_point is not None for r in readers):
+        extra.append((Line2D([], [], ls="", marker="o", mfc="white", mec="0.35", ms=6, mew=1.2),
+                      "AI-assisted call (arrow: change)"))
+    ax.legend([h for h, _ in extra] + handles, [lab for _, lab in extra] + labels, loc="lower right", fontsize=6.5,
+              frameon=True, framealpha=0.9)
+
+
 def roc_figure(title: str, model: Curve, readers: Sequence[Curve] = ()) -> Figure:
-    """The model's ROC curve (thick) with the readers' curves (thin, one colour per group) and operating
-    points (filled: unaided; open: AI-assisted), as the carcinosarcoma study's Figure 3."""
+    """The model's ROC curve (thick) with the readers' curves (thin, one colour-blind-safe colour per group) and
+    calls: filled dots unaided (labelled with :func:`reader_tag`), open dots AI-assisted, an arrow from one to the
+    other; as the carcinosarcoma study's Figure 3."""
     fig = Figure(figsize=(4.6, 4.6))
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.8", lw=0.8, ls="--")
     groups = list(dict.fromkeys(r.group for r in readers))
-    palette = colormaps["tab10"]
-    colour = {g: palette(i % 10) for i, g in enumerate(groups)}
-    seen: set[str] = set()
+    colour = {g: OKABE_ITO[i % len(OKABE_ITO)] for i, g in enumerate(groups)}
     for r in readers:
-        c = colour[r.group]
-        label = r.group if r.group not in seen else None
-        seen.add(r.group)
-        ax.plot(r.fpr, r.sensitivity, color=c, lw=0.9, alpha=0.7, label=label)
-        if r.point is not None:
-            ax.plot(*r.point, "o", color=c, ms=5, mec="white", mew=0.5)
-        if r.assisted_point is not None:
-            ax.plot(*r.assisted_point, "o", mfc="none", mec=c, ms=6, mew=1.2)
+        _reader(ax, r, colour[r.group])
     auc = f" (AUC {model.auc:.3f})" if model.auc is not None else ""
-    ax.plot(model.fpr, model.sensitivity, color=MODEL_COLOUR, lw=2.2, label=f"{model.name}{auc}")
+    ax.plot(model.fpr, model.sensitivity, color=MODEL_COLOUR, lw=2.2, label=f"{model.name}{auc}", zorder=3)
     if model.point is not None:
-        ax.plot(*model.point, "*", color=MODEL_COLOUR, ms=12, mec="white", mew=0.6, label=f"{model.name} cut-off")
-    if any(r.assisted_point is not None for r in readers):
-        ax.plot([], [], "o", mfc="none", mec="0.3", label="AI-assisted")
+        ax.plot(*model.point, "*", color=MODEL_COLOUR, ms=12, mec="white", mew=0.6, label=f"{model.name} cut-off",
+                zorder=5)
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="1 - specificity", ylabel="sensitivity", title=title)
     ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=7, frameon=True)
+    _legend(ax, readers, colour)
     ax.grid(alpha=0.25)
     return fig
 
@@ -85,7 +116,7 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 def overlay_panel(ax: Axes, image: np.ndarray, reference: np.ndarray | None, prediction: np.ndarray | None,
                   title: str = "", aspect: float = 1.0) -> None:
-    """One slice in grey with the reference (green) and predicted (red) mask outlines."""
+    """One slice in grey with the reference (blue) and predicted (orange) mask outlines."""
     ax.imshow(_grey(np.asarray(image, dtype=float)), cmap="gray", aspect=aspect, interpolation="nearest")
     for mask, colour in ((reference, REFERENCE_COLOUR), (prediction, PREDICTION_COLOUR)):
         if mask is not None and np.asarray(mask).any() and not np.asarray(mask).all():

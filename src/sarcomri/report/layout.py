@@ -63,10 +63,14 @@ class Table:
     note: str = ""
     collapsed: bool = False
     sortable: bool = True
+    markup: str = ""  # HTML drawn instead of the generic table (matrices: sarcomri.report.matrices)
 
     def html(self) -> str:
-        """The table as an HTML ``<table>`` (:func:`sarcomri.report.htmltable.table_html`: titled headers, cells
-        escaped, numeric columns right-aligned); a table without a formatted copy is formatted by :func:`pretty`."""
+        """The table as HTML: its ``markup`` when it has one, else a ``<table>``
+        (:func:`sarcomri.report.htmltable.table_html`: titled headers, cells escaped, numeric columns
+        right-aligned); a table without a formatted copy is formatted by :func:`pretty`."""
+        if self.markup:
+            return self.markup
         return table_html(pretty(self.frame) if self.shown is None else self.shown, self.sortable)
 
 

@@ -148,8 +148,9 @@ def segmentation_section(seg_dirs: Sequence[str | Path], figures_dir: Path, rel:
                 if panels:
                     fname = f"{prefix}_overlays.png"
                     save_png(overlay_figure(panels), figures_dir / fname)
-                    figures.append(Figure(f"{rel}/{fname}", f"Representative cases{tag}: reference mask in green, "
-                                                            "prediction in red, on the slice of largest tumour area."))
+                    figures.append(Figure(f"{rel}/{fname}", f"Representative cases{tag}: reference mask in blue, "
+                                                            "prediction in orange, on the slice of largest tumour "
+                                                            "area."))
         figures += found_figures(seg_run.figures_dir, figures_dir, rel, prefix)
     if not tables and not figures:
         return None

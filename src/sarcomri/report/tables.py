@@ -24,6 +24,7 @@ import pandas as pd
 from sarcomri.analysis.readers import ASSISTED, FIRST, MODEL, WHOLE_STUDY
 from sarcomri.report.columns import words
 from sarcomri.report.layout import METRIC_TITLES, Section, Table, pretty, with_cis, with_sd
+from sarcomri.report.matrices import LANDIS_KOCH_TEXT, confusion_html, kappa_html
 from sarcomri.report.sources import RunInputs
 
 __all__ = ["ASSISTED", "FIRST", "MODEL", "WHOLE_STUDY", "model_reads", "model_vs_readers", "reading_sessions",
@@ -54,7 +55,7 @@ def model_vs_readers(inputs: RunInputs) -> Section | None:
     confusion, accuracy, kappa = (_stacked(inputs, n) for n in ("confusion", "accuracy", "kappa"))
     if confusion is None or accuracy is None or kappa is None:
         return None
-    pos, _ = inputs.class_names
+    pos, neg = inputs.class_names
     shown = with_cis(accuracy.drop(columns=["tp", "fp", "fn", "tn"]),
                      ["sensitivity", "specificity", "accuracy", "ss_avg", "auc"], titles=METRIC_TITLES)
     shown = pretty(shown.rename(columns={"p_vs_model": "DeLong p vs CNN"}), p_columns=["DeLong p vs CNN"])
@@ -73,9 +74,12 @@ def model_vs_readers(inputs: RunInputs) -> Section | None:
         id="readers", title="The model and the readers",
         intro="Confusion matrices, accuracy with 95% CIs (Wilson; AUC with DeLong CI) and the paired DeLong test of "
               "each reader's AUC against the CNN's on the same cases, and Cohen's kappa between all interpreters.",
-        tables=[Table("Confusion matrices (rows: true class)", confusion, pretty(confusion)),
+        tables=[Table("Confusion matrices (rows: true class; columns: call; correct calls shaded)", confusion,
+                      pretty(confusion), markup=confusion_html(confusion, pos, neg)),
                 Table("Diagnostic accuracy", accuracy, shown),
-                Table("Cohen's kappa between interpreters", kappa, pretty(kappa))],
+                Table("Cohen's kappa between interpreters", kappa, pretty(kappa), markup=kappa_html(kappa),
+                      note=f"Cohen's kappa of the interpreters' calls, each cell shaded by its agreement band. "
+                           f"{LANDIS_KOCH_TEXT}")],
         notes=notes, data={"reads": inputs.reader_table("reads"), "accuracy": accuracy, "kappa": kappa,
                            "confusion": confusion})
 
