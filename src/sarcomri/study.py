@@ -11,7 +11,7 @@ Run folder::
     <run>/readers/          readers.csv, ai.csv (re-simulated with the model as the AI), tables/*.csv
     <run>/segmentation/     a 3D segmentation run folder (``sarcomri segment train``)
     <run>/transfer/         a transfer-learning study (``sarcomri segment transfer-study``)
-    <run>/report/           report.html and its figures
+    <run>/report/           report.html (its figures embedded) and model_card.md
 
 The study's cohort is the configured folder, else the ingested DICOM round trip, else the synthetic cohort.
 """
