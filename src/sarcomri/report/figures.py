@@ -140,12 +140,17 @@ def overlay_figure(panels: Sequence[dict]) -> Figure:
     return fig
 
 
+#: The Grad-CAM colour map: perceptually uniform, readable in grey and by colour-blind readers.
+CAM_COLOURS = "inferno"
+
+
 def heatmap_panel(ax: Axes, image: np.ndarray, cam: np.ndarray, title: str = "", alpha: float = 0.6) -> None:
-    """A slice in grey with a Grad-CAM map (values in [0, 1]) over it in the 'jet' colour map; the map's
-    opacity grows with its value, so cold regions leave the slice readable."""
+    """A slice in grey with a Grad-CAM map (values in [0, 1]) over it in the perceptually uniform 'inferno'
+    colour map (:data:`CAM_COLOURS`); the map's opacity grows with its value, so cold regions leave the slice
+    readable."""
     ax.imshow(_grey(np.asarray(image, dtype=float)), cmap="gray", interpolation="nearest")
     heat = np.clip(np.asarray(cam, dtype=float), 0, 1)
-    rgba = colormaps["jet"](heat)
+    rgba = colormaps[CAM_COLOURS](heat)
     rgba[..., 3] = alpha * heat
     ax.imshow(rgba, interpolation="bilinear")
     ax.set_title(title, fontsize=8)
@@ -154,7 +159,10 @@ def heatmap_panel(ax: Axes, image: np.ndarray, cam: np.ndarray, title: str = "",
 
 def gradcam_figure(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
                    columns: int = 4) -> Figure:
-    """Grad-CAM overlays in a grid: each image (H, W) with its map (H, W) in [0, 1] over it."""
+    """Grad-CAM overlays in a grid: each image (H, W) with its map (H, W) in [0, 1] over it, and one colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     n = len(images)
     titles = list(titles) if titles is not None else [""] * n
     cols = max(1, min(columns, n))
@@ -167,6 +175,9 @@ def gradcam_figure(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], tit
         else:
             ax.axis("off")
     fig.tight_layout()
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), CAM_COLOURS), ax=list(axes.ravel()), fraction=0.03, pad=0.02)
+    bar.set_label("relative evidence", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     return fig
 
 

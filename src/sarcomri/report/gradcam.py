@@ -205,7 +205,7 @@ def gradcam_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures", 
         save_png(gradcam_figure([c["image"] for c in cases], [c["cam"] for c in cases], titles, columns=2),
                  figures_dir / name)
         figures.append(Figure(f"{rel}/{name}", f"{seq}: Grad-CAM of the repeat-{int(inputs.splits['repeat'].min())} "
-                                               "model that tested each patient, on the central tumour slice; red = "
+                                               "model that tested each patient, on the central tumour slice; bright = "
                                                "regions that drove the model toward the class it predicted."))
         rows += [{k: c[k] for k in ("patient_id", "outcome", "correct", "likelihood", "p_model", "fold")}
                  | {"sequence": seq} for c in cases]
