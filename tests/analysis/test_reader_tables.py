@@ -53,6 +53,11 @@ def test_tables_numbers(study):
     assert acc.loc[("T2axi", MODEL), "sensitivity"] == pytest.approx(calls[t2["label"] == 1].mean())
     kappa = t["kappa"].set_index(["sequence", "interpreter"])
     assert kappa.loc[("ADC", MODEL), MODEL] == pytest.approx(1.0)
+    pairs = t["kappa_ci"].set_index(["sequence", "rater1", "rater2"])  # the same kappas, each with its CI
+    for (seq, r1, r2), row in pairs.iterrows():
+        assert row["kappa"] == pytest.approx(kappa.loc[(seq, r2), r1])
+        assert row["lower"] <= row["kappa"] <= row["upper"]
+    assert len(pairs) == kappa.index.get_level_values("sequence").value_counts().map(lambda k: k * (k - 1) // 2).sum()
     conf = t["confusion"]
     assert conf.groupby(["sequence", "interpreter"])["total"].sum().eq(40).all()
     sessions = t["sessions"].set_index(["group", "session"])
@@ -66,4 +71,4 @@ def test_tables_numbers(study):
 def test_no_assisted_session_gives_only_model_tables(study):
     likelihood, reads = study
     t = reader_tables(likelihood, reads[reads["session"] == "first"], "sarcoma", "leiomyoma")
-    assert set(t) == {"confusion", "accuracy", "kappa"}
+    assert set(t) == {"confusion", "accuracy", "kappa", "kappa_ci"}

@@ -48,6 +48,16 @@ def test_kappa_is_a_shaded_lower_triangle_with_landis_koch_labels():
     assert kappa_shade(float("nan")) == "transparent"
 
 
+def test_kappa_cells_carry_their_intervals_from_the_ci_table():
+    cis = pd.DataFrame({"sequence": ["all"] * 3, "rater1": ["CNN", "CNN", "reader1"],
+                        "rater2": ["reader1", "reader2", "reader2"], "kappa": [0.7013, -0.12, 0.35],
+                        "lower": [0.41, -0.5, 0.02], "upper": [0.99, 0.26, 0.68]})
+    html = kappa_html(KAPPA, cis)
+    assert re.findall(r'">([-0-9.]+)<span class="ci">\(([^)]*)\)</span>', html) == [
+        ("0.70", "0.41 to 0.99"), ("-0.12", "-0.50 to 0.26"), ("0.35", "0.02 to 0.68")]
+    assert '<span class="ci">' not in kappa_html(KAPPA)  # a readers stage of an earlier version: no CIs
+
+
 def test_roc_captions_name_the_readers_and_coarse_scores():
     fine = Curve("CNN", np.linspace(0, 1, 20), np.linspace(0, 1, 20), auc=0.9123)
     coarse = Curve("CNN", np.array([0, 0.1, 0.3, 1.0]), np.array([0, 0.5, 0.8, 1.0]), auc=0.8)

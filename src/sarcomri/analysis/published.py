@@ -18,7 +18,8 @@ The report (:mod:`sarcomri.report`) renders these tables and computes nothing. T
 * the readers stage (:func:`sarcomri.classification.reader_report_tables`; the study's ``readers`` stage)
   writes :func:`reader_report` into the readers' ``tables/`` folder: ``reads.csv`` and ``left_out.csv``
   (:func:`sarcomri.analysis.readers.interpreter_reads`), ``confusion``, ``accuracy`` and ``kappa`` (Tables 3-5
-  per sequence) and ``whole_confusion``, ``whole_accuracy``, ``whole_kappa`` (the same for the whole study:
+  per sequence; ``kappa_ci`` the kappas per pair with 95% CIs) and ``whole_confusion``, ``whole_accuracy``,
+  ``whole_kappa``, ``whole_kappa_ci`` (the same for the whole study:
   summed score vs whole-study reads), ``sessions``, ``per_reader`` and ``tests`` (first vs AI-assisted reads),
   ``mrmc_modalities`` and ``mrmc_differences``, and ``roc_points`` / ``operating_points`` of the model and
   the readers on the cases every interpreter read.

@@ -26,7 +26,7 @@ import pandas as pd
 
 from sarcomri.analysis.voting import READER_SCALE, reader_call, vote
 from sarcomri.stats.readers import first_vs_assisted, group_metrics
-from sarcomri.stats.tables import accuracy_table, confusion_table, kappa_table
+from sarcomri.stats.tables import accuracy_table, confusion_table, kappa_ci_table, kappa_table
 
 MODEL = "CNN"
 SCALE = READER_SCALE
@@ -76,11 +76,13 @@ def interpreter_order(frame: pd.DataFrame) -> list[str]:
 def published_tables(frame: pd.DataFrame, positive: str) -> dict[str, pd.DataFrame]:
     """The carcinosarcoma study's Tables 3-5 of an :func:`interpreter_frame`: ``confusion`` (counts per true
     class), ``accuracy`` (Wilson CIs; AUC with DeLong CI and the paired DeLong p against the model) and
-    ``kappa`` (Cohen's kappa between all interpreters), per sequence."""
+    ``kappa`` (Cohen's kappa between all interpreters), per sequence, and ``kappa_ci`` (the same kappas per
+    pair with their 95% CIs)."""
     return {
         "confusion": confusion_table(frame, positive),
         "accuracy": accuracy_table(frame, positive, MODEL),
         "kappa": kappa_table(frame, order=interpreter_order(frame)).reset_index(),
+        "kappa_ci": kappa_ci_table(frame, order=interpreter_order(frame)),
     }
 
 

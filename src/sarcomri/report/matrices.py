@@ -2,7 +2,8 @@
 a lower triangle shaded by agreement with its Landis-Koch label.
 
 Both read the readers' tables as written (:mod:`sarcomri.analysis.published`: ``confusion`` and ``kappa``, with
-their whole-study rows); nothing is computed but the label of a kappa
+their whole-study rows, and ``kappa_ci`` for the kappas' 95% CIs where the readers stage wrote it); nothing is
+computed but the label of a kappa
 (:func:`sarcomri.stats.agreement.landis_koch`) and its shade. The HTML is plain (no script) and escaped.
 """
 
@@ -60,31 +61,46 @@ def kappa_shade(kappa: float) -> str:
     return KAPPA_SHADES[bands.index(label)] if label in bands else "transparent"
 
 
-def _kappa_cell(value: float) -> str:
+def _kappa_cell(value: float, ci: tuple[float, float] | None = None) -> str:
     if not np.isfinite(value):
         return '<td class="num"></td>'
     dark = KAPPA_SHADES.index(kappa_shade(value)) >= 4
     style = f"background:{kappa_shade(value)};{'color:#fff;' if dark else ''}"
-    return (f'<td class="num kappa" style="{style}">{value:.2f}'
+    interval = f'<span class="ci">({ci[0]:.2f} to {ci[1]:.2f})</span>' if ci is not None and all(
+        np.isfinite(ci)) else ""
+    return (f'<td class="num kappa" style="{style}">{value:.2f}{interval}'
             f'<span class="band">{escape(landis_koch(value))}</span></td>')
 
 
-def kappa_triangle(part: pd.DataFrame) -> str:
+def kappa_intervals(cis: pd.DataFrame | None, sequence: str) -> dict[frozenset[str], tuple[float, float]]:
+    """The CI of each pair of interpreters of ``sequence`` in a ``kappa_ci`` table (empty without one)."""
+    if cis is None or cis.empty:
+        return {}
+    rows = cis[cis["sequence"].astype(str) == str(sequence)]
+    return {frozenset((str(a), str(b))): (float(lo), float(hi))
+            for a, b, lo, hi in zip(rows["rater1"], rows["rater2"], rows["lower"], rows["upper"], strict=True)}
+
+
+def kappa_triangle(part: pd.DataFrame, cis: dict[frozenset[str], tuple[float, float]] | None = None) -> str:
     """One sequence's kappa matrix as its lower triangle: a row per interpreter, a column per other
-    interpreter before it, each cell the kappa with its Landis-Koch label, shaded by band."""
+    interpreter before it, each cell the kappa with its 95% CI (where ``cis`` has it: pair -> (lower, upper))
+    and its Landis-Koch label, shaded by band."""
+    cis = cis or {}
     names = [str(n) for n in part["interpreter"]]
     values = part.set_index(part["interpreter"].astype(str))
     head = "".join(f'<th scope="col">{escape(column_title(n))}</th>' for n in names[:-1])
     body = []
     for i, row in enumerate(names[1:], start=1):
-        cells = "".join(_kappa_cell(float(values.loc[row, col])) for col in names[:i])
+        cells = "".join(_kappa_cell(float(values.loc[row, col]), cis.get(frozenset((row, col))))
+                        for col in names[:i])
         cells += '<td class="blank"></td>' * (len(names) - 1 - i)
         body.append(f'<tr><th scope="row">{escape(cell_text("interpreter", row))}</th>{cells}</tr>')
     return (f'<table class="matrix kappa-matrix"><thead><tr><td></td>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
 
-def kappa_html(frame: pd.DataFrame) -> str:
-    """The kappa matrices of every sequence (the frame's order) as lower triangles."""
-    return "\n".join(_sequence_heading(seq) + kappa_triangle(rows)
+def kappa_html(frame: pd.DataFrame, cis: pd.DataFrame | None = None) -> str:
+    """The kappa matrices of every sequence (the frame's order) as lower triangles, with the CIs of ``cis``
+    (a ``kappa_ci`` table) where given."""
+    return "\n".join(_sequence_heading(seq) + kappa_triangle(rows, kappa_intervals(cis, seq))
                      for seq, rows in frame.groupby("sequence", sort=False))

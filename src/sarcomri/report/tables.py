@@ -77,8 +77,10 @@ def model_vs_readers(inputs: RunInputs) -> Section | None:
         tables=[Table("Confusion matrices (rows: true class; columns: call; correct calls shaded)", confusion,
                       pretty(confusion), markup=confusion_html(confusion, pos, neg)),
                 Table("Diagnostic accuracy", accuracy, shown),
-                Table("Cohen's kappa between interpreters", kappa, pretty(kappa), markup=kappa_html(kappa),
-                      note=f"Cohen's kappa of the interpreters' calls, each cell shaded by its agreement band. "
+                Table("Cohen's kappa between interpreters", kappa, pretty(kappa),
+                      markup=kappa_html(kappa, _stacked(inputs, "kappa_ci")),
+                      note=f"Cohen's kappa of the interpreters' calls with its 95% CI (the large-sample standard error "
+                           f"of Fleiss, Cohen & Everitt), each cell shaded by its agreement band. "
                            f"{LANDIS_KOCH_TEXT}")],
         notes=notes, data={"reads": inputs.reader_table("reads"), "accuracy": accuracy, "kappa": kappa,
                            "confusion": confusion})

@@ -126,6 +126,25 @@ def kappa_table(frame: pd.DataFrame, case: str = "case", sequence: str | None = 
     return pd.concat(blocks, names=["sequence", "interpreter"])
 
 
+def kappa_ci_table(frame: pd.DataFrame, case: str = "case", sequence: str | None = "sequence",
+                   interpreter: str = "interpreter", decision: str = "decision", weights: str | None = None,
+                   order: Sequence[str] | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """Table 5's kappas in long form with their (1 - alpha) CIs: one row per sequence and pair of interpreters
+    (in ``order``): sequence, rater1, rater2, kappa, se, lower, upper, z, p_value, n
+    (:func:`~sarcomri.stats.agreement.kappa_pairs`)."""
+    from sarcomri.stats.agreement import kappa_pairs
+
+    _check(frame, [case, sequence, interpreter, decision], [sequence, interpreter, case])
+    parts = []
+    for seq, part in _grouped(frame, sequence):
+        wide = part.pivot(index=case, columns=interpreter, values=decision)
+        if order is not None:
+            wide = wide[[o for o in order if o in wide.columns]]
+        parts.append(kappa_pairs(wide, weights, alpha=alpha).assign(sequence=seq))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["sequence", *[c for c in out.columns if c != "sequence"]]]
+
+
 def ss_avg_table(frame: pd.DataFrame, positive: Any, by: Sequence[str] = ("sequence",), truth: str = "truth",
                  decision: str = "decision", method: str = "wilson", alpha: float = 0.05) -> pd.DataFrame:
     """The sarcoma study's table: per group (e.g. sequence, or model and sequence) the counts,
