@@ -65,6 +65,19 @@ def test_roc_and_per_sequence_aucs_equal_stats(report_run):
         assert format_ci(a.auc, a.lower, a.upper) in html  # the per-sequence table
 
 
+def test_calibration_is_the_likelihoods_brier_score_and_reliability_curve(report_run):
+    from sklearn.metrics import brier_score_loss
+
+    html = _html(report_run)
+    assert '<section id="calibration">' in html and "calibration" in _figures(html)
+    lik = pd.read_csv(report_run.run / "tables" / "likelihood.csv", dtype={"patient_id": str})
+    section = html[html.index('<section id="calibration">'):html.index("</section>", html.index('id="calibration"'))]
+    for seq, g in lik.groupby("sequence"):
+        assert f"{brier_score_loss(g['label'], g['likelihood']):.3f}" in section, seq
+    curve = pd.read_csv(report_run.run / "tables" / "calibration.csv")
+    assert curve.groupby("sequence")["n"].sum().to_dict() == lik.groupby("sequence").size().to_dict()
+
+
 def test_reader_tables_equal_stats(report_run):
     from sarcomri.report.tables import model_vs_readers
 
@@ -148,7 +161,7 @@ def test_sections_are_omitted_without_their_inputs(report_run, tmp_path):
     result = CliRunner().invoke(app, ["report", str(run), "--out", str(out), "--no-gradcam", "--assets", "folder"])
     assert result.exit_code == 0, result.output
     html = (out / "report.html").read_text()
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["roc_ADC.png", "roc_T2axi.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["calibration.png", "roc_ADC.png", "roc_T2axi.png"]
     assert '<section id="roc">' in html and '<section id="tables">' in html
     for absent in ("readers", "sessions", "gradcam", "segmentation", "transfer"):
         assert f'<section id="{absent}">' not in html

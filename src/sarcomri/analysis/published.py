@@ -14,6 +14,8 @@ The report (:mod:`sarcomri.report`) renders these tables and computes nothing. T
   - ``model_card.csv``: the model card's metrics: one row per sequence's likelihood (from
     ``per_sequence.csv``: AUC with DeLong CI; sensitivity, specificity, accuracy at the cut-off with Wilson
     CIs) and one for the summed score at its threshold (the same definitions).
+  - ``calibration.csv`` and ``brier.csv``: the likelihoods' reliability curve and Brier score per sequence
+    (:mod:`sarcomri.analysis.calibration`).
 
 * the readers stage (:func:`sarcomri.classification.reader_report_tables`; the study's ``readers`` stage)
   writes :func:`reader_report` into the readers' ``tables/`` folder: ``reads.csv`` and ``left_out.csv``
@@ -100,7 +102,9 @@ def model_card_table(per_sequence: pd.DataFrame | None, decisions: pd.DataFrame)
 def model_tables(likelihood: pd.DataFrame, per_sequence: pd.DataFrame | None = None,
                  summed: pd.DataFrame | None = None, summed_threshold: pd.DataFrame | None = None) -> dict:
     """The classification run's report tables (module docstring): decisions, roc_points, operating_points,
-    model_card."""
+    model_card, calibration, brier."""
+    from sarcomri.analysis.calibration import calibration_tables
+
     threshold = None
     if summed_threshold is not None and len(summed_threshold):
         threshold = float(summed_threshold["threshold"].iloc[0])
@@ -110,7 +114,7 @@ def model_tables(likelihood: pd.DataFrame, per_sequence: pd.DataFrame | None = N
                           "decision": decisions["call_positive"].astype(int), "score": decisions["score"]})
     roc, points = curve_tables(reads, 1)
     return {"decisions": decisions, "roc_points": roc, "operating_points": points,
-            "model_card": model_card_table(per_sequence, decisions)}
+            "model_card": model_card_table(per_sequence, decisions), **calibration_tables(likelihood)}
 
 
 def _two_classes(frame: pd.DataFrame) -> pd.DataFrame:

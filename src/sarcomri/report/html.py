@@ -79,6 +79,7 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
                    paper_dirs: Sequence[Path] = ()) -> list[Section]:
     """Every section whose inputs exist, in reading order (figures are written into ``figures_dir``);
     ``paper_dirs``: the folders of paper-format tables (:mod:`sarcomri.report.papertables`)."""
+    from sarcomri.report.calibration import calibration_section
     from sarcomri.report.curves import roc_section
     from sarcomri.report.misdiagnosis import misdiagnosis_section
     from sarcomri.report.papertables import paper_section
@@ -88,6 +89,7 @@ def build_sections(inputs: RunInputs, figures_dir: Path, segmentation_dirs: Sequ
     builders: list[tuple[str, Callable[[], Section | None]]] = [
         ("tables as published", lambda: paper_section(list(paper_dirs))),
         ("ROC curves", lambda: roc_section(inputs, figures_dir, rel)),
+        ("calibration", lambda: calibration_section(inputs, figures_dir, rel)),
         ("classification tables", lambda: run_tables(inputs)),
         ("model vs readers", lambda: model_vs_readers(inputs)),
         ("reading sessions", lambda: reading_sessions(inputs)),
