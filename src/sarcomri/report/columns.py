@@ -24,10 +24,13 @@ COLUMN_TITLES: dict[str, str] = {
     # metrics
     "auc": "AUC", "sensitivity": "sensitivity", "specificity": "specificity", "accuracy": "accuracy",
     "ss_avg": "SS-Avg", "ppv": "PPV", "npv": "NPV", "precision": "precision", "dice": "Dice", "iou": "IoU",
-    "f2": "F2", "kappa": "kappa", "kappa_calls": "kappa of the calls", "icc": "ICC",
+    "f2": "F2", "kappa": "kappa", "kappa_calls": "kappa of the calls", "icc": "ICC", "dsc": "DSC",
+    "dsc_ci_lower": "DSC lower 95% limit", "dsc_ci_upper": "DSC upper 95% limit", "icc_form": "ICC form",
+    "brier": "Brier score", "brier_prevalence": "Brier, prevalence only",
     # counts and cut-offs
     "n_pos": "positives", "n_neg": "negatives", "n_patients": "patients", "n_sequences": "number of sequences",
     "n_ensembles": "ensembles", "n_reads": "reads", "n_target_train": "target training patients",
+    "n_distance": "cases with distances", "n_cases": "cases",
     "tp": "TP", "fp": "FP", "fn": "FN", "tn": "TN", "total": "total", "cutoff": "cut-off",
     "optimal_cutoff": "optimal cut-off", "vote_cutoff": "vote cut-off",
     # who and what

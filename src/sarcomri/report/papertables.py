@@ -34,6 +34,10 @@ class PaperTable:
     order: int = 0
 
 
+#: Tables longer than this many rows are folded (a summary line that opens them), so the page stays readable.
+FOLD_ROWS = 40
+
+
 def write_paper_table(folder: str | Path, table: PaperTable, frame: pd.DataFrame) -> Path:
     """Write ``frame`` as ``<folder>/<name>.csv`` and record ``table`` in ``<folder>/index.json`` (replacing an
     earlier entry and file of the same name). ``folder`` is a run's ``paper_dir``. Returns the CSV's path."""
@@ -76,7 +80,8 @@ def paper_section(folders: list[Path]):
     for folder in folders:
         for entry, frame in read_paper_tables(folder):
             p_columns = [c for c in frame.columns if c == "p" or str(c).startswith("p_")]
-            tables.append(Table(entry.title, frame, pretty(frame, p_columns=p_columns), note=entry.note))
+            tables.append(Table(entry.title, frame, pretty(frame, p_columns=p_columns), note=entry.note,
+                                collapsed=len(frame) > FOLD_ROWS))
     if not tables:
         return None
     return Section(id="published", title="As published", tables=tables,
