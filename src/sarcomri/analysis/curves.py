@@ -12,6 +12,9 @@ interpreter's class call) and ``score`` (higher = more likely ``positive``): the
   auc (empirical, :func:`sarcomri.stats.roc.auc_ci`), fpr and sensitivity of the interpreter's own calls
   (``decision``), and for readers with an AI-assisted read of the same cases the assisted calls'
   assisted_fpr and assisted_sensitivity (NaN otherwise).
+* ``roc_band``: the model's curve per sequence with its 95% confidence band: sensitivity at specificities 0,
+  0.05, ..., 1 with stratified-bootstrap percentile limits (:func:`sarcomri.stats.roc_band.sensitivity_band`,
+  2000 replicates, seed 0): sequence, specificity, sensitivity, lower, upper.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import pandas as pd
 from sarcomri.analysis.readers import MODEL
 from sarcomri.stats.diagnostic import diagnostic_from_labels
 from sarcomri.stats.roc import auc_ci, roc_points
+from sarcomri.stats.roc_band import sensitivity_band
 
 POINT_COLUMNS = ["sequence", "interpreter", "threshold", "fpr", "sensitivity"]
+BAND_COLUMNS = ["sequence", "specificity", "sensitivity", "lower", "upper"]
 OPERATING_COLUMNS = ["sequence", "interpreter", "group", "n", "auc", "fpr", "sensitivity", "assisted_fpr",
                      "assisted_sensitivity"]
 
@@ -74,3 +79,12 @@ def curve_tables(reads: pd.DataFrame, positive: object,
                          "sensitivity": sens, "assisted_fpr": a_fpr, "assisted_sensitivity": a_sens})
     roc_table = pd.concat(points, ignore_index=True)[POINT_COLUMNS] if points else pd.DataFrame(columns=POINT_COLUMNS)
     return roc_table, pd.DataFrame(rows, columns=OPERATING_COLUMNS)
+
+
+def band_table(reads: pd.DataFrame, positive: object) -> pd.DataFrame:
+    """``roc_band`` (module docstring): the model's sensitivity band per sequence of ``reads``."""
+    parts = []
+    for seq, part in reads[reads["interpreter"] == MODEL].groupby("sequence", sort=False):
+        if _both(part["truth"]):
+            parts.append(sensitivity_band(part["truth"], part["score"], positive).assign(sequence=seq))
+    return pd.concat(parts, ignore_index=True)[BAND_COLUMNS] if parts else pd.DataFrame(columns=BAND_COLUMNS)

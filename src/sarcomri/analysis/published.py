@@ -10,7 +10,8 @@ The report (:mod:`sarcomri.report`) renders these tables and computes nothing. T
     (likelihood >= cut, the vote cut-off); for sequence ``all`` the score is the summed vote score and the
     call the study's (summed score >= cut, the SS-Avg threshold), as in ``summed_score.csv``.
   - ``roc_points.csv`` and ``operating_points.csv``: the model's ROC curve and operating point per sequence
-    (and ``all``) on all its patients (:func:`sarcomri.analysis.curves.curve_tables`).
+    (and ``all``) on all its patients (:func:`sarcomri.analysis.curves.curve_tables`), and ``roc_band.csv`` its
+    95% confidence band (:func:`sarcomri.analysis.curves.band_table`).
   - ``model_card.csv``: the model card's metrics: one row per sequence's likelihood (from
     ``per_sequence.csv``: AUC with DeLong CI; sensitivity, specificity, accuracy at the cut-off with Wilson
     CIs) and one for the summed score at its threshold (the same definitions).
@@ -24,7 +25,7 @@ The report (:mod:`sarcomri.report`) renders these tables and computes nothing. T
   ``whole_kappa``, ``whole_kappa_ci`` (the same for the whole study:
   summed score vs whole-study reads), ``sessions``, ``per_reader`` and ``tests`` (first vs AI-assisted reads),
   ``mrmc_modalities`` and ``mrmc_differences``, and ``roc_points`` / ``operating_points`` of the model and
-  the readers on the cases every interpreter read.
+  the readers on the cases every interpreter read, with ``roc_band`` the model's band on those cases.
 
 Each folder also gets ``definition.csv``: one row with the settings its tables were computed with
 (``cutoff``; for the readers ``reader_cut``, ``model_cutoff``, ``summed_threshold``, ``positive``,
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sarcomri.analysis.curves import curve_tables
+from sarcomri.analysis.curves import band_table, curve_tables
 from sarcomri.analysis.readers import (
     ASSISTED,
     MODEL,
@@ -102,7 +103,7 @@ def model_card_table(per_sequence: pd.DataFrame | None, decisions: pd.DataFrame)
 def model_tables(likelihood: pd.DataFrame, per_sequence: pd.DataFrame | None = None,
                  summed: pd.DataFrame | None = None, summed_threshold: pd.DataFrame | None = None) -> dict:
     """The classification run's report tables (module docstring): decisions, roc_points, operating_points,
-    model_card, calibration, brier."""
+    roc_band, model_card, calibration, brier."""
     from sarcomri.analysis.calibration import calibration_tables
 
     threshold = None
@@ -113,7 +114,7 @@ def model_tables(likelihood: pd.DataFrame, per_sequence: pd.DataFrame | None = N
                           "group": "model", "truth": decisions["label"],
                           "decision": decisions["call_positive"].astype(int), "score": decisions["score"]})
     roc, points = curve_tables(reads, 1)
-    return {"decisions": decisions, "roc_points": roc, "operating_points": points,
+    return {"decisions": decisions, "roc_points": roc, "operating_points": points, "roc_band": band_table(reads, 1),
             "model_card": model_card_table(per_sequence, decisions), **calibration_tables(likelihood)}
 
 
@@ -146,6 +147,7 @@ def reader_report(likelihood: pd.DataFrame, reads: pd.DataFrame, positive: str, 
     aided = aided.assign(truth=np.where(aided["patient_id"].map(labels).astype(int) == 1, positive, negative),
                          decision=reader_call(aided["confidence"], cut, positive, negative))
     out["roc_points"], out["operating_points"] = curve_tables(frame, positive, aided)
+    out["roc_band"] = band_table(frame, positive)
     return out
 
 

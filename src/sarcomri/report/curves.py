@@ -38,18 +38,21 @@ def sequence_curves(points: pd.DataFrame, operating: pd.DataFrame,
     return model, curves
 
 
-def _curve_tables(inputs: RunInputs, seq: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The sequence's rows of the readers' curve tables when readers read it, else of the run's."""
+def _curve_tables(inputs: RunInputs, seq: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None:
+    """The sequence's rows of the readers' curve tables when readers read it, else of the run's: roc_points,
+    operating_points and the model's roc_band (None where the analysis wrote none)."""
     reads = inputs.reader_table("reads")
     with_readers = reads is not None and (reads["sequence"].astype(str) == seq).any()
     find = inputs.reader_table if with_readers else inputs.table
-    points, operating = find("roc_points"), find("operating_points")
+    points, operating, band = find("roc_points"), find("operating_points"), find("roc_band")
     if points is None or operating is None:
         return None
     mine = operating[operating["sequence"].astype(str) == seq]
     if mine.empty or not (mine["interpreter"] == MODEL).any():
         return None
-    return points[points["sequence"].astype(str) == seq], mine
+    if band is not None:
+        band = band[band["sequence"].astype(str) == seq]
+    return points[points["sequence"].astype(str) == seq], mine, band if band is not None and len(band) else None
 
 
 #: A score with at most this many distinct values gets a note that its ROC curve is coarse.
@@ -86,7 +89,10 @@ def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> S
         found = _curve_tables(inputs, seq)
         if found is None:
             continue
-        model, curves = sequence_curves(*found)
+        model, curves = sequence_curves(*found[:2])
+        if found[2] is not None:
+            model.band = (1 - found[2]["specificity"].to_numpy(float), found[2]["lower"].to_numpy(float),
+                          found[2]["upper"].to_numpy(float))
         n = int(found[1]["n"].iloc[0])
         label = "whole study (summed score)" if seq == WHOLE_STUDY else seq
         name = f"roc_{_slug(seq)}.png"

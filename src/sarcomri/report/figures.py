@@ -41,6 +41,7 @@ class Curve:
     assisted_point: tuple[float, float] | None = None
     group: str = ""
     auc: float | None = None
+    band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (fpr, lower, upper) of a 95% confidence band
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
@@ -98,6 +99,11 @@ def roc_figure(title: str, model: Curve, readers: Sequence[Curve] = ()) -> Figur
     for r in readers:
         _reader(ax, r, colour[r.group])
     auc = f" (AUC {model.auc:.3f})" if model.auc is not None else ""
+    if model.band is not None:
+        fpr, lower, upper = model.band
+        order = np.argsort(fpr)
+        ax.fill_between(fpr[order], lower[order], upper[order], step="post", color=MODEL_COLOUR, alpha=0.15, lw=0,
+                        label=f"{model.name} 95% CI (bootstrap)", zorder=1)
     ax.plot(model.fpr, model.sensitivity, color=MODEL_COLOUR, lw=2.2, label=f"{model.name}{auc}", zorder=3)
     if model.point is not None:
         ax.plot(*model.point, "*", color=MODEL_COLOUR, ms=12, mec="white", mew=0.6, label=f"{model.name} cut-off",
