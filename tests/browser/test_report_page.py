@@ -145,3 +145,26 @@ def test_the_print_layout_clips_nothing(browser, report_html):
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PRINT_WIDTH
     assert page.locator("header").evaluate("h => getComputedStyle(h).backgroundColor") == "rgba(0, 0, 0, 0)"
     context.close()
+
+
+def test_roc_points_name_themselves_on_hover(checks, report_html):
+    """Each reader's call on an ROC figure has a hover label (a title, no script) over its drawn point, and the
+    labels move with the image when the page is narrower."""
+    page, _ = checks.open(report_html)
+    figure = page.locator('figure[id^="figure-roc_"]').filter(has=page.locator(".hotspot")).first
+    spots = figure.locator(".hotspot")
+    titles = spots.evaluate_all("els => els.map(e => e.getAttribute('title'))")
+    assert any(t.startswith("CNN at its cut-off: sensitivity ") for t in titles)
+    assert any(", unaided: sensitivity " in t for t in titles) and any(", AI-assisted: " in t for t in titles)
+    image = figure.locator("img").bounding_box()
+    spot = spots.nth(1).bounding_box()
+    cx, cy = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+    assert image["x"] < cx < image["x"] + image["width"] and image["y"] < cy < image["y"] + image["height"]
+    fraction = ((cx - image["x"]) / image["width"], (cy - image["y"]) / image["height"])
+    page.set_viewport_size({"width": 700, "height": 900})
+    image, spot = figure.locator("img").bounding_box(), spots.nth(1).bounding_box()
+    cx, cy = spot["x"] + spot["width"] / 2, spot["y"] + spot["height"] / 2
+    assert ((cx - image["x"]) / image["width"], (cy - image["y"]) / image["height"]) == pytest.approx(fraction,
+                                                                                                   abs=0.01)
+    spots.nth(1).hover()
+    assert spots.nth(1).evaluate("e => getComputedStyle(e).outlineStyle") == "solid"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure as MplFigure
 
-from sarcomri.report.columns import words
-from sarcomri.report.figures import Curve, reader_tag, roc_curve_arrays, roc_figure, save_png
-from sarcomri.report.layout import Figure, Section, Table, pretty
+from sarcomri.report.columns import AI_ASSISTED, UNAIDED, cell_text, words
+from sarcomri.report.figures import Curve, point_fractions, reader_tag, roc_curve_arrays, roc_figure, save_png
+from sarcomri.report.layout import Figure, Hotspot, Section, Table, pretty
 from sarcomri.report.sources import RunInputs
 from sarcomri.report.tables import MODEL, WHOLE_STUDY
 
@@ -96,8 +97,10 @@ def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> S
         n = int(found[1]["n"].iloc[0])
         label = "whole study (summed score)" if seq == WHOLE_STUDY else seq
         name = f"roc_{_slug(seq)}.png"
-        save_png(roc_figure(label, model, curves), figures_dir / name)
-        figures.append(Figure(f"{rel}/{name}", curve_caption(label, model, curves, n)))
+        fig = roc_figure(label, model, curves)
+        spots = roc_hotspots(fig, model, curves)
+        save_png(fig, figures_dir / name)
+        figures.append(Figure(f"{rel}/{name}", curve_caption(label, model, curves, n), hotspots=spots))
         rows.append({"sequence": seq, "interpreter": MODEL, "n": n, "auc": model.auc})
         rows += [{"sequence": seq, "interpreter": c.name, "n": n, "auc": c.auc} for c in curves]
     if not figures:
@@ -107,6 +110,27 @@ def roc_section(inputs: RunInputs, figures_dir: Path, rel: str = "figures") -> S
                    intro=f"Receiver operating characteristic of the model for {pos} vs {neg}, per sequence, with the "
                          "readers' curves and operating points on the same axes.",
                    tables=[Table("AUC of each curve", aucs, pretty(aucs), collapsed=True)], data={"aucs": aucs})
+
+
+def _point_text(fpr: float, sensitivity: float) -> str:
+    return f"sensitivity {sensitivity:.2f}, specificity {1 - fpr:.2f}"
+
+
+def roc_hotspots(fig: MplFigure, model: Curve, readers: list[Curve]) -> list[Hotspot]:
+    """A hover label for each call drawn on an ROC figure: the model's cut-off and every reader's unaided and
+    AI-assisted call (name, session, sensitivity and specificity)."""
+    ax = fig.axes[0]
+    calls = []
+    if model.point is not None:
+        calls.append((model.point, f"{model.name} at its cut-off: {_point_text(*model.point)}"))
+    for r in readers:
+        who = f"{reader_tag(r.name)} ({cell_text('interpreter', r.name)})"
+        if r.point is not None:
+            calls.append((r.point, f"{who}, {UNAIDED}: {_point_text(*r.point)}"))
+        if r.assisted_point is not None:
+            calls.append((r.assisted_point, f"{who}, {AI_ASSISTED}: {_point_text(*r.assisted_point)}"))
+    where = point_fractions(fig, ax, [p for p, _ in calls])
+    return [Hotspot(round(x, 4), round(y, 4), text) for (x, y), (_, text) in zip(where, calls, strict=True)]
 
 
 def _slug(text: str) -> str:

@@ -28,6 +28,7 @@ MODEL_COLOUR = "black"
 #: Okabe & Ito's colour-blind-safe palette (black left out: it is the model's), for the reader groups.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 DPI = 200  # print resolution
+PAD_INCHES = 0.1  # the margin save_png leaves around the figure's tight bounding box
 
 
 @dataclass
@@ -47,8 +48,24 @@ class Curve:
 def save_png(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG atomically."""
     with atomic_path(path, suffix=".png", overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES, format="png")
     return Path(path)
+
+
+def point_fractions(fig: Figure, ax: Axes, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Where data ``points`` of ``ax`` land in the PNG :func:`save_png` writes of ``fig``, as fractions (left, top)
+    of its width and height, so that page elements placed at those percentages follow the image's scaling. Call
+    after the figure is complete (the tight bounding box :func:`save_png` crops to depends on every artist)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # a Figure made without pyplot has no drawing canvas yet
+    fig.draw(renderer)
+    box = fig.get_tightbbox(renderer).padded(PAD_INCHES)
+    out = []
+    for x, y in points:
+        px, py = ax.transData.transform((x, y)) / fig.dpi
+        out.append(((px - box.x0) / box.width, (box.y1 - py) / box.height))
+    return out
 
 
 def reader_tag(name: str) -> str:

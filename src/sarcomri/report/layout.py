@@ -38,6 +38,16 @@ ABBREVIATIONS = {"SS-Avg": "SS-Avg = mean of sensitivity and specificity.",
                  "MRMC": "MRMC = multi-reader multi-case analysis."}
 
 
+@dataclass(frozen=True)
+class Hotspot:
+    """A point of a figure that names itself on hover (the page's ``title`` tooltip; no script): where it is, as
+    fractions of the image's width (``left``) and height (``top``), and what it says."""
+
+    left: float
+    top: float
+    title: str
+
+
 @dataclass
 class Figure:
     """A PNG in the report's ``figures/`` folder: ``path`` is relative to the report folder; ``src`` is what the
@@ -46,6 +56,7 @@ class Figure:
     path: str
     caption: str
     src: str = ""
+    hotspots: list[Hotspot] = field(default_factory=list)
 
     @property
     def name(self) -> str:
