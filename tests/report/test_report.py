@@ -28,7 +28,8 @@ def _images(html: str) -> list[str]:
 
 def _figures(html: str) -> dict[str, str]:
     """Each figure's name (its anchor, figure-<name>) and its image's src."""
-    return dict(re.findall(r'<figure id="figure-([^"]+)">(?:<div class="hover-figure">)?<img src="([^"]+)"', html))
+    pattern = r'<figure id="figure-([^"]+)"(?: class="wide")?>(?:<div class="hover-figure">)?<img src="([^"]+)"'
+    return dict(re.findall(pattern, html))
 
 
 FIGURES = {"roc_T2axi", "roc_ADC", "roc_all", "gradcam_T2axi", "gradcam_ADC", "seg0_overlays", "seg0_learning_curve"}

@@ -126,3 +126,18 @@ def test_presets_load():
     paper = load_transfer_config(REPO / "configs" / "transfer-dwi.yaml")
     assert paper.network.encoder == "tu-xception41" and paper.fractions == [0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
     assert paper.data.sequences == ["DWI_b0", "DWI_b1000", "ADC"] and paper.levels == ["L1", "L2", "L3"]
+
+
+def test_the_learning_curve_names_the_source_and_target_patients():
+    from sarcomri.seg2d.config import TransferStudyConfig
+    from sarcomri.seg2d.tables import _domain_note
+
+    one = TransferStudyConfig.model_validate({"name": "t", "cohort": "data/pelvis",
+                                             "domain": {"column": "site", "source": "cervix", "target": "corpus"}})
+    two = TransferStudyConfig.model_validate({"name": "t", "cohort": "data/cervical", "target_cohort": "x/uterine"})
+    assert one.domain_names() == {"source": "cervix", "target": "corpus"}
+    assert two.domain_names() == {"source": "cervical", "target": "uterine"}
+    names = one.domain_names()
+    assert [_domain_note(t, names) for t in ("source", "target", "combined")] == [
+        " (cervix)", " (corpus)", " (cervix + corpus)"]
+    assert _domain_note("source", None) == ""

@@ -57,6 +57,7 @@ class Figure:
     caption: str
     src: str = ""
     hotspots: list[Hotspot] = field(default_factory=list)
+    wide: bool = False  # laid out at the page's full width (a figure of several panels)
 
     @property
     def name(self) -> str:

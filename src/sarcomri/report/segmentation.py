@@ -175,6 +175,8 @@ def transfer_section(transfer_dir: str | Path, figures_dir: Path, rel: str = "fi
             tables.append(Table(title, t, pretty(t, p_columns=[c for c in ("p", "p_adj") if c in t.columns]),
                                 collapsed=name in ("tukey", "reliability")))
     figures = found_figures(run.figures_dir, figures_dir, rel, "transfer")
+    for f in figures:
+        f.wide = f.name.endswith("learning_curve")  # one panel per test set: the page's full width
     if not tables and not figures:
         return None
     return Section(id="transfer", title="Transfer learning", tables=tables, figures=figures,

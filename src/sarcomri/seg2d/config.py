@@ -210,6 +210,13 @@ class TransferStudyConfig(_Strict):
             raise ValueError("target_cohort needs cohort (the source cohort) too")
         return self
 
+    def domain_names(self) -> dict[str, str]:
+        """What the source and target patients are, for figures and tables: the two cohorts' folder names, or the
+        values of ``domain.column`` that split one cohort (e.g. ``cervix`` and ``corpus``)."""
+        if self.cohort and self.target_cohort:
+            return {"source": Path(self.cohort).name, "target": Path(self.target_cohort).name}
+        return {"source": self.domain.source, "target": self.domain.target}
+
     def model_labels(self) -> list[str]:
         """The model names of the tables, in order: source, target, transfer-L1..., aggregated."""
         out = []

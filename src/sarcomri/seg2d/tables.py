@@ -187,10 +187,21 @@ def anova_by_fraction(per_case: pd.DataFrame, metric: str = "dice",
     return anova, tk
 
 
+def _domain_note(test_set: str, domains: dict[str, str] | None) -> str:
+    """' (cervix)' for a test set of the named domain, ' (cervix + corpus)' for the combined one."""
+    if not domains:
+        return ""
+    if test_set in domains:
+        return f" ({domains[test_set]})"
+    return f" ({domains['source']} + {domains['target']})" if {"source", "target"} <= set(domains) else ""
+
+
 def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Sequence[str] | None = None,
-                          metric_label: str = "DSC") -> Path:
+                          metric_label: str = "DSC", domains: dict[str, str] | None = None) -> Path:
     """Mean metric against the number of target training patients, one panel per test set, one line per
-    model; the source model (no target patient) is a dashed horizontal line. Written as PNG, atomically."""
+    model; the source model (no target patient) is a dashed horizontal line. ``domains`` names the source and
+    target patients in the panels' titles (e.g. ``{"source": "cervix", "target": "corpus"}``). Written as PNG at
+    print resolution (200 dpi), atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,7 +228,7 @@ def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Seque
         if ticks:
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_title(f"{ts} test set")
+        ax.set_title(f"{ts} test set" + _domain_note(ts, domains))
         ax.set_xlabel("target training patients")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"mean {metric_label}")
@@ -225,6 +236,6 @@ def learning_curve_figure(summary: pd.DataFrame, path: str | Path, models: Seque
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=200, format="png")
     plt.close(fig)
     return path

@@ -336,7 +336,7 @@ def _run_transfer_study(cfg: TransferStudyConfig, run_dir: str | Path, progress:
     write_csv(out / "models.csv", models, overwrite=True)
     figure = TransferRun(run_dir).learning_curve_path
     if not figure.is_file():
-        learning_curve_figure(tables["summary"], figure, labels)
+        learning_curve_figure(tables["summary"], figure, labels, domains=cfg.domain_names())
     tables["reliability"] = pd.DataFrame()
     if cfg.radiomics.enabled:
         emit(progress, event="stage", stage="radiomics reliability")
