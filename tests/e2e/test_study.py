@@ -279,3 +279,59 @@ def _check_the_viewer(page):
     before = canvas.screenshot()
     viewer.locator("input[name=gradcam]").check()
     assert canvas.screenshot() != before
+
+
+def test_a_reader_study_of_the_finished_study(study, tmp_path):
+    """`read create` plans the study's test cases for two readers, the readers read both sessions through the
+    store, `read progress` and `read export` report them, and the export goes unchanged into `stats mrmc`,
+    `stats agreement` (one session) and the study's reader stage."""
+    from sarcomri.read.store import ReadingStore
+    from sarcomri.study import read_reads
+
+    _, run, _ = study
+    (tmp_path / "readers.yaml").write_text("readers:\n  - {name: specialist1, group: specialist}\n"
+                                           "  - {name: practitioner1, group: practitioner}\n")
+    (tmp_path / "design.yaml").write_text("scale: call_confidence\nsessions: [first, ai_assisted]\n"
+                                          "washout_days: 0\nseed: 3\n")
+    db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    res = runner.invoke(app, ["read", "create", str(run), "--readers", str(tmp_path / "readers.yaml"), "--design",
+                              str(tmp_path / "design.yaml"), "--db", db, "--json"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    plan = json.loads(res.output)
+    splits = pd.read_csv(run / "classification" / "splits.csv", dtype={"patient_id": str})
+    tested = set(splits.loc[(splits["repeat"] == 0) & (splits["role"] == "test"), "patient_id"])
+    store = ReadingStore(db)
+    assert set(store.cases()) <= tested and plan["cases"] == len(store.cases()) > 0
+    assert plan["sequences"] == ["T2axi", "ADC"] and [r["name"] for r in plan["readers"]] == ["specialist1",
+                                                                                              "practitioner1"]
+    cohort = Cohort.load(run / "cohort")
+    labels = cohort.patients.set_index("patient_id")["label"]
+    given = {}
+    for k, r in enumerate(plan["readers"]):
+        me = store.authenticate(r["name"], r["token"])
+        for session in ("first", "ai_assisted"):
+            while (case := store.next_case(me, session)) is not None:
+                store.open_case(me, session, case)
+                call = (labels[case] == "sarcoma") != (session == "first" and k == 1 and case == store.cases()[0])
+                given[(r["name"], session, case)] = store.submit(me, session, case, call_positive=bool(call),
+                                                                 certainty="high" if k else "medium")
+    res = runner.invoke(app, ["read", "progress", str(run), "--db", db, "--json"])
+    assert res.exit_code == 0 and all(p["read"] == p["cases"] for p in json.loads(res.output)["progress"])
+    out = tmp_path / "reads.csv"
+    res = runner.invoke(app, ["read", "export", str(run), "--db", db, "-o", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    reads = pd.read_csv(out, dtype={"patient_id": str})
+    assert {(r.reader, r.session, r.patient_id): r.confidence for r in reads.itertuples()} == given
+    assert (reads["truth"] == reads["patient_id"].map(labels)).all()
+    assert (reads["score"] == 5 - reads["confidence"]).all()
+    res = runner.invoke(app, ["stats", "mrmc", str(out), "--reader", "reader", "--case", "patient_id", "--modality",
+                              "session", "--truth", "truth", "--score", "score", "--positive", "sarcoma", "--json"])
+    assert res.exit_code == 0, res.output
+    assert {m["modality"] for m in json.loads(res.output)["modalities"]} == {"first", "ai_assisted"}
+    first = tmp_path / "first.csv"
+    reads[reads["session"] == "first"].to_csv(first, index=False)
+    res = runner.invoke(app, ["stats", "agreement", str(first), "--case", "patient_id", "--rater", "reader",
+                              "--rating", "confidence", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["raters"] == ["practitioner1", "specialist1"]
+    assert len(read_reads(out, cohort)) == len(reads)  # the study's reader stage takes it as it is

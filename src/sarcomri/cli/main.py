@@ -17,6 +17,7 @@ from sarcomri.cli import export as export_cli
 from sarcomri.cli import ingest as ingest_cli
 from sarcomri.cli import predict as predict_cli
 from sarcomri.cli import radiomics as radiomics_cli
+from sarcomri.cli import read as read_cli
 from sarcomri.cli import report as report_cli
 from sarcomri.cli import segment as segment_cli
 from sarcomri.cli import segment_transfer, stats_seg
@@ -44,6 +45,7 @@ app.add_typer(radiomics_cli.app, name="radiomics")
 segment_cli.app.command("transfer-study")(segment_transfer.transfer_study)
 app.add_typer(segment_cli.app, name="segment")
 app.add_typer(study_cli.app, name="study")
+app.add_typer(read_cli.app, name="read")
 app.add_typer(config_cli.app, name="config")
 export_app = typer.Typer(help="Export a cohort for other tools (nnU-Net v2).", no_args_is_help=True)
 export_app.command("nnunet")(export_cli.export_nnunet)
