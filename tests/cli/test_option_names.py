@@ -20,7 +20,7 @@ LONG = {"classify run", "segment train", "segment predict", "segment transfer-st
         "demo", "predict"}
 #: Commands that print no result table (one line, a path, or JSON already): the only ones without --json.
 NO_TABLE = {"splits check", "segment plan", "segment predict", "export nnunet", "report", "demo",
-            "config schema", "read export"}
+            "config schema", "read export", "read serve"}
 
 
 def _commands() -> dict[str, Any]:

@@ -72,3 +72,39 @@ def pg_database(postgres_url, request):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_url}/{name}"
+
+
+@pytest.fixture
+def reading_run(tiny_cohort, tmp_path):
+    """(run folder, database URL, tokens) of a sarcoma-design reading plan (readers r1, r2) over a tiny
+    classification run: T2axi, every third patient a test patient, the model's tables written by hand."""
+    import pandas as pd
+    import yaml
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.read.design import PRESETS, Reader
+    from sarcomri.read.plan import create_plan
+
+    cohort = Cohort.load(tiny_cohort)
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"name": "tiny", "cohort": str(tiny_cohort),
+                                                     "positive_label": "sarcoma", "sequences": ["T2axi"]}))
+    ids = cohort.patient_ids
+    pd.DataFrame({"patient_id": ids, "repeat": 0, "fold": 0,
+                  "role": ["test" if k % 3 == 0 else "train" for k in range(len(ids))]}).to_csv(run / "splits.csv",
+                                                                                              index=False)
+    labels = cohort.labels_binary()
+    lik = pd.DataFrame({"sequence": "T2axi", "patient_id": ids, "label": [labels[p] for p in ids],
+                        "likelihood": [0.2 + 0.05 * k for k in range(len(ids))]})
+    lik.to_csv(run / "tables" / "likelihood.csv", index=False)
+    pd.DataFrame({"patient_id": ids, "T2axi": [1 if v >= 0.5 else -1 for v in lik["likelihood"]]}).to_csv(
+        run / "tables" / "votes.csv", index=False)
+    pd.DataFrame({"patient_id": ids, "label": lik["label"], "summed_score": [1 if v >= 0.5 else -1 for v in
+                                                                             lik["likelihood"]]}).to_csv(
+        run / "tables" / "summed_score.csv", index=False)
+    pd.DataFrame([{"threshold": 1, "vote_cutoff": 0.5}]).to_csv(run / "tables" / "summed_threshold.csv", index=False)
+    db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    _, tokens = create_plan(run, PRESETS["sarcoma"], [Reader(name="r1", group="specialist"),
+                                                      Reader(name="r2", group="practitioner")], db)
+    return run, db, tokens

@@ -74,6 +74,34 @@ def create(
     con.print(table)
 
 
+@app.command("serve")
+def serve(
+    study: Path = STUDY_ARG,
+    db: str | None = DB_OPT,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on: 127.0.0.1 (this computer only) or "
+                             "0.0.0.0 (the local network)."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port."),
+    owner_token: str | None = typer.Option(None, "--owner-token", envvar="SARCOMRI_OWNER_TOKEN",
+                                           help="Token of the study owner's progress view (a new one is made and "
+                                                "shown when not given)."),
+) -> None:
+    """Serve the reader workstation: readers log in with their token and read the study's cases (their reads are
+    committed one by one to the plan's database)."""
+    import secrets
+
+    import uvicorn
+
+    from sarcomri.read.server import check_host, create_app
+
+    store = _store(study, db)
+    owner = owner_token or secrets.token_urlsafe(12)
+    con = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the terminal's width
+    con.print(f"reader workstation of {store.study}: http://{host}:{port}/ ({check_host(host)})")
+    if owner_token is None:
+        con.print(f"the study owner's progress view: GET /api/progress with header X-Owner-Token: {owner}")
+    uvicorn.run(create_app(study, store, owner_token=owner), host=host, port=port, log_level="warning")
+
+
 @app.command("progress")
 def progress(
     study: Path = STUDY_ARG,
