@@ -129,7 +129,9 @@ def browser():
         pytest.skip("Playwright is not installed: `pip install -e .[dev]`")
     with sync_playwright() as pw:
         try:
-            chromium = pw.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
+            chromium = pw.chromium.launch(executable_path=path, args=[
+                "--no-sandbox", "--disable-dev-shm-usage",
+                "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])  # WebGL2 in software, for NiiVue
         except Error as err:
             pytest.skip(f"Chromium at {path} could not start: {str(err).splitlines()[0]}")
         yield chromium

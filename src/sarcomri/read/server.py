@@ -5,7 +5,7 @@ server's memory: a restarted server asks again; the reads are in the database). 
 only; the rules of the design are the store's (:mod:`sarcomri.read.store`), so the browser cannot go around them.
 
 * ``POST /api/login`` ``{name, token}``; ``POST /api/logout``
-* ``GET /api/me``: the reader, the study's sequences and scale, and each session's state
+* ``GET /api/me``: the reader, the study's sequences, scale and class names, and each session's state
 * ``GET /api/next/{session}``: the reader's next unread case (``null`` when the session is done)
 * ``POST /api/open`` ``{session, case}``: the case is on screen (its reading time starts)
 * ``GET /api/volume/{case}/{sequence}``: the case's image (NIfTI, from the study's de-identified cohort), cached
@@ -77,6 +77,7 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     outputs = ModelOutputs(run)
     sessions: dict[str, tuple[int, str]] = {}  # cookie -> (reader id, name)
     groups = {r["name"]: r["group"] for r in store.readers()}
+    positive, negative = run.class_names(cohort)
     app = FastAPI(title="sarcomri reader workstation", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(ReadingError)
@@ -120,7 +121,7 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
         rid, name = found
         states = [store.state(rid, s, clock()).__dict__ for s in store.design.sessions]
         return {"reader": name, "group": groups[name], "study": store.study, "sequences": store.sequences,
-                "scale": store.design.scale, "sessions": states}
+                "scale": store.design.scale, "positive": positive, "negative": negative, "sessions": states}
 
     @app.get("/api/next/{session}")
     def next_case(session: str, rid: int = Depends(reader)) -> dict[str, Any]:

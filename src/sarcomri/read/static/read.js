@@ -1,0 +1,169 @@
+/* sarcomri reader workstation: the reading page. Talks to the server's JSON API (sarcomri/read/server.py); the
+ * images are shown with NiiVue (vendor/niivue, shipped in the package). No network beyond the server itself.
+ * window.sarcomriReader exposes the page's state to the browser tests (loaded volumes, the shown slice). */
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const state = { me: null, session: null, case: null, viewers: [], loaded: 0 };
+  window.sarcomriReader = state;
+
+  async function api(path, body) {
+    const opts = { credentials: "same-origin", headers: { "Content-Type": "application/json" } };
+    if (body !== undefined) { opts.method = "POST"; opts.body = JSON.stringify(body); }
+    const res = await fetch(path, opts);
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) { const err = new Error(data.detail || res.statusText); err.status = res.status; throw err; }
+    return data;
+  }
+
+  function show(id) {
+    for (const s of ["login", "sessions", "reading"]) $(s).hidden = s !== id;
+  }
+
+  async function start() {
+    try { await loadMe(); } catch (err) { if (err.status === 401) show("login"); else $("login-message").textContent = err.message; }
+  }
+
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    try {
+      await api("/api/login", { name: form.get("name"), token: form.get("token") });
+      $("login-message").textContent = "";
+      await loadMe();
+    } catch (err) { $("login-message").textContent = err.message; }
+  });
+
+  async function loadMe() {
+    state.me = await api("/api/me");
+    $("who").textContent = `${state.me.reader} (${state.me.group})`;
+    $("study").textContent = `Study ${state.me.study}: ${state.me.sequences.join(", ")}`;
+    const list = $("session-list");
+    list.replaceChildren();
+    for (const s of state.me.sessions) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.session = s.session;
+      button.textContent = `${s.session === "first" ? "Unaided" : "AI-assisted"} session: ${s.read} of ${s.cases} read`;
+      button.disabled = !s.open || s.read >= s.cases;
+      button.addEventListener("click", () => startSession(s.session));
+      li.appendChild(button);
+      if (!s.open) li.appendChild(document.createTextNode(` (closed: ${s.reason})`));
+      else if (s.read >= s.cases) li.appendChild(document.createTextNode(" (done)"));
+      list.appendChild(li);
+    }
+    show("sessions");
+  }
+
+  async function startSession(session) {
+    state.session = session;
+    const next = await api(`/api/next/${session}`);
+    if (next.case === null) { await loadMe(); return; }
+    await showCase(next.case, next.state);
+  }
+
+  $("back").addEventListener("click", () => loadMe());
+
+  async function showCase(caseId, sessionState) {
+    state.case = caseId;
+    state.loaded = 0;
+    await api("/api/open", { session: state.session, case: caseId });
+    $("case-title").textContent = `Case ${caseId}`;
+    $("case-count").textContent = `${sessionState.read + 1} of ${sessionState.cases} in this session`;
+    $("read-message").textContent = "";
+    buildViewers(caseId);
+    buildRating();
+    const ai = $("ai");
+    ai.hidden = true;
+    if (state.session === "ai_assisted") {
+      const out = await api(`/api/ai/${caseId}`);
+      const rows = out.sequences.map((s) => `<tr><td>${s.sequence}</td><td>${s.likelihood.toFixed(3)}</td><td>${s.vote === null ? "" : (s.vote > 0 ? "+1" : "-1")}</td></tr>`);
+      $("ai-table").innerHTML = `<tr><th>sequence</th><th>likelihood</th><th>vote</th></tr>${rows.join("")}`;
+      $("ai-decision").textContent = out.decision === null ? "" :
+        `Summed score ${out.summed_score} (threshold ${out.threshold}): ${out.decision}`;
+      ai.hidden = false;
+    }
+    show("reading");
+  }
+
+  function buildViewers(caseId) {
+    const box = $("viewers");
+    box.replaceChildren();
+    state.viewers = [];
+    for (const seq of state.me.sequences) {
+      const div = document.createElement("div");
+      div.className = "viewer";
+      div.dataset.sequence = seq;
+      const frame = document.createElement("div");  // NiiVue sizes its canvas to this frame
+      frame.className = "frame";
+      const canvas = document.createElement("canvas");
+      frame.appendChild(canvas);
+      const name = document.createElement("div");
+      name.className = "name";
+      name.textContent = seq;
+      div.append(frame, name);
+      box.appendChild(div);
+      const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, dragAndDropEnabled: false,
+                                     crosshairWidth: 0.5 });
+      state.viewers.push(nv);
+      nv.attachToCanvas(canvas).then(() => nv.loadVolumes([{ url: `/api/volume/${caseId}/${seq}`, name: `${seq}.nii.gz` }]))
+        .then(() => {
+          nv.setSliceType(nv.sliceTypeAxial);
+          state.loaded += 1;
+          if (state.loaded === state.me.sequences.length) link();
+        })
+        .catch((err) => { $("read-message").textContent = `cannot show ${seq}: ${err}`; });
+    }
+  }
+
+  function link() {
+    for (const nv of state.viewers) nv.broadcastTo(state.viewers.filter((o) => o !== nv), { "2d": true, "3d": false });
+  }
+
+  /** The slice (0-based voxel index along z) viewer i shows. */
+  state.slice = (i) => Math.round(state.viewers[i].frac2vox(state.viewers[i].scene.crosshairPos)[2]);
+
+  function radios(name, options) {
+    const set = document.createElement("fieldset");
+    for (const [value, label] of options) {
+      const l = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "radio"; input.name = name; input.value = value; input.required = true;
+      l.append(input, ` ${label}`);
+      set.appendChild(l);
+    }
+    return set;
+  }
+
+  function buildRating() {
+    const form = $("rating");
+    form.replaceChildren();
+    const pos = state.me.positive, neg = state.me.negative;
+    if (state.me.scale === "six_point") {
+      form.appendChild(radios("confidence", [[0, `definitely ${pos}`], [1, `probably ${pos}`], [2, `possibly ${pos}`],
+                                             [3, `possibly ${neg}`], [4, `probably ${neg}`], [5, `definitely ${neg}`]]));
+    } else {
+      form.appendChild(radios("call", [["positive", pos], ["negative", neg]]));
+      form.appendChild(radios("certainty", [["high", "high certainty"], ["medium", "medium certainty"], ["low", "low certainty"]]));
+    }
+    const submit = document.createElement("button");
+    submit.type = "submit";
+    submit.textContent = "Save and next case";
+    form.appendChild(submit);
+  }
+
+  $("rating").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    const body = { session: state.session, case: state.case };
+    if (state.me.scale === "six_point") body.confidence = Number(form.get("confidence"));
+    else { body.call_positive = form.get("call") === "positive"; body.certainty = form.get("certainty"); }
+    try {
+      await api("/api/read", body);
+      await startSession(state.session);
+    } catch (err) { $("read-message").textContent = err.message; }
+  });
+
+  start();
+})();

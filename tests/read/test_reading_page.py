@@ -1,0 +1,113 @@
+"""The reading page in real headless Chromium (Playwright, Debian's chromium, WebGL2 in software for NiiVue) over
+a real server: a reader logs in, reads three cases of session 1 (each case's sequences shown by NiiVue, the
+slices scrolled, a rating clicked), reads the rest, is refused session 2 before the washout, reads session 2 with
+the AI shown once the washout has passed, and the export equals what was clicked; another reader sees none of it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from sarcomri.read.export import reads_table
+from sarcomri.read.server import create_app
+from sarcomri.read.store import ReadingStore
+
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def server(reading_run):
+    """(base URL, tokens, clock, database URL) of the app served by uvicorn in a thread of this process."""
+    import uvicorn
+
+    run, db, tokens = reading_run
+    clock = Clock()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(run, ReadingStore(db), owner_token="o", clock=clock),
+                                        host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}", tokens, clock, db
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _login(page, base, name, token):
+    page.goto(base + "/")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#sessions:not([hidden])")
+
+
+def _read_case(page, call: str, certainty: str, scroll: bool) -> str:
+    """Wait for the case's volumes, optionally scroll a slice, rate it; returns the case."""
+    page.wait_for_function("window.sarcomriReader.loaded === window.sarcomriReader.me.sequences.length",
+                           timeout=30000)
+    case = page.evaluate("window.sarcomriReader.case")
+    if scroll:
+        before = page.evaluate("window.sarcomriReader.slice(0)")
+        page.hover(".viewer canvas")
+        page.mouse.wheel(0, 300)
+        page.wait_for_function(f"window.sarcomriReader.slice(0) !== {before}", timeout=10000)
+    page.check(f"input[name=call][value={call}]")
+    page.check(f"input[name=certainty][value={certainty}]")
+    page.click("#rating button[type=submit]")
+    page.wait_for_function(f"window.sarcomriReader.case !== '{case}' || !document.getElementById('sessions').hidden",
+                           timeout=30000)
+    return case
+
+
+def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
+    base, tokens, clock, db = server
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/api/volume/" in r.url else None)
+    _login(page, base, "r1", tokens["r1"])
+    assert "closed: read every case unaided first" in page.inner_text("#session-list")
+    page.click("button[data-session=first]")
+    clicked = {}
+    cases = ReadingStore(db).cases()
+    for k in range(len(cases)):
+        call, certainty = ("positive", "high") if k % 2 else ("negative", "medium")
+        clicked[("first", _read_case(page, call, certainty, scroll=k < 3))] = (call, certainty)
+    assert sorted(c for _, c in clicked) == sorted(cases)
+    assert len(fetched) == len(cases)  # each case's one sequence fetched once
+    page.wait_for_selector("#sessions:not([hidden])")
+    assert "closed: the washout ends in 14.0 days" in page.inner_text("#session-list")
+    assert page.is_disabled("button[data-session=ai_assisted]")
+    clock.t += 14 * DAY + 60
+    page.reload()
+    page.wait_for_selector("#sessions:not([hidden])")
+    page.click("button[data-session=ai_assisted]")
+    page.wait_for_selector("#ai:not([hidden])")
+    assert "likelihood" in page.inner_text("#ai") and "threshold" in page.inner_text("#ai-decision")
+    for _ in range(len(cases)):
+        clicked[("ai_assisted", _read_case(page, "positive", "low", scroll=False))] = ("positive", "low")
+    assert errors == []
+    exported = reads_table(ReadingStore(db))
+    got = {(r.session, r.patient_id): (r.call, r.certainty) for r in exported.itertuples()}
+    assert got == clicked and set(exported["reader"]) == {"r1"}
+    other = browser.new_context().new_page()
+    _login(other, base, "r2", tokens["r2"])
+    assert other.evaluate("fetch('/api/reads').then(r => r.json())")["reads"] == []
