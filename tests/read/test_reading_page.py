@@ -28,23 +28,33 @@ class Clock:
 
 @pytest.fixture
 def server(reading_run):
-    """(base URL, tokens, clock, database URL) of the app served by uvicorn in a thread of this process."""
+    """(base URL, tokens, clock, database URL, volumes served) of the app served by uvicorn in a thread of this
+    process; ``volumes served`` lists the image requests the server answered with the file (not 304)."""
     import uvicorn
 
     run, db, tokens = reading_run
     clock = Clock()
+    app = create_app(run, ReadingStore(db), owner_token="o", clock=clock)
+    served: list[str] = []
+
+    @app.middleware("http")
+    async def count(request, call_next):
+        response = await call_next(request)
+        if request.url.path.startswith("/api/volume/") and response.status_code == 200:
+            served.append(request.url.path)
+        return response
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(run, ReadingStore(db), owner_token="o", clock=clock),
-                                        host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}", tokens, clock, db
+    yield f"http://127.0.0.1:{port}", tokens, clock, db, served
     srv.should_exit = True
     thread.join(timeout=10)
 
@@ -76,13 +86,11 @@ def _read_case(page, call: str, certainty: str, scroll: bool) -> str:
 
 
 def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
-    base, tokens, clock, db = server
+    base, tokens, clock, db, served = server
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    fetched: list[str] = []
-    page.on("request", lambda r: fetched.append(r.url) if "/api/volume/" in r.url else None)
     _login(page, base, "r1", tokens["r1"])
     assert "closed: read every case unaided first" in page.inner_text("#session-list")
     page.click("button[data-session=first]")
@@ -92,7 +100,7 @@ def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
         call, certainty = ("positive", "high") if k % 2 else ("negative", "medium")
         clicked[("first", _read_case(page, call, certainty, scroll=k < 3))] = (call, certainty)
     assert sorted(c for _, c in clicked) == sorted(cases)
-    assert len(fetched) == len(cases)  # each case's one sequence fetched once
+    assert sorted(served) == sorted(f"/api/volume/{c}/T2axi" for c in cases)  # each volume sent once
     page.wait_for_selector("#sessions:not([hidden])")
     assert "closed: the washout ends in 14.0 days" in page.inner_text("#session-list")
     assert page.is_disabled("button[data-session=ai_assisted]")

@@ -6,7 +6,8 @@ only; the rules of the design are the store's (:mod:`sarcomri.read.store`), so t
 
 * ``POST /api/login`` ``{name, token}``; ``POST /api/logout``
 * ``GET /api/me``: the reader, the study's sequences, scale and class names, and each session's state
-* ``GET /api/next/{session}``: the reader's next unread case (``null`` when the session is done)
+* ``GET /api/next/{session}``: the reader's next unread case (``null`` when the session is done) and the one
+  after it (``after``: the page fetches its volumes ahead)
 * ``POST /api/open`` ``{session, case}``: the case is on screen (its reading time starts)
 * ``GET /api/volume/{case}/{sequence}``: the case's image (NIfTI, from the study's de-identified cohort), cached
   by the browser (``Cache-Control: private, max-age``, with an ETag)
@@ -125,7 +126,9 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
 
     @app.get("/api/next/{session}")
     def next_case(session: str, rid: int = Depends(reader)) -> dict[str, Any]:
-        return {"case": store.next_case(rid, session, clock()), "state": store.state(rid, session, clock()).__dict__}
+        upcoming = store.upcoming(rid, session, 2, clock())
+        return {"case": upcoming[0] if upcoming else None, "after": upcoming[1] if len(upcoming) > 1 else None,
+                "state": store.state(rid, session, clock()).__dict__}
 
     @app.post("/api/open")
     def open_case(body: Opened, rid: int = Depends(reader)) -> dict[str, bool]:

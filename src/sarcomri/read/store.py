@@ -200,14 +200,19 @@ class ReadingStore:
 
     def next_case(self, reader: int, session: str, now: float | None = None) -> str | None:
         """The reader's first unread case of ``session`` in their own order; None when every case is read."""
+        upcoming = self.upcoming(reader, session, 1, now)
+        return upcoming[0] if upcoming else None
+
+    def upcoming(self, reader: int, session: str, n: int, now: float | None = None) -> list[str]:
+        """The reader's next ``n`` unread cases of ``session`` in their own order (fewer near the end)."""
         now = time.time() if now is None else now
         self._require_open(reader, session, now)
         read = sa.select(READS.c.case_id).where(READS.c.reader_id == reader, READS.c.session == session)
         query = (sa.select(CASES.c.patient_id).join(ORDERS, ORDERS.c.case_id == CASES.c.id)
                  .where(ORDERS.c.reader_id == reader, ORDERS.c.session == session, ORDERS.c.case_id.not_in(read))
-                 .order_by(ORDERS.c.position).limit(1))
+                 .order_by(ORDERS.c.position).limit(n))
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one_or_none()
+            return list(conn.execute(query).scalars())
 
     def open_case(self, reader: int, session: str, patient_id: str, now: float | None = None) -> None:
         """Record that the reader opened a case (the start of its reading time; kept from the first opening).

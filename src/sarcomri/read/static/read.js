@@ -60,7 +60,7 @@
     state.session = session;
     const next = await api(`/api/next/${session}`);
     if (next.case === null) { await loadMe(); return; }
-    await showCase(next.case, next.state);
+    await showCase(next.case, { ...next.state, after: next.after });
   }
 
   $("back").addEventListener("click", () => loadMe());
@@ -72,7 +72,9 @@
     $("case-title").textContent = `Case ${caseId}`;
     $("case-count").textContent = `${sessionState.read + 1} of ${sessionState.cases} in this session`;
     $("read-message").textContent = "";
-    buildViewers(caseId);
+    show("reading");  // the viewers' frames must be laid out before NiiVue sizes its canvases
+    await buildViewers(caseId);
+    prefetch(sessionState.after);
     buildRating();
     const ai = $("ai");
     ai.hidden = true;
@@ -87,10 +89,12 @@
     show("reading");
   }
 
-  function buildViewers(caseId) {
+  /** One NiiVue per sequence, made once (a WebGL context and its shaders are the slow part); each case only
+   * replaces the volumes. */
+  async function ensureViewers() {
+    if (state.viewers.length) return;
     const box = $("viewers");
     box.replaceChildren();
-    state.viewers = [];
     for (const seq of state.me.sequences) {
       const div = document.createElement("div");
       div.className = "viewer";
@@ -104,17 +108,34 @@
       name.textContent = seq;
       div.append(frame, name);
       box.appendChild(div);
-      const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, dragAndDropEnabled: false,
-                                     crosshairWidth: 0.5 });
+      const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, dragAndDropEnabled: false });
+      await nv.attachToCanvas(canvas);
+      nv.setSliceType(nv.sliceTypeAxial);
       state.viewers.push(nv);
-      nv.attachToCanvas(canvas).then(() => nv.loadVolumes([{ url: `/api/volume/${caseId}/${seq}`, name: `${seq}.nii.gz` }]))
+    }
+    link();
+  }
+
+  function volumeUrl(caseId, seq) { return `/api/volume/${caseId}/${seq}`; }
+
+  async function buildViewers(caseId) {
+    await ensureViewers();
+    state.me.sequences.forEach((seq, i) => {
+      const nv = state.viewers[i];
+      nv.loadVolumes([{ url: volumeUrl(caseId, seq), name: `${seq}.nii.gz` }])
         .then(() => {
-          nv.setSliceType(nv.sliceTypeAxial);
-          state.loaded += 1;
-          if (state.loaded === state.me.sequences.length) link();
+          nv.scene.crosshairPos = [0.5, 0.5, 0.5];  // each case opens at its middle slice
+          nv.drawScene();
+          if (state.case === caseId) state.loaded += 1;
         })
         .catch((err) => { $("read-message").textContent = `cannot show ${seq}: ${err}`; });
-    }
+    });
+  }
+
+  /** Fetch the following case's volumes into the browser's cache while this one is read. */
+  function prefetch(caseId) {
+    if (!caseId) return;
+    for (const seq of state.me.sequences) fetch(volumeUrl(caseId, seq), { credentials: "same-origin" }).catch(() => {});
   }
 
   function link() {
