@@ -321,9 +321,9 @@ def test_a_reader_study_of_the_finished_study(study, tmp_path):
     res = runner.invoke(app, ["read", "export", str(run), "--db", db, "-o", str(out)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     reads = pd.read_csv(out, dtype={"patient_id": str})
-    assert {(r.reader, r.session, r.patient_id): r.confidence for r in reads.itertuples()} == given
+    assert {(r.reader, r.session, r.patient_id): round(5 * r.confidence) for r in reads.itertuples()} == given
     assert (reads["truth"] == reads["patient_id"].map(labels)).all()
-    assert (reads["score"] == 5 - reads["confidence"]).all()
+    assert np.allclose(reads["score"], 1 - reads["confidence"])
     res = runner.invoke(app, ["stats", "mrmc", str(out), "--reader", "reader", "--case", "patient_id", "--modality",
                               "session", "--truth", "truth", "--score", "score", "--positive", "sarcoma", "--json"])
     assert res.exit_code == 0, res.output
@@ -335,3 +335,9 @@ def test_a_reader_study_of_the_finished_study(study, tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["raters"] == ["practitioner1", "specialist1"]
     assert len(read_reads(out, cohort)) == len(reads)  # the study's reader stage takes it as it is
+    from sarcomri.analysis.readers import session_tables
+
+    likelihood = pd.read_csv(run / "classification" / "tables" / "likelihood.csv", dtype={"patient_id": str})
+    tables = session_tables(read_reads(out, cohort), likelihood, "sarcoma", "leiomyoma")  # on its own scale
+    assert set(tables["sessions"]["session"]) == {"first", "ai_assisted"}
+    assert set(tables["per_reader"]["reader"]) == {"specialist1", "practitioner1"}

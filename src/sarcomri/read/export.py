@@ -1,9 +1,11 @@
 """The reads as the long table the reader analysis takes (docs/synthetic.md's ``readers.csv``): one row per
 reader x case x session, ``patient_id, reader, group, sequence, session, confidence``, with ``sequence`` ``all``
-(a reader reads the whole case) and ``session`` ``first`` or ``ai_assisted``. Added columns, which the analysis
-ignores and ``sarcomri stats`` can name: ``score`` (5 - confidence: higher = more likely positive, for ``stats
-mrmc --score``), ``truth`` (the case's label, when the cohort is given: for ``stats mrmc --truth``), ``call``
-and ``certainty`` (call_confidence designs), ``seconds`` (time on the case) and ``read_at`` (UTC, ISO 8601)."""
+(a reader reads the whole case), ``session`` ``first`` or ``ai_assisted``, and ``confidence`` on the analysis's
+6-point scale (:data:`sarcomri.stats.readers.CARCINOSARCOMA_SCALE`: 0, 0.2, ..., 1; 0 = definitely positive): the
+stored level (0-5) divided by 5. Added columns, which the analysis ignores and ``sarcomri stats`` can name:
+``score`` (1 - confidence: higher = more likely positive, for ``stats mrmc --score``), ``truth`` (the case's label,
+when the cohort is given: for ``stats mrmc --truth``), ``call`` and ``certainty`` (call_confidence designs),
+``seconds`` (time on the case) and ``read_at`` (UTC, ISO 8601)."""
 
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ def reads_table(store: ReadingStore, cohort: Cohort | None = None) -> pd.DataFra
     labels = cohort.patients.set_index("patient_id")["label"].astype(str) if cohort is not None else None
     out = pd.DataFrame({
         "patient_id": frame["patient_id"].astype(str), "reader": frame["reader"], "group": frame["group"],
-        "sequence": "all", "session": frame["session"], "confidence": frame["confidence"].astype(int),
-        "score": 5 - frame["confidence"].astype(int),
+        "sequence": "all", "session": frame["session"], "confidence": (frame["confidence"].astype(int) / 5).round(1),
+        "score": (1 - frame["confidence"].astype(int) / 5).round(1),
         "truth": frame["patient_id"].map(labels) if labels is not None else pd.NA,
         "call": frame["call_positive"].map({True: "positive", False: "negative"}),
         "certainty": frame["certainty"], "seconds": frame["seconds"].round(1),
