@@ -12,10 +12,8 @@ Run: .venv/bin/python benchmarks/read.py [--cases 6] [--size 128] [--slices 24]
 
 import argparse
 import os
-import socket
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import yaml
 
 from sarcomri.read.design import Reader, ReadingDesign
 from sarcomri.read.plan import create_plan
-from sarcomri.read.server import create_app
+from sarcomri.read.server import background_server, create_app
 from sarcomri.read.store import ReadingStore
 from sarcomri.synth.acquisition import Protocol
 from sarcomri.synth.cohort import synthesise_cohort
@@ -54,24 +52,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--slices", type=int, default=24)
     args = ap.parse_args()
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         run, db, token = study(Path(tmp), args.cases, args.size, args.slices)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(run, ReadingStore(db)), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        with sync_playwright() as pw:
+        with background_server(create_app(run, ReadingStore(db))) as base, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"{base}/")
             page.fill("input[name=name]", "r1")
             page.fill("input[name=token]", token)
             page.click("button[type=submit]")
@@ -93,7 +82,6 @@ def main() -> None:
                 page.wait_for_function(LOADED.format(prev=repr(prev)), timeout=60000)
                 moves.append(time.perf_counter() - t0)
             browser.close()
-        server.should_exit = True
     load = f"load {os.getloadavg()[0]:.2f}"
     print(f"page load to the first case's 3 volumes ({args.size}x{args.size}x{args.slices}): median "
           f"{1000 * statistics.median(loads):.0f} ms of {len(loads)} (target < 300 ms; {load})")

@@ -341,3 +341,43 @@ def test_a_reader_study_of_the_finished_study(study, tmp_path):
     tables = session_tables(read_reads(out, cohort), likelihood, "sarcoma", "leiomyoma")  # on its own scale
     assert set(tables["sessions"]["session"]) == {"first", "ai_assisted"}
     assert set(tables["per_reader"]["reader"]) == {"specialist1", "practitioner1"}
+
+
+def test_the_ai_session_overlays_the_segmentation_models_tumour(study, tmp_path, browser):
+    """In the AI-assisted session the reading page lays the study's segmentation model's out-of-fold tumour mask
+    over the case's views (a red overlay the reader can hide); the mask is not served in the unaided session."""
+    from fastapi.testclient import TestClient
+
+    from sarcomri.read.design import Reader, ReadingDesign
+    from sarcomri.read.plan import create_plan
+    from sarcomri.read.server import background_server, create_app
+
+    _, run, _ = study
+    design = ReadingDesign(scale="six_point", sessions=["first", "ai_assisted"], washout_days=0)
+    store, tokens = create_plan(run, design, [Reader(name="r1")], f"sqlite:///{tmp_path / 'reads.sqlite'}")
+    me = store.authenticate("r1", tokens["r1"])
+    app = create_app(run, store)
+    client = TestClient(app)
+    client.post("/api/login", json={"name": "r1", "token": tokens["r1"]})
+    first = store.cases()[0]
+    assert client.get(f"/api/overlay/{first}/T2axi").status_code == 403  # not in the unaided session
+    while (case := store.next_case(me, "first")) is not None:
+        store.submit(me, "first", case, confidence=3)
+    ai = client.get(f"/api/ai/{first}").json()
+    assert [o["group"] for o in ai["overlays"]] == ["T2axi"] and ai["sequences"]
+    mask = client.get(ai["overlays"][0]["url"])
+    assert mask.status_code == 200
+    assert mask.content == (run / "segmentation" / "predictions" / "T2axi" / f"{first}.nii.gz").read_bytes()
+    with background_server(app) as base:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        page.goto(base + "/")
+        page.fill("input[name=name]", "r1")
+        page.fill("input[name=token]", tokens["r1"])
+        page.click("button[type=submit]")
+        page.click("button[data-session=ai_assisted]")
+        page.wait_for_function("window.sarcomriReader.overlaid === window.sarcomriReader.me.sequences.length",
+                               timeout=30000)
+        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes.length)") == [2, 2]
+        assert page.is_visible("#overlay-toggle")
+        page.uncheck("#show-overlay")
+        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes[1].opacity)") == [0, 0]

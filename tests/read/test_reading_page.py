@@ -5,14 +5,12 @@ the AI shown once the washout has passed, and the export equals what was clicked
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 
 from sarcomri.read.export import reads_table
-from sarcomri.read.server import create_app
+from sarcomri.read.server import background_server, create_app
 from sarcomri.read.store import ReadingStore
 
 DAY = 86400.0
@@ -30,8 +28,6 @@ class Clock:
 def server(reading_run):
     """(base URL, tokens, clock, database URL, volumes served) of the app served by uvicorn in a thread of this
     process; ``volumes served`` lists the image requests the server answered with the file (not 304)."""
-    import uvicorn
-
     run, db, tokens = reading_run
     clock = Clock()
     app = create_app(run, ReadingStore(db), owner_token="o", clock=clock)
@@ -44,19 +40,8 @@ def server(reading_run):
             served.append(request.url.path)
         return response
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}", tokens, clock, db, served
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with background_server(app) as base:
+        yield base, tokens, clock, db, served
 
 
 def _login(page, base, name, token):

@@ -70,7 +70,9 @@ def test_a_reader_reads_both_sessions_through_the_api(served, tiny_cohort):
     case = client.get("/api/next/ai_assisted").json()["case"]
     client.post("/api/open", json={"session": "ai_assisted", "case": case})
     ai = client.get(f"/api/ai/{case}").json()
-    assert set(ai) == {"sequences", "summed_score", "threshold", "decision"} and "label" not in json.dumps(ai)
+    assert set(ai) == {"sequences", "summed_score", "threshold", "decision", "overlays"}
+    assert "label" not in json.dumps(ai)
+    assert ai["overlays"] == []  # a bare classification run: no segmentation model
     assert ai["decision"] in ("sarcoma", "leiomyoma") and ai["sequences"][0]["sequence"] == "T2axi"
     frozen = client.post("/api/read", json={"session": "first", "case": seen[0], "call_positive": False,
                                             "certainty": "high"})

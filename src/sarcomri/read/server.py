@@ -11,7 +11,9 @@ only; the rules of the design are the store's (:mod:`sarcomri.read.store`), so t
 * ``POST /api/open`` ``{session, case}``: the case is on screen (its reading time starts)
 * ``GET /api/volume/{case}/{sequence}``: the case's image (NIfTI, from the study's de-identified cohort), cached
   by the browser (``Cache-Control: private, max-age``, with an ETag)
-* ``GET /api/ai/{case}``: the model's outputs for the case, only in an open AI-assisted session
+* ``GET /api/ai/{case}``: the model's outputs for the case, only in an open AI-assisted session, with the overlays
+  there are for it (``overlays``: the study's segmentation model's out-of-fold tumour mask, per sequence group)
+* ``GET /api/overlay/{case}/{group}``: one such mask (NIfTI), under the same condition
 * ``POST /api/read`` ``{session, case, confidence | call_positive + certainty}``
 * ``GET /api/reads``: the reader's own reads
 * ``GET /api/progress``: every reader's progress, for the study owner (header ``X-Owner-Token``)
@@ -26,7 +28,8 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ from sarcomri.read.ai import ModelOutputs
 from sarcomri.read.design import AI_ASSISTED
 from sarcomri.read.plan import classification_of
 from sarcomri.read.store import ReadingError, ReadingStore
+from sarcomri.runs import SegmentationRun, StudyRun, open_run
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "sarcomri_read"
@@ -74,6 +78,7 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     the time (a test moves it past a washout)."""
     run = classification_of(study)
     cohort = run.cohort(check_files=False)
+    segmentation = segmentation_of(study)
     cases = set(store.cases())
     outputs = ModelOutputs(run)
     sessions: dict[str, tuple[int, str]] = {}  # cookie -> (reader id, name)
@@ -149,18 +154,32 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
         return FileResponse(path, media_type="application/gzip", headers=headers,
                             filename=f"{case}_{sequence}.nii.gz")
 
-    @app.get("/api/ai/{case}")
-    def ai(case: str, rid: int = Depends(reader)) -> dict[str, Any]:
+    def ai_open(case: str, rid: int) -> None:
         known_case(case)
         if AI_ASSISTED not in store.design.sessions:
             raise HTTPException(404, "this reading plan has no AI-assisted session")
         state = store.state(rid, AI_ASSISTED, clock())
         if not state.open:
             raise HTTPException(403, f"the AI is shown in the AI-assisted session only: {state.reason}")
-        found = outputs.of(case)
-        if found is None:
-            raise HTTPException(404, "the model has no output for this case")
+
+    @app.get("/api/ai/{case}")
+    def ai(case: str, rid: int = Depends(reader)) -> dict[str, Any]:
+        ai_open(case, rid)
+        found = outputs.of(case) or {"sequences": [], "summed_score": None, "threshold": None, "decision": None,
+                                     "note": "the model has no output for this case"}
+        masks = overlay_masks(segmentation, case)
+        found["overlays"] = [{"group": g, "name": f"predicted tumour ({g} model)", "url": f"/api/overlay/{case}/{g}"}
+                             for g in masks]
         return found
+
+    @app.get("/api/overlay/{case}/{group}")
+    def overlay(case: str, group: str, rid: int = Depends(reader)) -> Response:
+        ai_open(case, rid)
+        path = overlay_masks(segmentation, case).get(group)
+        if path is None:
+            raise HTTPException(404, "no such overlay for this case")
+        return FileResponse(path, media_type="application/gzip", headers={"Cache-Control": "private, max-age=3600"},
+                            filename=f"{case}_{group}_mask.nii.gz")
 
     @app.post("/api/read")
     def read(body: Read, rid: int = Depends(reader)) -> dict[str, int]:
@@ -182,6 +201,53 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="app")
     return app
+
+
+@contextmanager
+def background_server(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread of this process on a free port; yields its base URL and stops it
+    on leaving (for tests and benchmarks; ``sarcomri read serve`` runs uvicorn in the foreground)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the reader workstation's server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def segmentation_of(study: str | Path) -> SegmentationRun | None:
+    """The study's segmentation run (a study folder's ``segmentation/``), None for a bare classification run."""
+    run = open_run(study)
+    if isinstance(run, StudyRun) and run.segmentation.path.is_dir():
+        return run.segmentation
+    return None
+
+
+def overlay_masks(segmentation: SegmentationRun | None, case: str) -> dict[str, Path]:
+    """The segmentation run's out-of-fold tumour mask of ``case`` per sequence group (``predictions/<group>/``)."""
+    if segmentation is None:
+        return {}
+    found = {}
+    for group in segmentation.model_groups():
+        path = segmentation.predictions_dir(group) / f"{case}.nii.gz"
+        if path.is_file():
+            found[group] = path
+    return found
 
 
 def check_host(host: str) -> str:

@@ -68,26 +68,45 @@
   async function showCase(caseId, sessionState) {
     state.case = caseId;
     state.loaded = 0;
+    state.overlaid = 0;
+    state.overlays = [];
     await api("/api/open", { session: state.session, case: caseId });
     $("case-title").textContent = `Case ${caseId}`;
     $("case-count").textContent = `${sessionState.read + 1} of ${sessionState.cases} in this session`;
     $("read-message").textContent = "";
-    show("reading");  // the viewers' frames must be laid out before NiiVue sizes its canvases
-    await buildViewers(caseId);
-    prefetch(sessionState.after);
-    buildRating();
     const ai = $("ai");
     ai.hidden = true;
     if (state.session === "ai_assisted") {
       const out = await api(`/api/ai/${caseId}`);
       const rows = out.sequences.map((s) => `<tr><td>${s.sequence}</td><td>${s.likelihood.toFixed(3)}</td><td>${s.vote === null ? "" : (s.vote > 0 ? "+1" : "-1")}</td></tr>`);
       $("ai-table").innerHTML = `<tr><th>sequence</th><th>likelihood</th><th>vote</th></tr>${rows.join("")}`;
-      $("ai-decision").textContent = out.decision === null ? "" :
+      $("ai-decision").textContent = out.decision === null ? (out.note || "") :
         `Summed score ${out.summed_score} (threshold ${out.threshold}): ${out.decision}`;
+      state.overlays = out.overlays || [];
+      const toggle = $("overlay-toggle");
+      toggle.hidden = state.overlays.length === 0;
+      $("show-overlay").checked = true;
       ai.hidden = false;
     }
-    show("reading");
+    show("reading");  // the viewers' frames must be laid out before NiiVue sizes its canvases
+    await buildViewers(caseId);
+    prefetch(sessionState.after);
+    buildRating();
   }
+
+  /** The AI's overlays (the segmentation model's tumour mask) over every sequence's view, in red. */
+  async function addOverlays(nv) {
+    for (const o of state.overlays) {
+      await nv.addVolumeFromUrl({ url: o.url, name: `${o.group}_mask.nii.gz`, colormap: "red", opacity: 0.45 });
+    }
+    if (state.overlays.length) state.overlaid += 1;
+  }
+
+  $("show-overlay").addEventListener("change", (ev) => {
+    for (const nv of state.viewers) {
+      for (let i = 1; i < nv.volumes.length; i++) nv.setOpacity(i, ev.target.checked ? 0.45 : 0);
+    }
+  });
 
   /** One NiiVue per sequence, made once (a WebGL context and its shaders are the slow part); each case only
    * replaces the volumes. */
@@ -123,10 +142,11 @@
     state.me.sequences.forEach((seq, i) => {
       const nv = state.viewers[i];
       nv.loadVolumes([{ url: volumeUrl(caseId, seq), name: `${seq}.nii.gz` }])
-        .then(() => {
+        .then(async () => {
           nv.scene.crosshairPos = [0.5, 0.5, 0.5];  // each case opens at its middle slice
           nv.drawScene();
           if (state.case === caseId) state.loaded += 1;
+          if (state.case === caseId) await addOverlays(nv);
         })
         .catch((err) => { $("read-message").textContent = `cannot show ${seq}: ${err}`; });
     });
