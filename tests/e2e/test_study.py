@@ -381,3 +381,33 @@ def test_the_ai_session_overlays_the_segmentation_models_tumour(study, tmp_path,
         assert page.is_visible("#overlay-toggle")
         page.uncheck("#show-overlay")
         assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes[1].opacity)") == [0, 0]
+
+
+def test_the_synthetic_readers_read_a_plan_through_the_store(study, tmp_path):
+    """`read simulate` lets the study's synthetic readers read the sarcoma design's plan (unaided, then after the
+    14-day washout on the simulated clock, AI-assisted); the export gives back their simulated ratings."""
+    _, run, _ = study
+    simulated = pd.read_csv(run / "readers" / "readers.csv", dtype={"patient_id": str})
+    whole = simulated[simulated["sequence"] == "all"]
+    people = whole.drop_duplicates("reader")[["reader", "group"]]
+    (tmp_path / "readers.yaml").write_text(yaml.safe_dump(
+        {"readers": [{"name": r.reader, "group": r.group} for r in people.itertuples()]}))
+    db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    res = runner.invoke(app, ["read", "create", str(run), "--readers", str(tmp_path / "readers.yaml"), "--design",
+                              "sarcoma", "--db", db, "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["read", "simulate", str(run), "--db", db, "--json"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    done = json.loads(res.output)
+    assert done["readers"] == sorted(people["reader"])
+    out = tmp_path / "reads.csv"
+    assert runner.invoke(app, ["read", "export", str(run), "--db", db, "-o", str(out)]).exit_code == 0
+    reads = pd.read_csv(out, dtype={"patient_id": str})
+    assert len(reads) == done["reads"] == 2 * len(people) * reads["patient_id"].nunique()
+    want = whole.set_index(["reader", "session", "patient_id"])["confidence"]
+    got = reads.set_index(["reader", "session", "patient_id"])["confidence"]
+    assert np.allclose(got.to_numpy(), want.reindex(got.index).to_numpy())
+    at = pd.to_datetime(reads["read_at"])
+    for _, mine in reads.assign(at=at).groupby("reader"):  # the washout, on the simulated clock
+        assert (mine.loc[mine["session"] == "ai_assisted", "at"].min()
+                - mine.loc[mine["session"] == "first", "at"].max()).days >= 14

@@ -102,6 +102,34 @@ def serve(
     uvicorn.run(create_app(study, store, owner_token=owner), host=host, port=port, log_level="warning")
 
 
+@app.command("simulate")
+def simulate(
+    study: Path = STUDY_ARG,
+    db: str | None = DB_OPT,
+    as_json: bool = json_option("reads (how many were given), readers (the plan's readers who read)"),
+) -> None:
+    """Let the study's synthetic readers (<study>/readers/readers.csv) read the plan through the store, both
+    sessions, on a simulated clock (a minute per case, the design's washout between the sessions): a reader study
+    end to end without radiologists, for demonstrations and tests."""
+    import pandas as pd
+
+    from sarcomri.errors import InputError
+    from sarcomri.read.simulate import simulate_reads
+    from sarcomri.runs import StudyRun, open_run
+
+    run = open_run(study)
+    if not isinstance(run, StudyRun) or not run.readers_csv.is_file():
+        raise InputError(study, "no simulated reads here (<study>/readers/readers.csv): a study run with readers")
+    reads = pd.read_csv(run.readers_csv, dtype={"patient_id": str})
+    store = _store(study, db)
+    given = simulate_reads(store, reads)
+    readers = sorted({r["reader"] for r in store.reads()})
+    if as_json:
+        emit_json({"reads": given, "readers": readers})
+        return
+    Console().print(f"{given} reads given by {len(readers)} synthetic reader(s): {', '.join(readers)}")
+
+
 @app.command("progress")
 def progress(
     study: Path = STUDY_ARG,

@@ -155,6 +155,15 @@ class ReadingStore:
             raise ReadingError("unknown reader or wrong token")
         return int(row.id)
 
+    def reader_id(self, name: str) -> int:
+        """The id of reader ``name`` (for the study owner's tools, e.g. the synthetic readers; the web app
+        identifies readers by their token only)."""
+        with self.engine.connect() as conn:
+            rid = conn.execute(sa.select(READERS.c.id).where(READERS.c.name == name)).scalar_one_or_none()
+        if rid is None:
+            raise ReadingError(f"no reader {name!r} in this reading plan")
+        return int(rid)
+
     def cases(self) -> list[str]:
         """The cases' pseudonyms, in the plan's order."""
         with self.engine.connect() as conn:
