@@ -411,3 +411,32 @@ def test_the_synthetic_readers_read_a_plan_through_the_store(study, tmp_path):
     for _, mine in reads.assign(at=at).groupby("reader"):  # the washout, on the simulated clock
         assert (mine.loc[mine["session"] == "ai_assisted", "at"].min()
                 - mine.loc[mine["session"] == "first", "at"].max()).days >= 14
+
+
+def test_a_per_sequence_reader_study_feeds_the_model_vs_readers_tables(study, tmp_path):
+    """The carcinosarcoma design (each sequence rated apart) read by the study's synthetic readers: the export
+    has one read per sequence and feeds the model-vs-readers tables per sequence, as the simulated reads do."""
+    from sarcomri.analysis.readers import reader_tables
+    from sarcomri.study import read_reads
+
+    _, run, _ = study
+    simulated = pd.read_csv(run / "readers" / "readers.csv", dtype={"patient_id": str})
+    people = simulated.drop_duplicates("reader")[["reader", "group"]]
+    (tmp_path / "readers.yaml").write_text(yaml.safe_dump(
+        {"readers": [{"name": r.reader, "group": r.group} for r in people.itertuples()]}))
+    db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
+    assert runner.invoke(app, ["read", "create", str(run), "--readers", str(tmp_path / "readers.yaml"), "--design",
+                               "carcinosarcoma", "--db", db]).exit_code == 0
+    res = runner.invoke(app, ["read", "simulate", str(run), "--db", db])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    out = tmp_path / "reads.csv"
+    assert runner.invoke(app, ["read", "export", str(run), "--db", db, "-o", str(out)]).exit_code == 0
+    cohort = Cohort.load(run / "cohort")
+    reads = read_reads(out, cohort)
+    assert set(reads["sequence"]) == {"T2axi", "ADC"} and set(reads["session"]) == {"first"}
+    likelihood = pd.read_csv(run / "classification" / "tables" / "likelihood.csv", dtype={"patient_id": str})
+    tables = reader_tables(likelihood[likelihood["patient_id"].isin(reads["patient_id"])], reads, "sarcoma",
+                           "leiomyoma")
+    accuracy = tables["accuracy"]
+    assert set(accuracy["sequence"]) == {"T2axi", "ADC"}
+    assert set(people["reader"]) <= set(accuracy["interpreter"])

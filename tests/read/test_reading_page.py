@@ -104,3 +104,24 @@ def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
     other = browser.new_context().new_page()
     _login(other, base, "r2", tokens["r2"])
     assert other.evaluate("fetch('/api/reads').then(r => r.json())")["reads"] == []
+
+
+def test_a_per_sequence_design_rates_each_sequence_in_the_browser(browser, reading_run, tmp_path):
+    from sarcomri.read.design import PRESETS, Reader
+    from sarcomri.read.plan import create_plan
+
+    run, _, _ = reading_run
+    db = f"sqlite:///{tmp_path / 'per-sequence.sqlite'}"
+    store, tokens = create_plan(run, PRESETS["carcinosarcoma"], [Reader(name="r1")], db)
+    with background_server(create_app(run, store)) as base:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        _login(page, base, "r1", tokens["r1"])
+        page.click("button[data-session=first]")
+        page.wait_for_function("window.sarcomriReader.loaded === 1", timeout=30000)
+        assert page.locator(".rate h4").all_inner_texts() == ["T2axi"]  # one rating per sequence, titled
+        case = page.evaluate("window.sarcomriReader.case")
+        page.check("input[name='confidence:T2axi'][value='4']")
+        page.click("#rating button[type=submit]")
+        page.wait_for_function(f"window.sarcomriReader.case !== '{case}'", timeout=30000)
+    (read,) = ReadingStore(db).reads()
+    assert (read["patient_id"], read["sequence"], read["confidence"]) == (case, "T2axi", 4)

@@ -138,3 +138,17 @@ def test_a_killed_process_loses_no_committed_read(url):
     proc.join()
     me = store.authenticate("specialist1", tokens["specialist1"])
     assert sorted(r["patient_id"] for r in ReadingStore(url).reads(me)) == sorted(committed) == CASES
+
+
+def test_per_sequence_designs_rate_each_sequence_of_a_case(url):
+    store, tokens = _create(url, PRESETS["carcinosarcoma"])  # per sequence, 6-point, one session
+    me = store.authenticate("specialist1", tokens["specialist1"])
+    assert store.rated() == ["T2axi", "ADC"]
+    case = store.next_case(me, UNAIDED, now=T0)
+    with pytest.raises(ReadingError, match="rates T2axi or ADC in this study, not 'all'"):
+        store.submit(me, UNAIDED, case, confidence=1, now=T0)
+    store.submit(me, UNAIDED, case, confidence=1, now=T0, sequence="T2axi")
+    assert store.next_case(me, UNAIDED, now=T0) == case and store.state(me, UNAIDED, T0).read == 0  # half read
+    store.submit(me, UNAIDED, case, confidence=4, now=T0, sequence="ADC")
+    assert store.next_case(me, UNAIDED, now=T0) != case and store.state(me, UNAIDED, T0).read == 1
+    assert {(r["sequence"], r["confidence"]) for r in store.reads(me)} == {("T2axi", 1), ("ADC", 4)}

@@ -3,8 +3,8 @@ sessions and the washout between them, and each reader's own case order.
 
 Two designs follow the papers (:data:`PRESETS`):
 
-* ``carcinosarcoma``: one unaided session; each case rated on the 6-point confidence scale (0 = definitely the
-  positive class ... 5 = definitely the negative class);
+* ``carcinosarcoma``: one unaided session; each sequence of each case rated apart on the 6-point confidence scale
+  (0 = definitely the positive class ... 5 = definitely the negative class), as the paper's radiologists did;
 * ``sarcoma``: an unaided session, then, after a washout, an AI-assisted session; each case called positive or
   negative with a confidence (high, medium, low), stored on the same 6-point scale (:func:`to_scale`).
 
@@ -39,6 +39,7 @@ class ReadingDesign(BaseModel):
     cases: Literal["test", "all"] = "test"  # the study's test patients (repeat 0), or every patient
     sequences: list[str] | None = None  # shown side by side; None: the classification run's sequences
     scale: Literal["six_point", "call_confidence"] = "six_point"
+    per_sequence: bool = False  # one rating per sequence (the carcinosarcoma paper's readers), else one per case
     sessions: list[Literal["first", "ai_assisted"]] = [UNAIDED]
     washout_days: float = Field(0.0, ge=0)  # between a reader finishing session 1 and opening session 2
     seed: int = 0
@@ -52,7 +53,7 @@ class ReadingDesign(BaseModel):
 
 
 PRESETS: dict[str, ReadingDesign] = {
-    "carcinosarcoma": ReadingDesign(scale="six_point", sessions=[UNAIDED]),
+    "carcinosarcoma": ReadingDesign(scale="six_point", per_sequence=True, sessions=[UNAIDED]),
     "sarcoma": ReadingDesign(scale="call_confidence", sessions=[UNAIDED, AI_ASSISTED], washout_days=14.0),
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sarcomri.errors import InputError
-from sarcomri.read.design import AI_ASSISTED, Reader, ReadingDesign
+from sarcomri.read.design import Reader, ReadingDesign
 from sarcomri.read.store import ReadingStore
 from sarcomri.runs import ClassificationRun, StudyRun, open_run
 
@@ -34,8 +34,9 @@ def default_db(study: str | Path) -> str:
 
 def plan_cases(run: ClassificationRun, design: ReadingDesign, sequences: list[str]) -> list[str]:
     """The cases of the plan: patients with every shown sequence, of the first repeat's test set (``test``) or
-    all of them (``all``), in the cohort's order; with an AI-assisted session, only those the model scored (a
-    likelihood in ``tables/likelihood.csv``), so that every case can be read with the AI."""
+    all of them (``all``), in the cohort's order; only those the model scored (a likelihood in
+    ``tables/likelihood.csv``, when the run has one): the readers are compared with the model, and every case can
+    be read with the AI."""
     cohort = run.cohort(check_files=False)
     have = cohort.series.groupby("patient_id")["sequence"].apply(set)
     cases = [p for p in cohort.patient_ids if set(sequences) <= have.get(p, set())]
@@ -44,7 +45,7 @@ def plan_cases(run: ClassificationRun, design: ReadingDesign, sequences: list[st
         first = splits[(splits["repeat"] == splits["repeat"].min()) & (splits["role"] == "test")]
         tested = set(first["patient_id"])
         cases = [p for p in cases if p in tested]
-    if AI_ASSISTED in design.sessions and run.table_path("likelihood").is_file():
+    if run.table_path("likelihood").is_file():
         scored = set(pd.read_csv(run.table_path("likelihood"), dtype={"patient_id": str})["patient_id"])
         cases = [p for p in cases if p in scored]
     if not cases:

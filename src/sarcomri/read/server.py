@@ -14,7 +14,8 @@ only; the rules of the design are the store's (:mod:`sarcomri.read.store`), so t
 * ``GET /api/ai/{case}``: the model's outputs for the case, only in an open AI-assisted session, with the overlays
   there are for it (``overlays``: the study's segmentation model's out-of-fold tumour mask, per sequence group)
 * ``GET /api/overlay/{case}/{group}``: one such mask (NIfTI), under the same condition
-* ``POST /api/read`` ``{session, case, confidence | call_positive + certainty}``
+* ``POST /api/read`` ``{session, case, confidence | call_positive + certainty[, sequence]}``: one read of the
+  whole case, or of one sequence in ``per_sequence`` designs (``/api/me``'s ``rated`` lists what a case needs)
 * ``GET /api/reads``: the reader's own reads
 * ``GET /api/progress``: every reader's progress, for the study owner (header ``X-Owner-Token``)
 
@@ -70,6 +71,7 @@ class Read(BaseModel):
     confidence: int | None = None
     call_positive: bool | None = None
     certainty: str | None = None
+    sequence: str = "all"  # the sequence rated, in per_sequence designs
 
 
 def create_app(study: str | Path, store: ReadingStore, owner_token: str | None = None,
@@ -127,7 +129,8 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
         rid, name = found
         states = [store.state(rid, s, clock()).__dict__ for s in store.design.sessions]
         return {"reader": name, "group": groups[name], "study": store.study, "sequences": store.sequences,
-                "scale": store.design.scale, "positive": positive, "negative": negative, "sessions": states}
+                "scale": store.design.scale, "rated": store.rated(), "positive": positive, "negative": negative,
+                "sessions": states}
 
     @app.get("/api/next/{session}")
     def next_case(session: str, rid: int = Depends(reader)) -> dict[str, Any]:
@@ -184,7 +187,7 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     @app.post("/api/read")
     def read(body: Read, rid: int = Depends(reader)) -> dict[str, int]:
         confidence = store.submit(rid, body.session, known_case(body.case), body.confidence, body.call_positive,
-                                  body.certainty, clock())
+                                  body.certainty, clock(), body.sequence)
         return {"confidence": confidence}
 
     @app.get("/api/reads")

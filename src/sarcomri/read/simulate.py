@@ -1,7 +1,8 @@
 """The study's synthetic readers read a reading plan through the store (the same rules as a radiologist at the
 reading page): each plan reader who is one of the study's simulated readers (``<study>/readers/readers.csv``,
-:mod:`sarcomri.synth.readers`) gives their whole-study rating of each case, case by case in their own order,
-unaided and then, after the washout, AI-assisted. So the demo shows a reader study end to end.
+:mod:`sarcomri.synth.readers`) gives their rating of each case (of the whole case, or of each sequence in
+``per_sequence`` designs), case by case in their own order, unaided and then, after the washout, AI-assisted.
+So the demo shows a reader study end to end.
 
 The reads carry a simulated clock: from ``start``, a minute per case, and the design's washout between the
 sessions (the store refuses session 2 earlier, as it would a person).
@@ -32,7 +33,8 @@ def rating(confidence: float, scale: str) -> dict:
 def simulate_reads(store: ReadingStore, reads: pd.DataFrame, start: float | None = None) -> int:
     """Let every plan reader found in ``reads`` (the study's simulated readers.csv) read both sessions; returns
     how many reads were given. A plan reader with no simulated reads is left alone."""
-    whole = reads[reads["sequence"].astype(str) == "all"]
+    rated = store.rated()
+    whole = reads[reads["sequence"].astype(str).isin(rated)]
     t = time.time() if start is None else start
     given = 0
     for reader in store.readers():
@@ -41,18 +43,21 @@ def simulate_reads(store: ReadingStore, reads: pd.DataFrame, start: float | None
             continue
         rid = store.reader_id(reader["name"])
         for session in store.design.sessions:
-            ratings = mine[mine["session"] == session].set_index(mine[mine["session"] == session]["patient_id"]
-                                                                 .astype(str))["confidence"]
+            part = mine[mine["session"] == session]
+            ratings = part.set_index([part["patient_id"].astype(str), part["sequence"].astype(str)])["confidence"]
             if session == AI_ASSISTED:
                 t += store.design.washout_days * 86400.0 + 1.0
             while (case := store.next_case(rid, session, now=t)) is not None:
-                if case not in ratings.index:
-                    raise InputError(None, f"the simulated reads have no {session} read of {case} by "
-                                           f"{reader['name']}")
+                missing = [q for q in rated if (case, q) not in ratings.index]
+                if missing:
+                    raise InputError(None, f"the simulated reads have no {session} read of {case} ({missing[0]}) "
+                                           f"by {reader['name']}")
                 store.open_case(rid, session, case, now=t)
                 t += SECONDS_PER_CASE
-                store.submit(rid, session, case, **rating(ratings[case], store.design.scale), now=t)
-                given += 1
+                for q in rated:
+                    store.submit(rid, session, case, **rating(ratings[(case, q)], store.design.scale), now=t,
+                                 sequence=q)
+                    given += 1
             if session == UNAIDED:
                 t += 1.0
     return given

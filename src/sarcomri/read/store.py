@@ -56,10 +56,14 @@ READS = sa.Table("reads", META, sa.Column("id", sa.Integer, primary_key=True),
                  sa.Column("reader_id", sa.ForeignKey("readers.id"), nullable=False),
                  sa.Column("case_id", sa.ForeignKey("cases.id"), nullable=False),
                  sa.Column("session", sa.String(20), nullable=False),
+                 sa.Column("sequence", sa.String(40), nullable=False),  # 'all', or the sequence rated
                  sa.Column("confidence", sa.Integer, nullable=False),
                  sa.Column("call_positive", sa.Boolean), sa.Column("certainty", sa.String(10)),
                  sa.Column("read_at", sa.Float, nullable=False), sa.Column("seconds", sa.Float, nullable=False),
-                 sa.UniqueConstraint("reader_id", "case_id", "session"))
+                 sa.UniqueConstraint("reader_id", "case_id", "session", "sequence"))
+
+#: The ``sequence`` of a read of the whole case.
+WHOLE_CASE = "all"
 
 
 class ReadingError(SarcomriError):
@@ -197,10 +201,18 @@ class ReadingStore:
             return SessionState(session, done, total, False, f"the washout ends in {days:.1f} days", opens)
         return SessionState(session, done, total, True)
 
-    @staticmethod
-    def _count(conn: sa.Connection, reader: int, session: str) -> int:
-        return conn.execute(sa.select(sa.func.count()).select_from(READS).where(
-            READS.c.reader_id == reader, READS.c.session == session)).scalar_one()
+    def rated(self) -> list[str]:
+        """What a read rates: every sequence apart (``per_sequence`` designs) or the whole case."""
+        return list(self.sequences) if self.design.per_sequence else [WHOLE_CASE]
+
+    def _read_cases(self, reader: int, session: str) -> sa.Select:
+        """The ids of the cases the reader has read completely in ``session`` (every rated sequence)."""
+        return (sa.select(READS.c.case_id).where(READS.c.reader_id == reader, READS.c.session == session)
+                .group_by(READS.c.case_id).having(sa.func.count() >= len(self.rated())))
+
+    def _count(self, conn: sa.Connection, reader: int, session: str) -> int:
+        return conn.execute(sa.select(sa.func.count()).select_from(self._read_cases(reader, session).subquery())
+                            ).scalar_one()
 
     def _require_open(self, reader: int, session: str, now: float) -> None:
         state = self.state(reader, session, now)
@@ -216,7 +228,7 @@ class ReadingStore:
         """The reader's next ``n`` unread cases of ``session`` in their own order (fewer near the end)."""
         now = time.time() if now is None else now
         self._require_open(reader, session, now)
-        read = sa.select(READS.c.case_id).where(READS.c.reader_id == reader, READS.c.session == session)
+        read = self._read_cases(reader, session)
         query = (sa.select(CASES.c.patient_id).join(ORDERS, ORDERS.c.case_id == CASES.c.id)
                  .where(ORDERS.c.reader_id == reader, ORDERS.c.session == session, ORDERS.c.case_id.not_in(read))
                  .order_by(ORDERS.c.position).limit(n))
@@ -246,12 +258,16 @@ class ReadingStore:
 
     # ------------------------------------------------------------------------------------------ reads
     def submit(self, reader: int, session: str, patient_id: str, confidence: int | None = None,
-               call_positive: bool | None = None, certainty: str | None = None, now: float | None = None) -> int:
+               call_positive: bool | None = None, certainty: str | None = None, now: float | None = None,
+               sequence: str = WHOLE_CASE) -> int:
         """Commit one read (or replace the reader's earlier read of the case in the same session, while allowed);
         the rating is a 6-point ``confidence`` (six_point designs) or a call with its ``certainty``
-        (call_confidence designs). Returns the read's confidence on the 6-point scale."""
+        (call_confidence designs), of the whole case or, in ``per_sequence`` designs, of one ``sequence``.
+        Returns the read's confidence on the 6-point scale."""
         now = time.time() if now is None else now
         self._require_open(reader, session, now)
+        if sequence not in self.rated():
+            raise ReadingError(f"a read rates {' or '.join(self.rated())} in this study, not {sequence!r}")
         confidence = self._rating(confidence, call_positive, certainty)
         with self.engine.begin() as conn:
             case = self._case(conn, patient_id)
@@ -261,10 +277,11 @@ class ReadingStore:
                 raise ReadingError("unaided reads cannot change once the AI-assisted session has been opened")
             opened = conn.execute(sa.select(OPENED.c.opened).where(
                 OPENED.c.reader_id == reader, OPENED.c.session == session, OPENED.c.case_id == case)).scalar()
-            values = dict(reader_id=reader, case_id=case, session=session, confidence=confidence,
+            values = dict(reader_id=reader, case_id=case, session=session, sequence=sequence, confidence=confidence,
                           call_positive=call_positive, certainty=certainty, read_at=now,
                           seconds=max(0.0, now - opened) if opened is not None else 0.0)
-            where = (READS.c.reader_id == reader) & (READS.c.case_id == case) & (READS.c.session == session)
+            where = ((READS.c.reader_id == reader) & (READS.c.case_id == case) & (READS.c.session == session)
+                     & (READS.c.sequence == sequence))
             if conn.execute(sa.select(READS.c.id).where(where)).first() is not None:
                 conn.execute(READS.update().where(where).values(**values))
             else:
@@ -286,8 +303,8 @@ class ReadingStore:
     def reads(self, reader: int | None = None) -> list[dict[str, Any]]:
         """The reads, of one reader (what that reader may see) or of all (the owner's export), in read order."""
         query = (sa.select(READERS.c.name.label("reader"), READERS.c.group, CASES.c.patient_id, READS.c.session,
-                           READS.c.confidence, READS.c.call_positive, READS.c.certainty, READS.c.read_at,
-                           READS.c.seconds)
+                           READS.c.sequence, READS.c.confidence, READS.c.call_positive, READS.c.certainty,
+                           READS.c.read_at, READS.c.seconds)
                  .join(READERS, READERS.c.id == READS.c.reader_id).join(CASES, CASES.c.id == READS.c.case_id)
                  .order_by(READS.c.read_at, READS.c.id))
         if reader is not None:

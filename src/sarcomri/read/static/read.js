@@ -177,16 +177,31 @@
     return set;
   }
 
+  /** The form's field name of ``field`` for what is rated (``all``: the whole case; else one sequence). */
+  const fieldName = (field, target) => (target === "all" ? field : `${field}:${target}`);
+
   function buildRating() {
     const form = $("rating");
     form.replaceChildren();
     const pos = state.me.positive, neg = state.me.negative;
-    if (state.me.scale === "six_point") {
-      form.appendChild(radios("confidence", [[0, `definitely ${pos}`], [1, `probably ${pos}`], [2, `possibly ${pos}`],
-                                             [3, `possibly ${neg}`], [4, `probably ${neg}`], [5, `definitely ${neg}`]]));
-    } else {
-      form.appendChild(radios("call", [["positive", pos], ["negative", neg]]));
-      form.appendChild(radios("certainty", [["high", "high certainty"], ["medium", "medium certainty"], ["low", "low certainty"]]));
+    for (const target of state.me.rated) {
+      const box = document.createElement("div");
+      box.className = "rate";
+      box.dataset.rated = target;
+      if (target !== "all") {
+        const title = document.createElement("h4");
+        title.textContent = target;
+        box.appendChild(title);
+      }
+      if (state.me.scale === "six_point") {
+        box.appendChild(radios(fieldName("confidence", target), [[0, `definitely ${pos}`], [1, `probably ${pos}`],
+          [2, `possibly ${pos}`], [3, `possibly ${neg}`], [4, `probably ${neg}`], [5, `definitely ${neg}`]]));
+      } else {
+        box.appendChild(radios(fieldName("call", target), [["positive", pos], ["negative", neg]]));
+        box.appendChild(radios(fieldName("certainty", target), [["high", "high certainty"], ["medium", "medium certainty"],
+                                                                ["low", "low certainty"]]));
+      }
+      form.appendChild(box);
     }
     const submit = document.createElement("button");
     submit.type = "submit";
@@ -197,11 +212,16 @@
   $("rating").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = new FormData(ev.target);
-    const body = { session: state.session, case: state.case };
-    if (state.me.scale === "six_point") body.confidence = Number(form.get("confidence"));
-    else { body.call_positive = form.get("call") === "positive"; body.certainty = form.get("certainty"); }
     try {
-      await api("/api/read", body);
+      for (const target of state.me.rated) {  // one committed read per rated sequence (or the whole case)
+        const body = { session: state.session, case: state.case, sequence: target };
+        if (state.me.scale === "six_point") body.confidence = Number(form.get(fieldName("confidence", target)));
+        else {
+          body.call_positive = form.get(fieldName("call", target)) === "positive";
+          body.certainty = form.get(fieldName("certainty", target));
+        }
+        await api("/api/read", body);
+      }
       await startSession(state.session);
     } catch (err) { $("read-message").textContent = err.message; }
   });
