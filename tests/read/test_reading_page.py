@@ -125,3 +125,26 @@ def test_a_per_sequence_design_rates_each_sequence_in_the_browser(browser, readi
         page.wait_for_function(f"window.sarcomriReader.case !== '{case}'", timeout=30000)
     (read,) = ReadingStore(db).reads()
     assert (read["patient_id"], read["sequence"], read["confidence"]) == (case, "T2axi", 4)
+
+
+def test_the_owner_sees_progress_counts_in_the_browser(browser, server):
+    base, tokens, _, db, _ = server
+    store = ReadingStore(db)
+    me = store.authenticate("r1", tokens["r1"])
+    case = store.next_case(me, "first")
+    store.submit(me, "first", case, call_positive=True, certainty="high")
+    page = browser.new_context().new_page()
+    page.goto(base + "/owner.html")
+    page.fill("input[name=token]", "wrong")
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('owner-message').textContent.length > 0")
+    assert "owner's token" in page.inner_text("#owner-message") and page.is_hidden("#progress")
+    page.fill("input[name=token]", "o")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#progress:not([hidden])")
+    rows = [r.split("\t") for r in page.inner_text("#progress").splitlines()[1:]]
+    n = len(store.cases())
+    assert [r[:4] for r in rows] == [["r1", "specialist", "unaided", f"1 of {n}"],
+                                     ["r1", "specialist", "AI-assisted", f"0 of {n}"],
+                                     ["r2", "practitioner", "unaided", f"0 of {n}"],
+                                     ["r2", "practitioner", "AI-assisted", f"0 of {n}"]]
