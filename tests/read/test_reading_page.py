@@ -119,6 +119,13 @@ def test_a_per_sequence_design_rates_each_sequence_in_the_browser(browser, readi
         page.click("button[data-session=first]")
         page.wait_for_function("window.sarcomriReader.loaded === 1", timeout=30000)
         assert page.locator(".rate h4").all_inner_texts() == ["T2axi"]  # one rating per sequence, titled
+        page.click("#zoom-in")
+        page.click("#zoom-in")
+        assert page.evaluate("window.sarcomriReader.zoom()") == [1.5625]
+        page.click("#zoom-reset")
+        assert page.evaluate("window.sarcomriReader.zoom()") == [1]
+        page.select_option("#drag-mode", "pan")
+        assert page.evaluate("window.sarcomriReader.viewers[0].opts.dragMode") == 3  # NiiVue's pan
         case = page.evaluate("window.sarcomriReader.case")
         page.check("input[name='confidence:T2axi'][value='4']")
         page.click("#rating button[type=submit]")

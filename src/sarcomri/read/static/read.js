@@ -135,6 +135,21 @@
     link();
   }
 
+  /** Zoom every view by ``factor`` about its centre (1 / 0: back to the whole slice, centred). */
+  function zoom(factor) {
+    for (const nv of state.viewers) {
+      const p = nv.scene.pan2Dxyzmm;
+      nv.setPan2Dxyzmm(factor === 0 ? [0, 0, 0, 1] : [p[0], p[1], p[2], Math.min(Math.max(p[3] * factor, 0.5), 8)]);
+    }
+  }
+  state.zoom = () => state.viewers.map((nv) => nv.scene.pan2Dxyzmm[3]);
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  $("zoom-reset").addEventListener("click", () => zoom(0));
+  $("drag-mode").addEventListener("change", (ev) => {
+    for (const nv of state.viewers) nv.opts.dragMode = niivue.DRAG_MODE[ev.target.value];
+  });
+
   function volumeUrl(caseId, seq) { return `/api/volume/${caseId}/${seq}`; }
 
   async function buildViewers(caseId) {
