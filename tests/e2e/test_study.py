@@ -295,9 +295,11 @@ def test_a_reader_study_of_the_finished_study(study, tmp_path):
                                           "washout_days: 0\nseed: 3\n")
     db = f"sqlite:///{tmp_path / 'reads.sqlite'}"
     res = runner.invoke(app, ["read", "create", str(run), "--readers", str(tmp_path / "readers.yaml"), "--design",
-                              str(tmp_path / "design.yaml"), "--db", db, "--json"])
+                              str(tmp_path / "design.yaml"), "--db", db, "--json", "--tokens", str(tmp_path / "t.tsv")])
     assert res.exit_code == 0, res.output + repr(res.exception)
     plan = json.loads(res.output)
+    assert (tmp_path / "t.tsv").stat().st_mode & 0o777 == 0o600  # the tokens file: its owner only
+    assert (tmp_path / "t.tsv").read_text() == "".join(f"{r['name']}\t{r['token']}\n" for r in plan["readers"])
     splits = pd.read_csv(run / "classification" / "splits.csv", dtype={"patient_id": str})
     tested = set(splits.loc[(splits["repeat"] == 0) & (splits["role"] == "test"), "patient_id"])
     store = ReadingStore(db)
