@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,11 @@ _VERIFIED: set[tuple[str, int, int]] = set()
 # NIfTI datatype code -> bytes per voxel (nifti1.h)
 _DTYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8,
                 1536: 16, 1792: 16, 2048: 32, 2304: 4}
+
+#: One SimpleITK header read at a time: ITK's reader aborted the whole process (``Fatal Python error: Aborted`` in
+#: ``ReadImageInformation``) when two threads of ``cohort.seriesfiles`` read NIfTI headers at once, once in the
+#: test suite. A header read takes about a millisecond; the checks around it (gzip integrity, voxels) stay parallel.
+_HEADER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,8 @@ def read_grid(path: str | Path) -> Grid:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with _HEADER_LOCK:  # see _HEADER_LOCK
+            reader.ReadImageInformation()
     except RuntimeError:
         raise InputError(path, "not a readable image header (corrupt or truncated)") from None
     return Grid(size=tuple(reader.GetSize()), spacing=tuple(reader.GetSpacing()), origin=tuple(reader.GetOrigin()),
