@@ -366,10 +366,21 @@ def test_the_ai_session_overlays_the_segmentation_models_tumour(study, tmp_path,
     while (case := store.next_case(me, "first")) is not None:
         store.submit(me, "first", case, confidence=3)
     ai = client.get(f"/api/ai/{first}").json()
-    assert [o["group"] for o in ai["overlays"]] == ["T2axi"] and ai["sequences"]
+    assert [(o["kind"], o["group"]) for o in ai["overlays"]] == [("mask", "T2axi"), ("gradcam", "T2axi"),
+                                                                 ("gradcam", "ADC")] and ai["sequences"]
     mask = client.get(ai["overlays"][0]["url"])
     assert mask.status_code == 200
     assert mask.content == (run / "segmentation" / "predictions" / "T2axi" / f"{first}.nii.gz").read_bytes()
+    cam = client.get(ai["overlays"][1]["url"])
+    assert cam.status_code == 200
+    (tmp_path / "cam.nii.gz").write_bytes(cam.content)
+    import SimpleITK as sitk
+
+    cam_image, image = sitk.ReadImage(str(tmp_path / "cam.nii.gz")), Cohort.load(run / "cohort").read_image(first,
+                                                                                                          "T2axi")
+    values = sitk.GetArrayFromImage(cam_image)
+    assert cam_image.GetSize() == image.GetSize() and cam_image.GetOrigin() == pytest.approx(image.GetOrigin())
+    assert values.min() >= 0 and 0 < values.max() <= 1  # the evidence, on the tumour slices the classifier read
     with background_server(app) as base:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         page.goto(base + "/")
@@ -379,10 +390,14 @@ def test_the_ai_session_overlays_the_segmentation_models_tumour(study, tmp_path,
         page.click("button[data-session=ai_assisted]")
         page.wait_for_function("window.sarcomriReader.overlaid === window.sarcomriReader.me.sequences.length",
                                timeout=30000)
-        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes.length)") == [2, 2]
-        assert page.is_visible("#overlay-toggle")
+        # each view: its image, the segmentation model's mask, its own sequence's Grad-CAM
+        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes.length)") == [3, 3]
+        assert page.is_visible("#overlay-toggle") and page.is_visible("#gradcam-toggle")
         page.uncheck("#show-overlay")
-        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes[1].opacity)") == [0, 0]
+        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes.map(x => x.opacity))") == [
+            [1, 0, 0.5], [1, 0, 0.5]]
+        page.uncheck("#show-gradcam")
+        assert page.evaluate("window.sarcomriReader.viewers.map(v => v.volumes[2].opacity)") == [0, 0]
 
 
 def test_the_synthetic_readers_read_a_plan_through_the_store(study, tmp_path):

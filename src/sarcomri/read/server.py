@@ -14,6 +14,8 @@ only; the rules of the design are the store's (:mod:`sarcomri.read.store`), so t
 * ``GET /api/ai/{case}``: the model's outputs for the case, only in an open AI-assisted session, with the overlays
   there are for it (``overlays``: the study's segmentation model's out-of-fold tumour mask, per sequence group)
 * ``GET /api/overlay/{case}/{group}``: one such mask (NIfTI), under the same condition
+* ``GET /api/gradcam/{case}/{sequence}``: the Grad-CAM volume of a sequence's first model
+  (:mod:`sarcomri.read.gradcam`), under the same condition
 * ``POST /api/read`` ``{session, case, confidence | call_positive + certainty[, sequence]}``: one read of the
   whole case, or of one sequence in ``per_sequence`` designs (``/api/me``'s ``rated`` lists what a case needs)
 * ``GET /api/reads``: the reader's own reads
@@ -42,6 +44,7 @@ from pydantic import BaseModel, ConfigDict
 from sarcomri.errors import InputError
 from sarcomri.read.ai import ModelOutputs
 from sarcomri.read.design import AI_ASSISTED
+from sarcomri.read.gradcam import gradcam_overlay, gradcam_sequences
 from sarcomri.read.plan import classification_of
 from sarcomri.read.store import ReadingError, ReadingStore
 from sarcomri.runs import SegmentationRun, StudyRun, open_run
@@ -86,6 +89,8 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     sessions: dict[str, tuple[int, str]] = {}  # cookie -> (reader id, name)
     groups = {r["name"]: r["group"] for r in store.readers()}
     positive, negative = run.class_names(cohort)
+    explained = gradcam_sequences(run, store.sequences) if AI_ASSISTED in store.design.sessions else []
+    gradcam_cache = Path(study).resolve() / "read" / "gradcam"
     app = FastAPI(title="sarcomri reader workstation", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(ReadingError)
@@ -171,9 +176,22 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
         found = outputs.of(case) or {"sequences": [], "summed_score": None, "threshold": None, "decision": None,
                                      "note": "the model has no output for this case"}
         masks = overlay_masks(segmentation, case)
-        found["overlays"] = [{"group": g, "name": f"predicted tumour ({g} model)", "url": f"/api/overlay/{case}/{g}"}
-                             for g in masks]
+        found["overlays"] = [{"group": g, "kind": "mask", "name": f"predicted tumour ({g} model)",
+                              "url": f"/api/overlay/{case}/{g}"} for g in masks]
+        found["overlays"] += [{"group": q, "kind": "gradcam", "name": f"Grad-CAM ({q}, evidence for {positive})",
+                               "url": f"/api/gradcam/{case}/{q}"} for q in explained]
         return found
+
+    @app.get("/api/gradcam/{case}/{sequence}")
+    def gradcam_map(case: str, sequence: str, rid: int = Depends(reader)) -> Response:
+        ai_open(case, rid)
+        if sequence not in explained:
+            raise HTTPException(404, "no classifier of this sequence to explain")
+        path = gradcam_overlay(run, cohort, case, sequence, gradcam_cache)
+        if path is None:
+            raise HTTPException(404, "no tumour slice of this case to explain on this sequence")
+        return FileResponse(path, media_type="application/gzip", headers={"Cache-Control": "private, max-age=3600"},
+                            filename=f"{case}_{sequence}_gradcam.nii.gz")
 
     @app.get("/api/overlay/{case}/{group}")
     def overlay(case: str, group: str, rid: int = Depends(reader)) -> Response:

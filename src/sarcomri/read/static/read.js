@@ -83,9 +83,10 @@
       $("ai-decision").textContent = out.decision === null ? (out.note || "") :
         `Summed score ${out.summed_score} (threshold ${out.threshold}): ${out.decision}`;
       state.overlays = out.overlays || [];
-      const toggle = $("overlay-toggle");
-      toggle.hidden = state.overlays.length === 0;
+      $("overlay-toggle").hidden = !state.overlays.some((o) => o.kind === "mask");
+      $("gradcam-toggle").hidden = !state.overlays.some((o) => o.kind === "gradcam");
       $("show-overlay").checked = true;
+      $("show-gradcam").checked = true;
       ai.hidden = false;
     }
     show("reading");  // the viewers' frames must be laid out before NiiVue sizes its canvases
@@ -94,19 +95,27 @@
     buildRating();
   }
 
-  /** The AI's overlays (the segmentation model's tumour mask) over every sequence's view, in red. */
-  async function addOverlays(nv) {
+  /** The AI's overlays: the segmentation model's tumour mask over every sequence's view (red), and each
+   * sequence's Grad-CAM over its own view (inferno). Each volume's kind is kept for the check boxes. */
+  const OPACITY = { mask: 0.45, gradcam: 0.5 };
+  async function addOverlays(nv, seq) {
+    nv.overlayKinds = [];
     for (const o of state.overlays) {
-      await nv.addVolumeFromUrl({ url: o.url, name: `${o.group}_mask.nii.gz`, colormap: "red", opacity: 0.45 });
+      if (o.kind === "gradcam" && o.group !== seq) continue;
+      const colormap = o.kind === "gradcam" ? "inferno" : "red";
+      await nv.addVolumeFromUrl({ url: o.url, name: `${o.group}_${o.kind}.nii.gz`, colormap, opacity: OPACITY[o.kind] });
+      nv.overlayKinds.push(o.kind);
     }
     if (state.overlays.length) state.overlaid += 1;
   }
 
-  $("show-overlay").addEventListener("change", (ev) => {
+  function toggleOverlays(kind, shown) {
     for (const nv of state.viewers) {
-      for (let i = 1; i < nv.volumes.length; i++) nv.setOpacity(i, ev.target.checked ? 0.45 : 0);
+      (nv.overlayKinds || []).forEach((k, i) => { if (k === kind) nv.setOpacity(i + 1, shown ? OPACITY[kind] : 0); });
     }
-  });
+  }
+  $("show-overlay").addEventListener("change", (ev) => toggleOverlays("mask", ev.target.checked));
+  $("show-gradcam").addEventListener("change", (ev) => toggleOverlays("gradcam", ev.target.checked));
 
   /** One NiiVue per sequence, made once (a WebGL context and its shaders are the slow part); each case only
    * replaces the volumes. */
@@ -161,7 +170,7 @@
           nv.scene.crosshairPos = [0.5, 0.5, 0.5];  // each case opens at its middle slice
           nv.drawScene();
           if (state.case === caseId) state.loaded += 1;
-          if (state.case === caseId) await addOverlays(nv);
+          if (state.case === caseId) await addOverlays(nv, seq);
         })
         .catch((err) => { $("read-message").textContent = `cannot show ${seq}: ${err}`; });
     });
