@@ -79,15 +79,20 @@ def test_study_outputs(study):
     assert 0 < summary["ideal_observer_auc"] <= 1 and set(summary["per_sequence_auc"]) == {"T2axi", "ADC"}
 
 
-def test_predict_nifti_and_dicom(study, tmp_path):
-    _, run, _ = study
-    cohort = Cohort.load(run / "synthetic")
-    pid = cohort.patients["patient_id"].iloc[0]
-    src = tmp_path / "patient"
+def _nifti_patient(cohort: Cohort, pid: str, src: pathlib.Path) -> pathlib.Path:
+    """A NIfTI patient folder of a cohort patient's T2axi and ADC images and masks (what `predict` takes)."""
     src.mkdir()
     for seq in ("T2axi", "ADC"):
         shutil.copy(cohort.root / cohort.series_row(pid, seq)["image"], src / f"{seq}.nii.gz")
         shutil.copy(cohort.root / cohort.series_row(pid, seq)["mask"], src / f"{seq}_mask.nii.gz")
+    return src
+
+
+def test_predict_nifti_and_dicom(study, tmp_path):
+    _, run, _ = study
+    cohort = Cohort.load(run / "synthetic")
+    pid = cohort.patients["patient_id"].iloc[0]
+    src = _nifti_patient(cohort, pid, tmp_path / "patient")
     out = tmp_path / "out"
     res = runner.invoke(app, ["predict", str(src), "--model", str(run / "classification"), "--out", str(out),
                               "--deid-key", "k"], env={"COLUMNS": "200"})
@@ -209,11 +214,7 @@ def test_the_patient_page_passes_in_a_browser(study, tmp_path, checks):
     _, run, _ = study
     cohort = Cohort.load(run / "synthetic")
     pid = cohort.patients["patient_id"].iloc[1]
-    src = tmp_path / "patient"
-    src.mkdir()
-    for seq in ("T2axi", "ADC"):
-        shutil.copy(cohort.root / cohort.series_row(pid, seq)["image"], src / f"{seq}.nii.gz")
-        shutil.copy(cohort.root / cohort.series_row(pid, seq)["mask"], src / f"{seq}_mask.nii.gz")
+    src = _nifti_patient(cohort, pid, tmp_path / "patient")
     out = tmp_path / "out"
     res = runner.invoke(app, ["predict", str(src), "--model", str(run / "classification"), "--out", str(out),
                               "--deid-key", "k"], env={"COLUMNS": "200"})

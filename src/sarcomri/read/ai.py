@@ -18,8 +18,9 @@ from sarcomri.runs import ClassificationRun
 class ModelOutputs:
     """The model's outputs for the cases of a reading plan, read once from the run's tables."""
 
-    def __init__(self, run: ClassificationRun):
+    def __init__(self, run: ClassificationRun, class_names: tuple[str, str]):
         self.run = run
+        self.positive, self.negative = class_names
 
     def _table(self, name: str) -> pd.DataFrame | None:
         path = self.run.table_path(name)
@@ -50,7 +51,6 @@ class ModelOutputs:
             row = summed[summed["patient_id"] == patient_id]
             if len(row):
                 score, threshold = int(row["summed_score"].iloc[0]), float(rule["threshold"].iloc[0])
-                pos, neg = self.run.class_names(self.run.cohort(check_files=False))
                 out.update(summed_score=score, threshold=threshold,
-                           decision=pos if bool(summed_call(score, threshold)) else neg)
+                           decision=self.positive if bool(summed_call(score, threshold)) else self.negative)
         return out

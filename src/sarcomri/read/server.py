@@ -85,10 +85,10 @@ def create_app(study: str | Path, store: ReadingStore, owner_token: str | None =
     cohort = run.cohort(check_files=False)
     segmentation = segmentation_of(study)
     cases = set(store.cases())
-    outputs = ModelOutputs(run)
     sessions: dict[str, tuple[int, str]] = {}  # cookie -> (reader id, name)
     groups = {r["name"]: r["group"] for r in store.readers()}
     positive, negative = run.class_names(cohort)
+    outputs = ModelOutputs(run, (positive, negative))
     explained = gradcam_sequences(run, store.sequences) if AI_ASSISTED in store.design.sessions else []
     gradcam_cache = Path(study).resolve() / "read" / "gradcam"
     app = FastAPI(title="sarcomri reader workstation", docs_url=None, redoc_url=None, openapi_url=None)

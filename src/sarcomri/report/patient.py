@@ -39,12 +39,10 @@ def render_patient_page(prediction: dict, figures: Sequence[dict] = (), folder: 
              for f in figures]
     by_kind = {kind: [f for f in shown if f.get("kind") == kind] for kind in ("slices", "likelihoods", "gradcam")}
     meaning = prediction.get("score_meaning")
-    mine = None
-    if meaning:
-        mine = next((lv for lv in meaning["levels"] if lv["score"] == prediction["summed_score"]), None)
+    levels = score_rows(meaning, prediction["summed_score"])
     return environment().get_template("patient.html.j2").render(
-        p=prediction, figures=by_kind, version=__version__, meaning=meaning, mine=mine,
-        levels=score_rows(meaning, prediction["summed_score"]), percent=percent,
+        p=prediction, figures=by_kind, version=__version__, meaning=meaning,
+        mine=next((lv for lv in levels if lv["mine"]), None), levels=levels, percent=percent,
         viewers=[{"sequence": v["sequence"], "json": viewer_json(v)} for v in viewers],
         viewer_js=viewer_script() if viewers else "")
 
