@@ -47,13 +47,21 @@
       button.dataset.session = s.session;
       button.textContent = `${s.session === "first" ? "Unaided" : "AI-assisted"} session: ${s.read} of ${s.cases} read`;
       button.disabled = !s.open || s.read >= s.cases;
-      button.addEventListener("click", () => startSession(s.session));
+      button.addEventListener("click", () => startSession(s.session).catch((err) => {
+        show("sessions");
+        $("sessions-message").textContent = err.message;
+      }));
       li.appendChild(button);
       if (!s.open) li.appendChild(document.createTextNode(` (closed: ${s.reason})`));
       else if (s.read >= s.cases) li.appendChild(document.createTextNode(" (done)"));
       list.appendChild(li);
     }
     show("sessions");
+    // made while the reader chooses a session (after the list is painted): the first case then only loads volumes
+    requestAnimationFrame(() => setTimeout(() => {
+      performance.mark("sessions-painted");  // the page load's end (benchmarks/read.py)
+      ensureViewers().catch((err) => { $("sessions-message").textContent = err.message; });
+    }, 0));
   }
 
   async function startSession(session) {
@@ -89,7 +97,9 @@
       $("show-gradcam").checked = true;
       ai.hidden = false;
     }
-    show("reading");  // the viewers' frames must be laid out before NiiVue sizes its canvases
+    show("reading");
+    await ensureViewers();
+    for (const nv of state.viewers) nv.resizeListener();  // made while hidden: sized now that they are laid out
     await buildViewers(caseId);
     prefetch(sessionState.after);
     buildRating();
@@ -118,9 +128,25 @@
   $("show-gradcam").addEventListener("change", (ev) => toggleOverlays("gradcam", ev.target.checked));
 
   /** One NiiVue per sequence, made once (a WebGL context and its shaders are the slow part); each case only
-   * replaces the volumes. */
-  async function ensureViewers() {
-    if (state.viewers.length) return;
+   * replaces the volumes. Returns the same promise to every caller. */
+  function ensureViewers() {
+    if (!state.viewersMade) state.viewersMade = makeViewers();
+    return state.viewersMade;
+  }
+
+  /** NiiVue's bundle (vendor/niivue), loaded from the start without holding up the login and the session list:
+   * a promise of ``window.niivue``. */
+  const viewerLibrary = new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "vendor/niivue/niivue.umd.js";
+    script.addEventListener("load", () => resolve(window.niivue));
+    script.addEventListener("error", () => reject(new Error("the image viewer could not be loaded")));
+    document.head.appendChild(script);
+  });
+  viewerLibrary.catch(() => {});  // reported where it is needed (the session list, a chosen session)
+
+  async function makeViewers() {
+    await viewerLibrary;
     const box = $("viewers");
     box.replaceChildren();
     for (const seq of state.me.sequences) {
@@ -136,7 +162,9 @@
       name.textContent = seq;
       div.append(frame, name);
       box.appendChild(div);
+      await new Promise((resolve) => setTimeout(resolve, 0));  // one viewer per task: the page stays responsive
       const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, dragAndDropEnabled: false });
+      nv.opts.skipGradient = true;  // 2D slices only: no gradient pass for 3D lighting (vendor/niivue/NOTICE)
       await nv.attachToCanvas(canvas);
       nv.setSliceType(nv.sliceTypeAxial);
       state.viewers.push(nv);
@@ -162,7 +190,6 @@
   function volumeUrl(caseId, seq) { return `/api/volume/${caseId}/${seq}`; }
 
   async function buildViewers(caseId) {
-    await ensureViewers();
     state.me.sequences.forEach((seq, i) => {
       const nv = state.viewers[i];
       nv.loadVolumes([{ url: volumeUrl(caseId, seq), name: `${seq}.nii.gz` }])
