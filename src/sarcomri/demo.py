@@ -4,7 +4,11 @@ new patient, never seen in training, through ``sarcomri predict``.
 1. ``<out>/study/``: ``sarcomri study run`` of ``presets/demo-study.yaml`` (synthetic cohort written as DICOM
    and ingested back de-identified; per-sequence CNNs over folds x repeats, ensembles, votes, combination
    search; synthetic readers with an AI-assisted second read; a 3D segmentation model; the report);
-2. ``<out>/new-patient/``: a new synthetic patient written as DICOM *without* its tumour masks, so the
+2. ``<out>/study/read/``: a reader study through the reader workstation (:func:`reader_study`): the study's
+   synthetic readers read its test cases through the same store as the reading page (unaided, then AI-assisted
+   after the washout, on a simulated clock); the reads exported as ``reads.csv``, each reader's token in
+   ``tokens.tsv`` (readable by its owner only), so ``sarcomri read serve <out>/study`` shows the reading page;
+3. ``<out>/new-patient/``: a new synthetic patient written as DICOM *without* its tumour masks, so the
    segmentation model has to find the tumour before the classifiers read it; ``prediction/`` holds the result.
    Its id (``NEW-SARC-0001``) comes from a range no study patient's id is in, so neither the id nor its
    pseudonym under the study's key can be a study patient's (:func:`check_new_patient` refuses one that is).
@@ -73,6 +77,46 @@ def new_patient(out: Path, cfg: StudyConfig, log: Log, study: StudyRun | None = 
     label = str(cohort.patients["label"].iloc[0])
     log(f"new patient: {folder} (DICOM without masks)")
     return folder, label
+
+
+def reader_study(study: StudyRun, log: Log) -> dict[str, Any] | None:
+    """The study's synthetic readers (``<study>/readers/readers.csv``) read its test cases through the reader
+    workstation's store (the sarcoma paper's design: a call and its certainty, unaided and then AI-assisted after
+    the 14-day washout, on a simulated clock), in the study's default reading database; the reads are exported
+    to ``<study>/read/reads.csv``. Returns the counts, or None for a study without simulated readers. A finished
+    reader study is kept; one stopped midway continues where it stopped."""
+    import pandas as pd
+
+    from sarcomri.io.atomic import write_csv
+    from sarcomri.read.design import PRESETS, Reader
+    from sarcomri.read.export import reads_table
+    from sarcomri.read.plan import DB_NAME, classification_of, create_plan, default_db, write_tokens
+    from sarcomri.read.simulate import simulate_reads
+    from sarcomri.read.store import ReadingStore
+
+    if not study.readers_csv.is_file():
+        return None
+    out = study.path / "read" / "reads.csv"
+    if not out.is_file():
+        simulated = pd.read_csv(study.readers_csv, dtype={"patient_id": str})
+        if (study.path / "read" / DB_NAME).is_file():
+            store = ReadingStore(default_db(study.path))
+        else:
+            people = simulated.drop_duplicates("reader")
+            store, issued = create_plan(study.path, PRESETS["sarcoma"],
+                                        [Reader(name=r.reader, group=r.group) for r in people.itertuples()])
+            write_tokens(study.path / "read" / "tokens.tsv", issued)
+        simulate_reads(store, simulated)
+        write_csv(out, reads_table(store, classification_of(study.path).cohort(check_files=False)),
+                  overwrite=True)
+    reads = pd.read_csv(out, dtype={"patient_id": str})
+    summary = {"reads": len(reads), "readers": int(reads["reader"].nunique()),
+               "cases": int(reads["patient_id"].nunique()), "csv": str(out)}
+    log(f"reader study through the reader workstation: {summary['readers']} synthetic readers read "
+        f"{summary['cases']} cases unaided, then AI-assisted after the washout: {summary['reads']} reads in {out}")
+    log(f"the reading page: sarcomri read serve {study.path} (the readers' tokens: "
+        f"{study.path / 'read' / 'tokens.tsv'})")
+    return summary
 
 
 def check_new_patient(patient_id: str, study: StudyRun, folder: Path | None = None) -> None:

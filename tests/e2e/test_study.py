@@ -458,3 +458,42 @@ def test_a_per_sequence_reader_study_feeds_the_model_vs_readers_tables(study, tm
     accuracy = tables["accuracy"]
     assert set(accuracy["sequence"]) == {"T2axi", "ADC"}
     assert set(people["reader"]) <= set(accuracy["interpreter"])
+
+
+def test_the_demo_runs_its_reader_study_through_the_workstation(study, tmp_path):
+    """`make demo`'s reader study: the study's synthetic readers read every planned case in both sessions through
+    the store; the export gives back their simulated ratings; each reader's token (in a file only its owner can
+    read) logs in; a rerun keeps the finished study, and a lost export is written again from the database."""
+    import os
+    import stat
+
+    from sarcomri.demo import reader_study
+    from sarcomri.read.plan import default_db
+    from sarcomri.read.store import ReadingStore
+    from sarcomri.runs import StudyRun
+
+    _, run, _ = study
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("read"))
+    lines: list[str] = []
+    done = reader_study(StudyRun(copy), lines.append)
+    simulated = pd.read_csv(copy / "readers" / "readers.csv", dtype={"patient_id": str})
+    whole = simulated[simulated["sequence"] == "all"]
+    reads = pd.read_csv(copy / "read" / "reads.csv", dtype={"patient_id": str})
+    assert done["reads"] == len(reads) == 2 * whole["reader"].nunique() * done["cases"] and done["cases"] > 0
+    assert set(reads["session"]) == {"first", "ai_assisted"}
+    got = reads.set_index(["reader", "session", "patient_id"])["confidence"]
+    want = whole.set_index(["reader", "session", "patient_id"])["confidence"].reindex(got.index)
+    assert np.allclose(got.to_numpy(), want.to_numpy())
+    tokens = copy / "read" / "tokens.tsv"
+    assert stat.S_IMODE(os.stat(tokens).st_mode) == 0o600
+    store = ReadingStore(default_db(copy))
+    for line in tokens.read_text().splitlines():
+        name, token = line.split("\t")
+        assert store.reader_id(name) == store.authenticate(name, token)
+    assert any("sarcomri read serve" in line for line in lines)
+    before = (copy / "read" / "reads.csv").stat().st_mtime_ns
+    assert reader_study(StudyRun(copy), lines.append) == done
+    assert (copy / "read" / "reads.csv").stat().st_mtime_ns == before
+    (copy / "read" / "reads.csv").unlink()
+    assert reader_study(StudyRun(copy), lines.append) == done  # from the database: no read given twice

@@ -29,13 +29,16 @@ def demo(
     """Run the demo study: synthesise a uterine sarcoma vs leiomyoma cohort, write it as DICOM and ingest it
     back de-identified, train per-sequence CNNs over folds x repeats, ensemble them, vote over sequences and
     search the combinations, compare with synthetic radiologists reading with and without the AI, train a 3D
-    tumour segmentation model, write the HTML report, then predict one new patient from DICOM."""
+    tumour segmentation model, write the HTML report, let the synthetic radiologists read the study's cases through
+    the reader workstation, then predict one new patient from DICOM."""
     con = Console()
     t0 = time.perf_counter()
     cfg = demo_lib.demo_config(patients, seed)
     con.rule(f"demo study ({cfg.synth.patients} synthetic patients)")
     study = StudyRun(out / "study")
     study_lib.run_study(cfg, study.path, log=Console(quiet=quiet).print, progress=not quiet)
+    con.rule("reader study")
+    demo_lib.reader_study(study, Console(quiet=quiet).print)
     con.rule("one new patient")
     folder, label = demo_lib.new_patient(out / "new-patient", cfg, Console(quiet=quiet).print, study=study)
     seg = study.segmentation.path if cfg.segmentation is not None else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -48,19 +47,14 @@ def create(
 ) -> None:
     """Create a reading plan: the study's cases (test patients, pseudonyms only), the sequences shown, each
     reader's own case order per session, and a token per reader (shown once)."""
-    from sarcomri.io.atomic import atomic_path
     from sarcomri.read.design import load_design, load_readers
-    from sarcomri.read.plan import create_plan
+    from sarcomri.read.plan import create_plan, write_tokens
 
     plan = load_design(design)
     people = load_readers(readers)
     store, issued = create_plan(study, plan, people, db)
-    if tokens is not None:  # readable by its owner only before it appears under its name
-        with atomic_path(tokens) as tmp:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write("".join(f"{name}\t{token}\n" for name, token in issued.items()))
-            os.chmod(tmp, 0o600)
+    if tokens is not None:
+        write_tokens(tokens, issued)
     cases = len(store.cases())
     result = {"study": store.study, "cases": cases, "sequences": store.sequences, "sessions": plan.sessions,
               "washout_days": plan.washout_days,

@@ -4,11 +4,13 @@ patients of the first repeat, or every patient), the sequences shown (the run's)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from sarcomri.errors import InputError
+from sarcomri.io.atomic import atomic_path
 from sarcomri.read.design import Reader, ReadingDesign
 from sarcomri.read.store import ReadingStore
 from sarcomri.runs import ClassificationRun, StudyRun, open_run
@@ -65,3 +67,14 @@ def create_plan(study: str | Path, design: ReadingDesign, readers: list[Reader],
         raise InputError(run.path, f"the cohort has no {', '.join(sorted(missing))} series")
     return ReadingStore.create(db or default_db(study), run.name, design, readers,
                                plan_cases(run, design, sequences), sequences)
+
+
+def write_tokens(path: str | Path, issued: dict[str, str]) -> Path:
+    """Write each reader's token (``name<TAB>token`` lines) to ``path``, readable by its owner only before it
+    appears under its name; returns the path."""
+    with atomic_path(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{name}\t{token}\n" for name, token in issued.items()))
+        os.chmod(tmp, 0o600)
+    return Path(path)

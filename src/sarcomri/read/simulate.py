@@ -35,13 +35,14 @@ def simulate_reads(store: ReadingStore, reads: pd.DataFrame, start: float | None
     how many reads were given. A plan reader with no simulated reads is left alone."""
     rated = store.rated()
     whole = reads[reads["sequence"].astype(str).isin(rated)]
-    t = time.time() if start is None else start
     given = 0
     for reader in store.readers():
         mine = whole[whole["reader"] == reader["name"]]
         if mine.empty:
             continue
         rid = store.reader_id(reader["name"])
+        # a reader who has read already (a simulation stopped midway) continues after their last read
+        t = max([time.time() if start is None else start] + [r["read_at"] + 1.0 for r in store.reads(rid)])
         for session in store.design.sessions:
             part = mine[mine["session"] == session]
             ratings = part.set_index([part["patient_id"].astype(str), part["sequence"].astype(str)])["confidence"]
