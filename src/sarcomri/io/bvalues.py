@@ -15,7 +15,11 @@ tag                       vendor        value
 ========================  ============  ===========================================================
 
 A private tag is trusted only when its private creator is the expected one or absent (anonymisers
-sometimes drop creators); a block reserved by another creator is ignored.
+sometimes drop creators); a block reserved by another creator is ignored. The block is found by its creator,
+as PS3.5 section 7.8.1 defines it: a creator may reserve any block (gggg,0010)-(gggg,00FF), so the Siemens
+b-value is (0019,xx0C) where (0019,00xx) is ``SIEMENS MR HEADER`` (0x10 on the scanner's own files; software
+that rewrites private blocks may renumber it). When no creator is present, the usual block 0x10 is assumed.
+docs/dicom_bvalues.md compares every rule with dcm2niix's reading of the same files.
 """
 
 from __future__ import annotations
@@ -64,16 +68,21 @@ def b_value_from_description(description: str | None) -> float | None:
 
 
 def _private_element(ds: pydicom.Dataset, group: int, offset: int, creator: str):
-    """The private element at (group, 0x10 block + offset), if its creator is the expected one or absent."""
-    tag = (group, 0x1000 + offset)
-    if tag not in ds:
-        return None
-    owner = ds.get((group, 0x0010))
-    if owner is not None:
-        text = owner.value.decode("latin-1") if isinstance(owner.value, bytes) else str(owner.value)
-        if text.strip().upper() != creator.upper():
+    """The element at ``offset`` in the block of ``group`` that ``creator`` reserves, or in block 0x10 when no
+    creator is recorded there (dropped by an anonymiser); None when block 0x10 belongs to another creator."""
+    owners = {}
+    for tag in ds.keys():
+        if tag.group == group and 0x10 <= tag.element <= 0xFF:
+            value = ds[tag].value
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            owners[tag.element] = text.replace("\x00", "").strip().upper()
+    block = next((slot for slot, text in owners.items() if text == creator.upper()), None)
+    if block is None:
+        if 0x10 in owners:
             return None
-    return ds[tag]
+        block = 0x10
+    tag = (group, (block << 8) | offset)
+    return ds[tag] if tag in ds else None
 
 
 def _first_number(value, philips: bool = False) -> float | None:
