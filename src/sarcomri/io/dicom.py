@@ -4,7 +4,8 @@ Files are recognised by content, not by name (with or without ``.dcm``): a DICOM
 ``DICM`` at byte 128. Files without it are skipped and counted (``paths.csv``, ``.DS_Store``); a file that
 claims to be DICOM but cannot be parsed, is cut short, or is an image without pixel data is an error
 naming the file. Headers are read with pydicom, deferring large values, so pixel data is read once,
-later, by SimpleITK (:mod:`sarcomri.io.volume`).
+later, by SimpleITK (:mod:`sarcomri.io.volume`), or by pydicom for multi-frame files (kind ``multiframe``: more
+than one frame, an enhanced SOP class or functional groups; read frame by frame by :mod:`sarcomri.io.multiframe`).
 
 Instances are grouped by patient (PatientID), study (StudyInstanceUID) and series (SeriesInstanceUID).
 """
@@ -29,6 +30,8 @@ from sarcomri.io.deid import identifiers_of
 MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
 RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}  # binary/fractional, label map
+#: Enhanced MR, Enhanced MR Color, Legacy Converted Enhanced MR: multi-frame even with one frame.
+ENHANCED_MR_CLASSES = {"1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.4.3", "1.2.840.10008.5.1.4.1.1.4.4"}
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 #: What pydicom raises on a damaged file, when it reads the file or later when it converts a value.
 _PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, ValueError, KeyError, TypeError,
@@ -169,6 +172,8 @@ def _instance(ds: pydicom.Dataset, path: Path, hint: str) -> Instance | None:
     if sop_class == MEDIA_DIRECTORY_CLASS:
         return None
     series_uid = str(ds.get("SeriesInstanceUID", "") or "")
+    if not len(ds):  # pydicom keeps nothing of a data set whose last element (pixel data) is cut short
+        raise InputError(path, f"corrupt DICOM file: nothing in it could be read (cut short?){hint}")
     if not series_uid:
         raise InputError(path, f"corrupt DICOM file: no SeriesInstanceUID{hint}")
     if sop_class == RTSTRUCT_CLASS:
@@ -176,7 +181,9 @@ def _instance(ds: pydicom.Dataset, path: Path, hint: str) -> Instance | None:
     elif sop_class in SEG_CLASSES:
         kind = "seg"
     elif "Image Storage" in sop_class_name or "PixelData" in ds or "Rows" in ds:
-        kind = "multiframe" if int(ds.get("NumberOfFrames", 1) or 1) > 1 else "image"
+        multiframe = (int(ds.get("NumberOfFrames", 1) or 1) > 1 or sop_class in ENHANCED_MR_CLASSES
+                      or "PerFrameFunctionalGroupsSequence" in ds)
+        kind = "multiframe" if multiframe else "image"
     else:
         kind = "other"
     if not patient_id and kind == "other":

@@ -13,8 +13,12 @@ Decisions, in order, for each series of a patient (series ordered by study date,
   aside when an acquired series gives the same b-value;
 * two series giving the same name: the first (acquired before computed, then in series order) wins,
   the other is kept aside;
-* multi-frame (enhanced) images and non-image objects are kept aside; RTSTRUCT and DICOM-SEG objects
-  become masks of the series they reference.
+* a multi-frame (enhanced) series is expanded into its frames (:mod:`sarcomri.io.multiframe`), which are
+  named and split like the slices of a classic series; it is kept aside, with the reason, when its frames'
+  geometry is unknown, no installed decoder reads its pixel data, or a volume's frames cannot form one 3D
+  volume (several orientations, stacks, time points or echoes). For multi-frame series the ``files`` of a
+  record kept aside count frames where only part of the series is kept aside;
+* non-image objects are kept aside; RTSTRUCT and DICOM-SEG objects become masks of the series they reference.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 import pydicom
 
 from sarcomri.cohort.sequences import SequenceMap, dwi_name
-from sarcomri.io import dicomseg, rtstruct
+from sarcomri.io import dicomseg, multiframe, rtstruct
 from sarcomri.io.bvalues import b_value_from_description
 from sarcomri.io.deid import scrub
 from sarcomri.io.dicom import DicomSeries, Instance
@@ -91,8 +95,8 @@ def plan_patient(series_list: list[DicomSeries], seqmap: SequenceMap) -> Patient
         if series.kind in ("rtstruct", "seg"):
             for inst in series.instances:
                 plan.masks.append(PlannedMask(series.kind, inst, series, ""))
-        elif series.kind == "multiframe":
-            plan.keep_aside(series, "multi-frame (enhanced) images are not supported yet")
+        elif any(inst.kind == "multiframe" for inst in series.instances):
+            candidates.extend(_name_multiframe_series(series, seqmap, plan))
         elif series.kind == "other":
             kinds = sorted({i.sop_class_name or "unknown class" for i in series.instances})
             plan.keep_aside(series, f"not an image ({', '.join(kinds)})")
@@ -144,6 +148,26 @@ def _name_image_series(series: DicomSeries, seqmap: SequenceMap, plan: PatientPl
             plan.keep_aside(series, f"diffusion series: {len(insts) - len(kept)} directional image(s) at b={b:g} "
                             "(the trace image is used)", files=len(insts) - len(kept))
         volumes.append(PlannedVolume(dwi_name(b), series, kept, role="dwi", b_value=b, computed=computed))
+    return volumes
+
+
+def _name_multiframe_series(series: DicomSeries, seqmap: SequenceMap, plan: PatientPlan) -> list[PlannedVolume]:
+    """The volumes of a multi-frame series, named from its frames as a classic series from its slices."""
+    try:
+        frames = multiframe.expand_series(series)
+    except multiframe.KeepAside as reason:
+        plan.keep_aside(series, f"multi-frame images: {reason}")
+        return []
+    volumes = []
+    for vol in _name_image_series(frames, seqmap, plan):
+        problem = multiframe.volume_problem(vol.instances)
+        if problem:
+            what = f"{vol.sequence}: " if vol.b_value is not None else ""
+            whole = len(vol.instances) == len(frames.instances)
+            plan.keep_aside(series, f"multi-frame images: {what}{problem}",
+                            files=len(series.instances) if whole else len(vol.instances))
+        else:
+            volumes.append(vol)
     return volumes
 
 

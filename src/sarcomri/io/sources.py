@@ -14,7 +14,7 @@ import pydicom
 import SimpleITK as sitk
 
 from sarcomri.cohort.sequences import SequenceMap, b_value_of
-from sarcomri.io import dicomseg, rtstruct
+from sarcomri.io import dicomseg, multiframe, rtstruct
 from sarcomri.io.deid import scrub
 from sarcomri.io.dicom import DicomSeries
 from sarcomri.io.images import check_finite, same_grid
@@ -59,7 +59,8 @@ def load_dicom_patient(series_list: list[DicomSeries], seqmap: SequenceMap,
     first_image: dict[str, sitk.Image] = {}
     for item in plan.volumes:
         what = series_label(item.series) + (f", b={item.b_value:g}" if item.b_value is not None else "")
-        image, _ = read_volume(item.instances, what)
+        reader = multiframe.read_frames if multiframe.is_frames(item.instances) else read_volume
+        image, _ = reader(item.instances, what)
         check_finite(image, str(item.instances[0].path))
         data.volumes.append(Volume(item.sequence, image, role=item.role, b_value=item.b_value,
                                    computed=item.computed, origin=what))
