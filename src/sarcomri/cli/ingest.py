@@ -16,13 +16,16 @@ from sarcomri.errors import InputError
 from sarcomri.io.deid import KEY_ENV, Pseudonymizer
 from sarcomri.io.ingest import ingest as run_ingest
 from sarcomri.io.labels import read_labels
+from sarcomri.pacs.address import is_pacs_address, parse_address
 
 
 def ingest(
-    src: Path = typer.Argument(
-        ..., help="Source folder. DICOM: any layout, files with or without .dcm (series are found by their "
-        "headers). NIfTI: SRC/<patient>/<sequence>.nii.gz with optional SRC/<patient>/<sequence>_mask.nii.gz, "
-        "or the sts-t1 layout SRC/<patient>/image.nii.gz + mask.nii.gz with --sequence."),
+    src: str = typer.Argument(
+        ..., help="Source folder, or a PACS. DICOM: any layout, files with or without .dcm (series are found by "
+        "their headers). NIfTI: SRC/<patient>/<sequence>.nii.gz with optional SRC/<patient>/<sequence>_mask.nii.gz, "
+        "or the sts-t1 layout SRC/<patient>/image.nii.gz + mask.nii.gz with --sequence. A PACS: "
+        "dicomweb+http://HOST/dicom-web (QIDO-RS, WADO-RS) or dimse://CALLED_AET@HOST:PORT (C-FIND, C-GET), "
+        "with --study, --accession, --patients or --dates saying which studies (docs/hospital.md)."),
     out: Path = out_option(..., help="The cohort folder to create (cohort.json, patients.csv, series.csv, images/, "
                            "masks/)."),
     labels: Path | None = typer.Option(
@@ -48,6 +51,19 @@ def ingest(
         None, "--pseudonyms", help="CSV original_id,pseudonym giving each patient's pseudonym yourself."),
     sequence: str | None = typer.Option(
         None, "--sequence", help="NIfTI sts-t1 layout: the sequence name of image.nii.gz, e.g. T1."),
+    study: list[str] = typer.Option([], "--study", help="A PACS: pull the study with this StudyInstanceUID "
+                                    "(repeatable)."),
+    accession: list[str] = typer.Option([], "--accession", help="A PACS: pull the study with this accession "
+                                        "number (repeatable)."),
+    patients: Path | None = typer.Option(None, "--patients", help="A PACS: pull the MR studies of the patients "
+                                         "whose pseudonyms (under --deid-key) this file lists, one per line or in "
+                                         "a 'pseudonym' column."),
+    dates: str | None = typer.Option(None, "--dates", help="A PACS: only studies of these dates, "
+                                     "YYYYMMDD-YYYYMMDD (either end may be left open); alone: every MR study "
+                                     "of those dates."),
+    timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="A PACS: seconds to wait for each answer."),
+    retries: int = typer.Option(4, "--retries", min=1, help="A PACS: tries of each exchange (connection refused, "
+                                "timeout, a 5xx answer, a truncated instance), waiting 1, 2, 4... s between them."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing cohort folder (only once "
                                    "the new one is complete)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only warnings, series kept aside and the summary."),
@@ -70,10 +86,31 @@ def ingest(
     label_table = read_labels(labels, allowed=allowed, positive=positive) if labels else None
     pseudo = Pseudonymizer.from_mapping(pseudonyms) if pseudonyms else Pseudonymizer.from_key(deid_key)
     log = None if quiet or as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
-    report = run_ingest(src, out, labels=label_table, pseudonymizer=pseudo, sequence_map=sequence_map,
-                        compute_adc=compute_adc, sequence=sequence, overwrite=overwrite, log=log,
-                        warn=lambda text: errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True),
-                        verbose=verbose_asked(verbose))
+    warn = lambda text: errors.print(f"[bold yellow]warning:[/] {escape(text)}", soft_wrap=True)  # noqa: E731
+    pacs_options = [name for name, given in (("--study", study), ("--accession", accession),
+                                             ("--patients", patients), ("--dates", dates)) if given]
+    if is_pacs_address(src):
+        if sequence:
+            raise InputError(None, "--sequence is for NIfTI folders, not a PACS")
+        from sarcomri.pacs.pull import pull_cohort
+        from sarcomri.pacs.query import StudyQuery, read_pseudonyms
+        from sarcomri.pacs.retry import Backoff
+
+        query = StudyQuery(study_uids=tuple(study), accessions=tuple(accession), dates=dates or "",
+                           pseudonyms=tuple(read_pseudonyms(patients)) if patients else ())
+        pulled, report = pull_cohort(parse_address(src), query, out, pseudonymizer=pseudo, labels=label_table,
+                                     sequence_map=sequence_map, compute_adc=compute_adc, overwrite=overwrite,
+                                     log=log, warn=warn, progress=not (quiet or as_json), timeout=timeout,
+                                     backoff=Backoff(attempts=retries))
+        if log:
+            log(f"pulled from {src}: {pulled.studies} stud{'y' if pulled.studies == 1 else 'ies'}, "
+                f"{pulled.instances} instances ({pulled.retrieved} retrieved by this run)")
+    else:
+        if pacs_options:
+            raise InputError(None, f"{pacs_options[0]} is for a PACS source (dicomweb+http://... or dimse://...)")
+        report = run_ingest(Path(src), out, labels=label_table, pseudonymizer=pseudo, sequence_map=sequence_map,
+                            compute_adc=compute_adc, sequence=sequence, overwrite=overwrite, log=log, warn=warn,
+                            verbose=verbose_asked(verbose))
     if as_json:
         emit_json({"cohort": str(report.out), "source_type": report.source_type, "patients": report.patients,
                    "volumes": report.volumes, "masks": report.masks, "notes": report.notes,

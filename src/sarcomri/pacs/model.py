@@ -1,0 +1,61 @@
+"""What a PACS holds, as the pull sees it, and the interface both protocols implement (:class:`Pacs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pydicom
+
+#: The query keywords a pull may filter studies on (QIDO-RS parameters and C-FIND keys alike).
+STUDY_FILTERS = ("StudyInstanceUID", "AccessionNumber", "StudyDate", "ModalitiesInStudy", "PatientID")
+
+Sink = Callable[[pydicom.Dataset], None]
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """A study found on a PACS (identifiers kept in memory only, to pseudonymise and to ask for the study)."""
+
+    study_uid: str
+    patient_id: str
+    study_date: str = ""
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    """A series of a study: its number and modality, and how many instances the PACS says it holds (None when
+    it does not say)."""
+
+    series_uid: str
+    number: int | None
+    modality: str
+    instances: int | None
+
+
+class Pacs(Protocol):
+    """A PACS the pull talks to. Every method raises :class:`~sarcomri.pacs.retry.TransientError` for what
+    another try may cure and :class:`~sarcomri.pacs.retry.PacsError` for what it cannot."""
+
+    where: str  # the address, for messages
+
+    def find_studies(self, filters: dict[str, str]) -> list[StudyRef]:
+        """The studies matching ``filters`` (keywords of :data:`STUDY_FILTERS`, DICOM matching rules)."""
+        ...
+
+    def find_series(self, study_uid: str) -> list[SeriesRef]:
+        """The series of a study."""
+        ...
+
+    def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
+        """The SOPInstanceUIDs of a series."""
+        ...
+
+    def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str] | None, sink: Sink) -> None:
+        """Send each instance of the series (only ``sop_uids`` when given) to ``sink`` as it arrives."""
+        ...
+
+    def store(self, datasets: list[pydicom.Dataset]) -> None:
+        """Store ``datasets`` on the PACS (STOW-RS or C-STORE)."""
+        ...
