@@ -313,3 +313,32 @@ def test_json_prints_the_result_and_quiet_hides_the_steps(tmp_path, tiny_cohort,
     result = json.loads(captured.out)
     assert result == json.loads((tmp_path / "out2" / "result.json").read_text()) and captured.err == ""
     assert {"patient_id", "sequences", "summed_score", "threshold", "decision"} <= set(result)
+
+
+def test_dicom_input_gets_the_result_as_a_dicom_sr_too(tmp_path, tiny_cohort):
+    """On DICOM input, report.sr.dcm holds result.json's likelihoods, votes, score, threshold and decision,
+    references the classified series of the patient's study, and names the patient by the pseudonym only."""
+    import pydicom
+
+    from sarcomri.cohort.manifest import Cohort
+    from sarcomri.io.dicomsr import read_prediction_sr
+    from sarcomri.synth.dicom import write_dicom
+
+    write_dicom(Cohort.load(tiny_cohort), tmp_path / "dicom")
+    src = tmp_path / "dicom" / "P000"
+    run = make_run(tmp_path, tiny_cohort)
+    pred = predict_patient(src, run, tmp_path / "out", key="k", gradcam=False)
+    assert pred.outputs["dicom_sr"] == "report.sr.dcm"
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    sr = pydicom.dcmread(tmp_path / "out" / "report.sr.dcm")
+    back = read_prediction_sr(sr)
+    assert [(s["sequence"], s["vote"]) for s in back["sequences"]] == [
+        (s["sequence"], s["vote"]) for s in result["sequences"]]
+    for got, want in zip(back["sequences"], result["sequences"], strict=True):
+        assert got["likelihood"] == (None if want["likelihood"] is None else pytest.approx(want["likelihood"],
+                                                                                          rel=1e-12))
+    assert (back["summed_score"], back["threshold"]) == (result["summed_score"], result["threshold"])
+    assert back["decision"].lower() == result["decision"] and back["study"] == "tiny"
+    source = pydicom.dcmread(next(src.rglob("*T2axi/*.dcm")))
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.PatientID == result["patient_id"] and str(sr.PatientName) == result["patient_id"]

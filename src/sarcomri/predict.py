@@ -65,7 +65,8 @@ from sarcomri.prep.profile import intensity_profile
 from sarcomri.runs import SegmentationRun
 
 __all__ = ["DEFAULT_VOTE_CUTOFF", "FROM_SEGMENTATION_MODEL", "Prediction", "SequenceResult", "Substitution",
-           "ingest_patient", "is_result_folder", "predict_patient", "segment_patient", "write_seg_for"]
+           "ingest_patient", "is_result_folder", "predict_patient", "segment_patient", "write_seg_for",
+           "write_sr_for"]
 
 DISCLAIMER = ("Decision support for a radiologist, not a diagnosis: the likelihoods come from models trained on "
               "the study's cohort and carry its limits (population, scanners, sequences).")
@@ -160,25 +161,54 @@ def source_series(src: Path, sequence: str) -> list[Path]:
     return []
 
 
-def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, out_path: Path) -> Path | None:
-    """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series, with the patient's identifying
-    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference)."""
+def pseudonymous_headers(paths: list[Path], pseudonym: str, pixels: bool = True) -> list[Any]:
+    """The datasets of ``paths`` with the patient's identifying attributes replaced by the pseudonym (the study
+    and series UIDs kept: a DICOM object made from them must reference them)."""
     import pydicom
 
     from sarcomri.io.deid import IDENTIFYING_KEYWORDS
+
+    datasets = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
+        for keyword in IDENTIFYING_KEYWORDS:
+            if keyword in ds:
+                setattr(ds, keyword, pseudonym if keyword in ("PatientName", "PatientID") else "")
+        datasets.append(ds)
+    return datasets
+
+
+def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, out_path: Path) -> Path | None:
+    """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series, with the patient's identifying
+    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference)."""
     from sarcomri.io.dicomseg import write_dicom_seg
 
     paths = source_series(src, sequence)
     if not paths:
         return None
-    datasets = []
-    for path in paths:
-        ds = pydicom.dcmread(path)
-        for keyword in IDENTIFYING_KEYWORDS:
-            if keyword in ds:
-                setattr(ds, keyword, pseudonym if keyword in ("PatientName", "PatientID") else "")
-        datasets.append(ds)
-    return write_dicom_seg(mask, datasets, out_path)
+    return write_dicom_seg(mask, pseudonymous_headers(paths, pseudonym), out_path)
+
+
+def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
+    """``report.sr.dcm`` in ``dest``: the result as a DICOM SR (:mod:`sarcomri.io.dicomsr`) over the patient's
+    classified DICOM series, with the tumour of ``mask.nii.gz`` referencing ``mask.seg.dcm`` when both were
+    written; None for an input that is not DICOM."""
+    import pydicom
+
+    from sarcomri.analysis.tumour_size import tumour_size
+    from sarcomri.io.dicomsr import write_prediction_sr
+
+    paths = [p for r in pred.sequences if r.likelihood is not None for p in source_series(src, r.sequence)]
+    if not paths:
+        return None
+    seg = tumour = None
+    if (dest / "mask.seg.dcm").is_file() and (dest / "mask.nii.gz").is_file():
+        seg = pydicom.dcmread(dest / "mask.seg.dcm")
+        mask = sitk.ReadImage(str(dest / "mask.nii.gz"))
+        if sitk.GetArrayViewFromImage(mask).any():
+            tumour = tumour_size(sitk.GetArrayViewFromImage(mask), mask.GetSpacing()).to_dict()
+    return write_prediction_sr(pred.to_dict(), pseudonymous_headers(paths, pred.patient_id, pixels=False),
+                               dest / "report.sr.dcm", seg, tumour)
 
 
 def gradcam_map(folder: Path, image: np.ndarray) -> np.ndarray:
@@ -247,6 +277,8 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
         pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
                               log)
+        if write_sr_for(pred, Path(src), dest) is not None:
+            pred.outputs["dicom_sr"] = "report.sr.dcm"
         t0 = time.perf_counter()
         pred.outputs["page"] = "report.html"
         write_page(dest, pred, page)
