@@ -104,12 +104,13 @@ class Prediction:
 
 
 def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: bool | None = None,
-                   verbose: bool = False) -> Cohort:
+                   verbose: bool = False, pseudonymizer: Any = None) -> Cohort:
     """The patient's folder as a one-patient cohort (DICOM anywhere under ``src``; or NIfTI files
     ``<sequence>.nii.gz`` / ``<sequence>_mask.nii.gz`` directly in ``src``).
 
     ``compute_adc`` as for :func:`~sarcomri.io.ingest.ingest`; ``verbose`` lets messages show the source's
-    folder names (which may identify the patient)."""
+    folder names (which may identify the patient); ``pseudonymizer`` replaces the keyed hash of ``key`` (a patient
+    pulled from a PACS is already named by its pseudonym)."""
     from sarcomri.io.deid import Pseudonymizer
     from sarcomri.io.ingest import ingest
 
@@ -121,8 +122,8 @@ def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: b
         layout.mkdir(parents=True, exist_ok=True)
         (layout / "patient").symlink_to(src.resolve(), target_is_directory=True)
         src = layout
-    report = ingest(src, work / "cohort", pseudonymizer=Pseudonymizer.from_key(key), compute_adc=compute_adc,
-                    verbose=verbose)
+    report = ingest(src, work / "cohort", pseudonymizer=pseudonymizer or Pseudonymizer.from_key(key),
+                    compute_adc=compute_adc, verbose=verbose)
     if report.patients != 1:
         raise InputError(src, f"holds {report.patients} patients; predict takes one patient at a time")
     return Cohort.load(work / "cohort")
@@ -263,7 +264,8 @@ def study_score_meaning(run: Any, threshold: float) -> dict[str, Any] | None:
 
 def predict_patient(src: str | Path, classification_run: str | Path, out: str | Path,
                     segmentation_run: str | Path | None = None, key: str | None = None, gradcam: bool = True,
-                    overwrite: bool = False, verbose: bool = False, log: Log | None = None) -> Prediction:
+                    overwrite: bool = False, verbose: bool = False, log: Log | None = None,
+                    pseudonymizer: Any = None) -> Prediction:
     """Run one patient through the study; write ``result.json``, ``report.html`` (self-contained: its figures
     are embedded), the mask and the figures into the folder ``out``, built under a temporary name and moved
     into place whole. ``latency_seconds`` times each step; its ``total`` is the prediction's, and ``page`` the
@@ -272,11 +274,12 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     An existing ``out`` is replaced only with ``overwrite`` (and only when it holds an earlier result), which
     is checked before any work; ``out`` may neither contain nor lie inside ``src``; on an error nothing is left
     at ``out``. ``verbose`` lets messages show the
-    source's folder names. ``log`` receives progress lines."""
+    source's folder names. ``log`` receives progress lines. ``pseudonymizer`` (a
+    :class:`~sarcomri.io.deid.Pseudonymizer`) replaces the keyed hash of ``key``."""
     log = log or _quiet
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
         pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
-                              log)
+                              log, pseudonymizer)
         if write_sr_for(pred, Path(src), dest) is not None:
             pred.outputs["dicom_sr"] = "report.sr.dcm"
         t0 = time.perf_counter()
@@ -297,7 +300,7 @@ def _quiet(_: str) -> None:
 
 
 def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
-             gradcam: bool, verbose: bool, log: Log) -> tuple[Prediction, PageInputs]:
+             gradcam: bool, verbose: bool, log: Log, pseudonymizer: Any = None) -> tuple[Prediction, PageInputs]:
     """The prediction of :func:`predict_patient`, with its mask written into ``dest``, and what its page shows."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -308,7 +311,7 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
     used = {q for g in cfg.channel_groups() for q in g}
     subs = study_substitutions(run, folders, rule)
     with tempfile.TemporaryDirectory(prefix="sarcomri-predict-") as tmp:
-        cohort = ingest_patient(src, Path(tmp), key, True if "ADC_computed" in used else None, verbose)
+        cohort = ingest_patient(src, Path(tmp), key, True if "ADC_computed" in used else None, verbose, pseudonymizer)
         pid = str(cohort.patients["patient_id"].iloc[0])
         subs += input_substitutions(cohort, pid, used, trained_on)
         times["ingest"] = time.perf_counter() - t0

@@ -72,6 +72,7 @@ def start_orthanc(folder: Path) -> SimpleNamespace:
                     "(.ci/run does)")
     if not DICOMWEB_PLUGIN.is_file():
         pytest.skip(f"no Orthanc DICOMweb plugin at {DICOMWEB_PLUGIN}: `apt-get install orthanc-dicomweb`")
+    folder.mkdir(parents=True, exist_ok=True)
     http, dicom = free_port(), free_port()
     config = {
         "Name": "sarcomri-test", "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),

@@ -12,12 +12,15 @@ from rich.table import Table
 
 from sarcomri.cli.console import verbose_asked
 from sarcomri.cli.options import QUIET_OPT, json_option, out_option
+from sarcomri.errors import InputError
+from sarcomri.pacs.address import is_pacs_address, parse_address
 from sarcomri.predict import predict_patient
 
 
 def predict(
-    study: Path = typer.Argument(..., help="The patient's folder: DICOM (any layout) or NIfTI files "
-                                 "<sequence>.nii.gz with optional <sequence>_mask.nii.gz."),
+    study: str = typer.Argument(..., help="The patient's folder: DICOM (any layout) or NIfTI files "
+                                "<sequence>.nii.gz with optional <sequence>_mask.nii.gz; or a PACS "
+                                "(dicomweb+http://HOST/dicom-web or dimse://AET@HOST:PORT) with --study UID."),
     model: Path = typer.Option(..., "--model", help="Classification run folder (`sarcomri classify run` + "
                                "`classify combine`, or <study run>/classification)."),
     segmentation_model: Path | None = typer.Option(None, "--segmentation-model", help="Segmentation run folder: "
@@ -31,6 +34,17 @@ def predict(
                                    "`sarcomri predict` wrote), whole, once the new result is complete."),
     verbose: bool = typer.Option(False, "--verbose", help="Let messages show the input's folder and file names "
                                  "(which may hold the patient's name or ID)."),
+    study_uid: str | None = typer.Option(None, "--study", help="A PACS source: the StudyInstanceUID of the "
+                                         "patient's study (pulled de-identified into a temporary folder)."),
+    push: str | None = typer.Option(None, "--push", help="Store the result's DICOM-SEG and DICOM SR on this PACS "
+                                    "(dicomweb+http://HOST/dicom-web: STOW-RS; dimse://AET@HOST:PORT: C-STORE); "
+                                    "they reference the source study."),
+    reidentify: bool = typer.Option(False, "--reidentify", help="With --push: give the pushed objects the "
+                                    "patient's identity from the PACS's own record of the study, after checking "
+                                    "that its PatientID hashes to the result's pseudonym under --deid-key (in "
+                                    "memory only; the result folder keeps the pseudonym). Off by default."),
+    timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="A PACS: seconds to wait for each answer."),
+    retries: int = typer.Option(4, "--retries", min=1, help="A PACS: tries of each exchange."),
     quiet: bool = QUIET_OPT,
     as_json: bool = json_option("those of result.json: patient_id, sequences (list of {sequence, likelihood, vote, "
                                 "models, slices, mask, note}), summed_score, threshold, decision, substitutions, "
@@ -44,10 +58,29 @@ def predict(
     an existing one is replaced only with --overwrite."""
     con = Console()
     steps = Console(stderr=as_json, quiet=quiet)  # progress lines: on stderr with --json, none with --quiet
-    pred = predict_patient(study, model, out, segmentation_run=segmentation_model,
-                           key=deid_key or os.environ.get("SARCOMRI_DEID_KEY"), gradcam=gradcam,
-                           overwrite=overwrite, verbose=verbose_asked(verbose),
-                           log=lambda line: steps.print(line, markup=False))
+    log = lambda line: steps.print(line, markup=False)  # noqa: E731
+    key = deid_key or os.environ.get("SARCOMRI_DEID_KEY")
+    destination = parse_address(push) if push else None  # a bad address fails before any work
+    if reidentify and destination is None:
+        raise InputError(None, "--reidentify is for --push")
+    if is_pacs_address(str(study)):
+        pred = _predict_from_pacs(study, study_uid, model, out, segmentation_model, key, gradcam, overwrite,
+                                  verbose_asked(verbose), log, timeout, retries, progress=not (quiet or as_json))
+    else:
+        if study_uid:
+            raise InputError(None, "--study is for a PACS source (dicomweb+http://... or dimse://...)")
+        pred = predict_patient(Path(study), model, out, segmentation_run=segmentation_model, key=key,
+                               gradcam=gradcam, overwrite=overwrite, verbose=verbose_asked(verbose), log=log)
+    if destination is not None:
+        from sarcomri.io.deid import Pseudonymizer
+        from sarcomri.pacs.pull import open_pacs
+        from sarcomri.pacs.push import push_result
+        from sarcomri.pacs.retry import Backoff
+
+        sent = push_result(out, open_pacs(destination, timeout), Pseudonymizer.from_key(key) if reidentify else None,
+                           Backoff(attempts=retries))
+        log(f"pushed {', '.join(sent.objects)} to {push}" + (" (re-identified from the PACS's record)"
+                                                             if sent.reidentified else " (pseudonymous)"))
     if as_json:
         typer.echo((out / "result.json").read_text(encoding="utf-8").rstrip())
         return
@@ -66,3 +99,32 @@ def predict(
     lat = pred.latency_seconds
     con.print("latency: " + ", ".join(f"{k} {v:.2f} s" for k, v in lat.items()))
     con.print(f"result: {(out / 'result.json').resolve()}; page: {(out / 'report.html').resolve()}")
+
+
+def _predict_from_pacs(source: str, study_uid: str | None, model: Path, out: Path, segmentation_model: Path | None,
+                       key: str | None, gradcam: bool, overwrite: bool, verbose: bool, log, timeout: float,
+                       retries: int, progress: bool):
+    """Pull one study from a PACS, de-identified, into a temporary folder, and predict on it."""
+    import tempfile
+
+    from sarcomri.io.deid import Pseudonymizer
+    from sarcomri.pacs.pull import open_pacs, pull_to_staging, staging_key
+    from sarcomri.pacs.query import StudyQuery
+    from sarcomri.pacs.retry import Backoff
+    from sarcomri.pacs.staging import Staging
+
+    if not study_uid:
+        raise InputError(None, "a PACS source needs --study UID (the patient's study)")
+    pseudonymizer = Pseudonymizer.from_key(key)
+    if not pseudonymizer.reproducible:
+        raise InputError(None, "predicting from a PACS needs a de-identification key (--deid-key or "
+                         "$SARCOMRI_DEID_KEY): the result is named by the patient's pseudonym under it")
+    with tempfile.TemporaryDirectory(prefix="sarcomri-pull-") as tmp:
+        staging = Staging(Path(tmp) / "staging", staging_key(pseudonymizer))
+        pull_to_staging(open_pacs(parse_address(source), timeout), StudyQuery(study_uids=(study_uid,)), staging,
+                        pseudonymizer, Backoff(attempts=retries), log, progress)
+        pseudonym = staging.completed(study_uid)["pseudonym"]
+        return predict_patient(staging.study_dir(study_uid), model, out, segmentation_run=segmentation_model,
+                               gradcam=gradcam, overwrite=overwrite, verbose=verbose, log=log,
+                               pseudonymizer=Pseudonymizer(mapping={pseudonym: pseudonym},
+                                                           method=pseudonymizer.method))

@@ -192,7 +192,8 @@ TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "S
                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
-def _with_type2_attributes(ds: pydicom.Dataset) -> pydicom.Dataset:
+def with_type2_attributes(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """``ds``, or a copy of it with the missing :data:`TYPE2_COPIED` attributes present and empty."""
     missing = [k for k in TYPE2_COPIED if k not in ds]
     if not missing:
         return ds
@@ -256,7 +257,7 @@ def write_dicom_seg(
     if isinstance(source, str | Path):
         source = load_series(source)
     datasets = _sorted_datasets(source.datasets if isinstance(source, SourceSeries) else list(source))
-    datasets = [_with_type2_attributes(ds) for ds in datasets]
+    datasets = [with_type2_attributes(ds) for ds in datasets]
     if isinstance(mask, sitk.Image):
         _check_on_series_grid(mask, datasets)
         array = sitk.GetArrayFromImage(mask)

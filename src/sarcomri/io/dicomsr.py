@@ -36,6 +36,7 @@ from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 
 from sarcomri import __version__
+from sarcomri.io.dicomseg import with_type2_attributes
 
 SCHEME = "99SARCOMRI"
 VOTE = CodedConcept("VOTE", SCHEME, "Sequence vote")
@@ -103,7 +104,7 @@ def prediction_sr(result: dict[str, Any], source: Sequence[pydicom.Dataset], seg
             model_name=str(result.get("study") or "sarcomri"), serial_number=str(result.get("sarcomri_version", ""))))
     report = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
                                      procedure_reported=MRI, imaging_measurements=groups)
-    evidence = list(source) + ([seg] if seg is not None else [])
+    evidence = [with_type2_attributes(ds) for ds in source] + ([seg] if seg is not None else [])
     with warnings.catch_warnings():  # about values copied from the source (an over-long StudyID, a bare name)
         warnings.filterwarnings("ignore", message="The value length .* exceeds the maximum length")
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")

@@ -16,7 +16,7 @@ import pydicom
 import requests
 
 from sarcomri.pacs.address import PASSWORD_ENV, TOKEN_ENV, USER_ENV, PacsAddress
-from sarcomri.pacs.model import STUDY_FILTERS, SeriesRef, Sink, StudyRef
+from sarcomri.pacs.model import STUDY_ATTRIBUTES, STUDY_FILTERS, SeriesRef, Sink, StudyRef
 from sarcomri.pacs.retry import PacsError, TransientError
 
 T = TypeVar("T")
@@ -96,6 +96,11 @@ class DicomWebPacs:
         for sop in sop_uids:
             sink(self._call(lambda sop=sop: self.client.retrieve_instance(study_uid, series_uid, sop),
                             "an instance retrieval"))
+
+    def study_attributes(self, study_uid: str) -> pydicom.Dataset | None:
+        found = self._call(lambda: self.client.search_for_studies(
+            search_filters={"StudyInstanceUID": study_uid}, fields=list(STUDY_ATTRIBUTES)), "a study search")
+        return _from_json(found[0]) if found else None
 
     def store(self, datasets: list[pydicom.Dataset]) -> None:
         answer = self._call(lambda: self.client.store_instances(datasets), "storing")

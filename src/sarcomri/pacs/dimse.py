@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 
 from sarcomri.pacs.address import PacsAddress
-from sarcomri.pacs.model import STUDY_FILTERS, SeriesRef, Sink, StudyRef
+from sarcomri.pacs.model import STUDY_ATTRIBUTES, STUDY_FILTERS, SeriesRef, Sink, StudyRef
 from sarcomri.pacs.retry import PacsError, TransientError
 
 #: The storage classes a pull accepts over C-GET (an MR study and its masks) and a push may send.
@@ -110,6 +110,11 @@ class DimsePacs:
                 failed = int(last.get("NumberOfFailedSuboperations", 0) or 0) if last is not None else 0
                 raise PacsError(f"{self.where}: the C-GET ended with status 0x{code or 0:04X}"
                                 + (f" ({failed} instance(s) failed)" if failed else ""))
+
+    def study_attributes(self, study_uid: str) -> Dataset | None:
+        found = self._find("STUDY", {"StudyInstanceUID": study_uid, **{k: "" for k in STUDY_ATTRIBUTES}},
+                           "a study search")
+        return found[0] if found else None
 
     def store(self, datasets: list[Dataset]) -> None:
         with self._association(store=True) as assoc:

@@ -12,6 +12,10 @@ import pydicom
 STUDY_FILTERS = ("StudyInstanceUID", "AccessionNumber", "StudyDate", "ModalitiesInStudy", "PatientID")
 
 Sink = Callable[[pydicom.Dataset], None]
+#: The patient and study attributes a result pushed back into its study copies from the PACS (re-identification).
+STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "IssuerOfPatientID",
+                    "OtherPatientIDs", "AccessionNumber", "StudyDate", "StudyTime", "StudyID",
+                    "ReferringPhysicianName", "StudyDescription")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,11 @@ class Pacs(Protocol):
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str] | None, sink: Sink) -> None:
         """Send each instance of the series (only ``sop_uids`` when given) to ``sink`` as it arrives."""
+        ...
+
+    def study_attributes(self, study_uid: str) -> pydicom.Dataset | None:
+        """The study's patient and study attributes (:data:`STUDY_ATTRIBUTES`), None when the PACS has no such
+        study."""
         ...
 
     def store(self, datasets: list[pydicom.Dataset]) -> None:

@@ -30,6 +30,7 @@ from pydicom.dataset import FileMetaDataset
 
 from sarcomri.io.atomic import atomic_path
 from sarcomri.io.deid import IDENTIFYING_KEYWORDS, identifiers_of, scrub
+from sarcomri.io.dicomseg import TYPE2_COPIED
 
 #: People and places of a study, removed from staged instances beyond the patient's own identifiers.
 STAFF_AND_PLACE = (
@@ -57,6 +58,9 @@ def deidentify(ds: pydicom.Dataset, pseudonym: str) -> pydicom.Dataset:
     for keyword in (*IDENTIFYING_KEYWORDS, *STAFF_AND_PLACE):
         if keyword in ds:
             del ds[keyword]
+    for keyword in TYPE2_COPIED:  # Type 2 attributes stay, empty (DICOM PS3.15's action Z)
+        if keyword not in ds:
+            setattr(ds, keyword, "")
     ds.PatientID = pseudonym
     ds.PatientName = pseudonym
     _clean(ds, found)
