@@ -22,11 +22,11 @@ TUMOUR = {"volume_ml": 12.3, "long_axis_mm": 41.5, "short_axis_mm": 22.0, "throu
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
     """A synthetic patient's T2axi series (with identifying values in its headers) and a DICOM-SEG of its mask."""
+    import numpy as np
+
     from sarcomri.cohort.manifest import Cohort, CohortWriter
     from sarcomri.io.dicomseg import load_series, write_dicom_seg
     from sarcomri.synth.dicom import write_dicom
-
-    import numpy as np
 
     root = tmp_path_factory.mktemp("sr")
     img = sitk.GetImageFromArray(np.random.default_rng(0).normal(100, 10, (5, 24, 24)).astype(np.float32))

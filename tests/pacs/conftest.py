@@ -7,26 +7,12 @@ reason only when Orthanc cannot start here."""
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pydicom
 import pytest
-import requests
-
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-CALLING_AET = "SARCOMRI"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -65,62 +51,15 @@ def hospital(tmp_path_factory):
                            identifiers=identifiers, root=root)
 
 
-def start_orthanc(folder: Path) -> SimpleNamespace:
-    """An Orthanc server with its DICOMweb plugin, storage under ``folder``; skips the test when it cannot run."""
-    if not Path(ORTHANC).is_file():
-        pytest.skip("no Orthanc server (Debian's orthanc package): `apt-get install orthanc orthanc-dicomweb` "
-                    "(.ci/run does)")
-    if not DICOMWEB_PLUGIN.is_file():
-        pytest.skip(f"no Orthanc DICOMweb plugin at {DICOMWEB_PLUGIN}: `apt-get install orthanc-dicomweb`")
-    folder.mkdir(parents=True, exist_ok=True)
-    http, dicom = free_port(), free_port()
-    config = {
-        "Name": "sarcomri-test", "StorageDirectory": str(folder / "storage"), "IndexDirectory": str(folder / "index"),
-        "HttpPort": http, "DicomPort": dicom, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "Plugins": [str(DICOMWEB_PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "DicomCheckCalledAet": False, "SaveJobs": False,
-        "DicomModalities": {"sarcomri": {"AET": CALLING_AET, "Host": "127.0.0.1", "Port": free_port(),
-                                         "AllowGet": True, "AllowMove": True, "AllowFind": True,
-                                         "AllowStore": True, "AllowEcho": True}},
-        "HttpCompressionEnabled": False,
-    }
-    import json
+def start_orthanc(folder: Path):
+    """A running Orthanc (:func:`sarcomri.pacs.orthanc.start_orthanc`); the test skips when it cannot run here."""
+    from sarcomri.pacs.orthanc import OrthancUnavailable
+    from sarcomri.pacs.orthanc import start_orthanc as start
 
-    (folder / "orthanc.json").write_text(json.dumps(config))
-    log = (folder / "orthanc.log").open("w")
-    process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if requests.get(f"{base}/system", timeout=2).ok:
-                return SimpleNamespace(process=process, base=base, dicomweb=f"dicomweb+{base}/dicom-web",
-                                       dimse=f"dimse://ORTHANC@127.0.0.1:{dicom}", dicom_port=dicom, folder=folder)
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.kill()
-    tail = (folder / "orthanc.log").read_text().strip().splitlines()[-3:]
-    pytest.skip(f"Orthanc did not start: {' | '.join(tail)}")
-
-
-def stop_orthanc(server: SimpleNamespace) -> None:
-    server.process.terminate()
     try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-
-
-def upload(server: SimpleNamespace, folder: Path) -> int:
-    """POST every DICOM file under ``folder`` to Orthanc; returns how many it took."""
-    n = 0
-    for path in sorted(folder.rglob("*.dcm")):
-        answer = requests.post(f"{server.base}/instances", data=path.read_bytes(), timeout=30)
-        answer.raise_for_status()
-        n += 1
-    return n
+        return start(folder)
+    except OrthancUnavailable as err:
+        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +68,8 @@ def orthanc(hospital):
     folder = Path(tempfile.mkdtemp(prefix="sarcomri-orthanc-"))
     server = start_orthanc(folder)
     try:
-        server.instances = upload(server, hospital.dicom)
+        server.instances = server.upload(hospital.dicom)
         yield server
     finally:
-        stop_orthanc(server)
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -178,7 +178,7 @@ def test_a_failing_pacs_is_one_clear_error_and_a_rerun_completes(orthanc, hospit
 
 
 def test_a_pacs_that_is_down_or_a_wrong_uid_says_so(orthanc, hospital, tmp_path):
-    from .conftest import free_port
+    from sarcomri.pacs.orthanc import free_port
 
     closed = free_port()
     with pytest.raises(PacsError, match=r"cannot connect \(Connection refused\)"):

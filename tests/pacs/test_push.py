@@ -27,7 +27,7 @@ from sarcomri.io.dicomsr import read_prediction_sr
 from sarcomri.pacs.address import parse_address
 from sarcomri.pacs.dicomweb import DicomWebPacs
 
-from .conftest import start_orthanc, stop_orthanc, upload
+from .conftest import start_orthanc
 
 KEY = "hospital-key"
 
@@ -44,10 +44,10 @@ def pacs(hospital, tmp_path):
     """A fresh Orthanc per test (the pushes change it) holding the hospital's studies."""
     server = start_orthanc(tmp_path / "orthanc-data")
     try:
-        server.instances = upload(server, hospital.dicom)
+        server.instances = server.upload(hospital.dicom)
         yield server
     finally:
-        stop_orthanc(server)
+        server.stop()
 
 
 @pytest.fixture
