@@ -85,8 +85,8 @@ class DicomWebPacs:
         found = self._pages(lambda limit, offset: self.client.search_for_instances(
             study_uid, series_uid, fields=["SOPInstanceUID"], limit=limit, offset=offset), "an instance search",
             "00080018")
-        return [str(_from_json(i).get("SOPInstanceUID", "")) for i in found
-                if _from_json(i).get("SOPInstanceUID")]
+        uids = [str((item.get("00080018") or {}).get("Value", [""])[0]) for item in found]
+        return [uid for uid in uids if uid]
 
     def retrieve(self, study_uid: str, series_uid: str, sop_uids: list[str] | None, sink: Sink) -> None:
         if sop_uids is None:
