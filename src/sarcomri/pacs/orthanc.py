@@ -44,13 +44,14 @@ class Orthanc:
         return f"dimse://ORTHANC@127.0.0.1:{self.dicom_port}"
 
     def upload(self, folder: Path) -> int:
-        """POST every ``*.dcm`` file under ``folder`` (REST API); returns how many it stored."""
-        n = 0
+        """POST every DICOM file under ``folder`` (REST API); returns how many instances Orthanc holds after."""
+        from sarcomri.io.dicom import is_dicom_file, walk_files
+
         with requests.Session() as session:
-            for path in sorted(Path(folder).rglob("*.dcm")):
-                session.post(f"{self.base}/instances", data=path.read_bytes(), timeout=60).raise_for_status()
-                n += 1
-        return n
+            for path in walk_files(Path(folder)):
+                if is_dicom_file(path):
+                    session.post(f"{self.base}/instances", data=path.read_bytes(), timeout=60).raise_for_status()
+            return int(session.get(f"{self.base}/statistics", timeout=60).json()["CountInstances"])
 
     def stop(self) -> None:
         self.process.terminate()
