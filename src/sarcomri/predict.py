@@ -181,13 +181,18 @@ def pseudonymous_headers(paths: list[Path], pseudonym: str, pixels: bool = True)
 
 def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, out_path: Path) -> Path | None:
     """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series, with the patient's identifying
-    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference)."""
+    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference). None when
+    the series is not DICOM, or is multi-frame (Enhanced MR: a SEG of it is not written yet; the mask stays in
+    ``mask.nii.gz``)."""
     from sarcomri.io.dicomseg import write_dicom_seg
 
     paths = source_series(src, sequence)
-    if not paths:
+    if not paths or len(set(paths)) < len(paths):  # one file for several frames: a multi-frame series
         return None
-    return write_dicom_seg(mask, pseudonymous_headers(paths, pseudonym), out_path)
+    datasets = pseudonymous_headers(paths, pseudonym)
+    if any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in datasets):
+        return None
+    return write_dicom_seg(mask, datasets, out_path)
 
 
 def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
@@ -199,7 +204,8 @@ def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
     from sarcomri.analysis.tumour_size import tumour_size
     from sarcomri.io.dicomsr import write_prediction_sr
 
-    paths = [p for r in pred.sequences if r.likelihood is not None for p in source_series(src, r.sequence)]
+    paths = list(dict.fromkeys(p for r in pred.sequences if r.likelihood is not None
+                               for p in source_series(src, r.sequence)))  # a multi-frame file once
     if not paths:
         return None
     seg = tumour = None

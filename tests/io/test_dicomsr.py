@@ -84,3 +84,28 @@ def _saved(ds) -> str:
     path = tempfile.mktemp(suffix=".dcm")
     ds.save_as(path)
     return path
+
+
+def test_a_multiframe_source_gets_no_seg(tmp_path):
+    """Enhanced MR input: predict keeps the mask in NIfTI only (no DICOM-SEG of a multi-frame series yet) instead
+    of failing after the prediction."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    import sarcomri.predict as predict_lib
+    from sarcomri.predict import source_series
+
+    spec = importlib.util.spec_from_file_location("multiframe_tests", Path(__file__).with_name("test_multiframe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    src = tmp_path / "emri"
+    module.emri_copy(src)
+    sequence = next(q for q in ("T1axi", "T1sag", "T1cor", "T1") if source_series(src, q))
+    paths = source_series(src, sequence)
+    assert len(paths) > 1 and len(set(paths)) == 1  # one file, a path per frame
+    ds = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    mask = sitk.GetImageFromArray(np.ones((int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns)), np.uint8))
+    assert predict_lib.write_seg_for(mask, src, sequence, "Pabc", tmp_path / "m.dcm") is None
+    assert not (tmp_path / "m.dcm").exists()
