@@ -218,6 +218,21 @@ def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
                                dest / "report.sr.dcm", seg, tumour)
 
 
+def write_summary_for(pred: Prediction, page: PageInputs, src: Path, dest: Path) -> Path | None:
+    """``summary.sc.dcm`` in ``dest``: the prediction's one-image summary (:mod:`sarcomri.report.summary_figure`)
+    as a DICOM secondary capture in the patient's study; None for an input that is not DICOM."""
+    from sarcomri.io.dicomsc import write_summary_sc
+    from sarcomri.report.summary_figure import summary_figure
+
+    scored = [r.sequence for r in pred.sequences if r.likelihood is not None]
+    paths = next((source_series(src, q) for q in scored if source_series(src, q)), [])
+    if not paths:
+        return None
+    view = next((page.views[q] for q in scored if q in page.views), None)
+    ref = pseudonymous_headers(paths[:1], pred.patient_id, pixels=False)[0]
+    return write_summary_sc(summary_figure(pred.to_dict(), view), ref, dest / "summary.sc.dcm")
+
+
 def gradcam_map(folder: Path, image: np.ndarray) -> np.ndarray:
     """Grad-CAM (H, W) in [0, 1] of the positive class's evidence for one slice (C, H, W), from the model in
     ``folder`` (the first of a sequence's ensemble, whose own likelihood the page quotes). The network is
@@ -271,7 +286,7 @@ def study_score_meaning(run: Any, threshold: float) -> dict[str, Any] | None:
 def predict_patient(src: str | Path, classification_run: str | Path, out: str | Path,
                     segmentation_run: str | Path | None = None, key: str | None = None, gradcam: bool = True,
                     overwrite: bool = False, verbose: bool = False, log: Log | None = None,
-                    pseudonymizer: Any = None) -> Prediction:
+                    pseudonymizer: Any = None, summary_image: bool = False) -> Prediction:
     """Run one patient through the study; write ``result.json``, ``report.html`` (self-contained: its figures
     are embedded), the mask and the figures into the folder ``out``, built under a temporary name and moved
     into place whole. ``latency_seconds`` times each step; its ``total`` is the prediction's, and ``page`` the
@@ -281,13 +296,16 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     is checked before any work; ``out`` may neither contain nor lie inside ``src``; on an error nothing is left
     at ``out``. ``verbose`` lets messages show the
     source's folder names. ``log`` receives progress lines. ``pseudonymizer`` (a
-    :class:`~sarcomri.io.deid.Pseudonymizer`) replaces the keyed hash of ``key``."""
+    :class:`~sarcomri.io.deid.Pseudonymizer`) replaces the keyed hash of ``key``. ``summary_image`` adds, on DICOM
+    input, the summary as a DICOM secondary capture (``summary.sc.dcm``)."""
     log = log or _quiet
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
         pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
                               log, pseudonymizer)
         if write_sr_for(pred, Path(src), dest) is not None:
             pred.outputs["dicom_sr"] = "report.sr.dcm"
+        if summary_image and write_summary_for(pred, page, Path(src), dest) is not None:
+            pred.outputs["dicom_summary"] = "summary.sc.dcm"
         t0 = time.perf_counter()
         pred.outputs["page"] = "report.html"
         write_page(dest, pred, page)

@@ -109,3 +109,32 @@ def test_a_multiframe_source_gets_no_seg(tmp_path):
     mask = sitk.GetImageFromArray(np.ones((int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns)), np.uint8))
     assert predict_lib.write_seg_for(mask, src, sequence, "Pabc", tmp_path / "m.dcm") is None
     assert not (tmp_path / "m.dcm").exists()
+
+
+def test_the_summary_secondary_capture_holds_the_figure_in_the_study(series, tmp_path):
+    """The summary image (the tumour's largest slice outlined, the likelihoods, votes and decision) as a DICOM
+    secondary capture in the source's study: the pixels written are the figure's, the text says what the image is."""
+    import numpy as np
+
+    from sarcomri.io.dicomsc import write_summary_sc
+    from sarcomri.predict_scoring import View
+    from sarcomri.report.summary_figure import SIZE, summary_figure, summary_lines
+
+    datasets, _ = series
+    result = {**RESULT, "positive_label": "sarcoma",
+              "sequences": [{**RESULT["sequences"][0], "tumour": TUMOUR}, RESULT["sequences"][1]]}
+    lines = summary_lines(result)
+    assert "   T2axi: 0.81 (+1)" in lines and "   ADC: not scored (0)" in lines and "decision: sarcoma" in lines
+    assert "tumour: 12.3 mL, 42 x 22 x 30 mm" in lines and "not a diagnosis." in lines
+    volume = np.zeros((5, 24, 24))
+    volume[:, 4:20, 4:20] = 100
+    mask = np.zeros((5, 24, 24), np.uint8)
+    mask[2, 8:14, 8:14] = 1
+    rgb = summary_figure(result, View("T2axi", volume, mask, (1.0, 1.0, 4.0)))
+    assert rgb.shape == (SIZE[1], SIZE[0], 3) and rgb.dtype == np.uint8
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 100) & (rgb[..., 2] < 100)
+    assert red[:, : SIZE[0] // 2].sum() > 50  # the outline, on the image half
+    sc = pydicom.dcmread(write_summary_sc(rgb, datasets[0], tmp_path / "summary.sc.dcm"))
+    assert np.array_equal(sc.pixel_array, rgb) and sc.PhotometricInterpretation == "RGB"
+    assert sc.StudyInstanceUID == datasets[0].StudyInstanceUID and sc.PatientID == "Pabc123"
+    assert sc.BurnedInAnnotation == "YES" and sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"

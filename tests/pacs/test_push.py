@@ -77,11 +77,14 @@ def test_pull_predict_push_and_read_back(pacs, hospital, tmp_path, stand_in_segm
     patient = hospital.patients[0]
     address = pacs.dicomweb if protocol == "dicomweb" else pacs.dimse
     run = _tiny_run(tmp_path, hospital.root / "synthetic")
-    res = _predict(address, patient.study_uid, run, tmp_path / "out", address, "--reidentify")
+    res = _predict(address, patient.study_uid, run, tmp_path / "out", address, "--reidentify", "--summary-image")
     assert res.exit_code == 0, res.output + repr(res.exception)
     result = json.loads((tmp_path / "out" / "result.json").read_text())
+    summaries = _objects_in(pacs, patient.study_uid, "OT")
+    assert len(summaries) == 1 and summaries[0].PatientID == patient.mrn
+    assert np.array_equal(summaries[0].pixel_array, pydicom.dcmread(tmp_path / "out" / "summary.sc.dcm").pixel_array)
     assert result["patient_id"] == Pseudonymizer.from_key(KEY)(patient.mrn)
-    assert set(result["outputs"]) >= {"dicom_seg", "dicom_sr", "mask"}
+    assert set(result["outputs"]) >= {"dicom_seg", "dicom_sr", "dicom_summary", "mask"}
     srs, segs = _objects_in(pacs, patient.study_uid, "SR"), _objects_in(pacs, patient.study_uid, "SEG")
     mine = [s for s in segs if s.SOPInstanceUID == pydicom.dcmread(tmp_path / "out" / "mask.seg.dcm").SOPInstanceUID]
     assert len(srs) == 1 and len(mine) == 1

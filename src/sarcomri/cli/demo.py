@@ -44,8 +44,8 @@ def demo(
     seg = study.segmentation.path if cfg.segmentation is not None else None
     predict(folder, model=study.classification.path, segmentation_model=seg,
             out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True, overwrite=True,
-            verbose=False, study_uid=None, push=None, reidentify=False, timeout=30.0, retries=4, quiet=quiet,
-            as_json=False)
+            verbose=False, study_uid=None, push=None, reidentify=False, summary_image=False, timeout=30.0, retries=4,
+            quiet=quiet, as_json=False)
     result = json.loads((out / "new-patient" / "prediction" / "result.json").read_text())
     con.print(f"truth, for the demo only: {label}; the decision was {result['decision']}")
     source = str(result.get("mask_source", ""))

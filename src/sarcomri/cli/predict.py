@@ -43,6 +43,9 @@ def predict(
                                     "patient's identity from the PACS's own record of the study, after checking "
                                     "that its PatientID hashes to the result's pseudonym under --deid-key (in "
                                     "memory only; the result folder keeps the pseudonym). Off by default."),
+    summary_image: bool = typer.Option(False, "--summary-image", help="DICOM input: also the summary (the tumour's "
+                                       "largest slice, the likelihoods, votes and decision) as a DICOM secondary "
+                                       "capture, summary.sc.dcm, for viewers that show neither SR nor HTML."),
     timeout: float = typer.Option(30.0, "--timeout", min=1.0, help="A PACS: seconds to wait for each answer."),
     retries: int = typer.Option(4, "--retries", min=1, help="A PACS: tries of each exchange."),
     quiet: bool = QUIET_OPT,
@@ -65,12 +68,14 @@ def predict(
         raise InputError(None, "--reidentify is for --push")
     if is_pacs_address(str(study)):
         pred = _predict_from_pacs(study, study_uid, model, out, segmentation_model, key, gradcam, overwrite,
-                                  verbose_asked(verbose), log, timeout, retries, progress=not (quiet or as_json))
+                                  verbose_asked(verbose), log, timeout, retries, progress=not (quiet or as_json),
+                                  summary_image=summary_image)
     else:
         if study_uid:
             raise InputError(None, "--study is for a PACS source (dicomweb+http://... or dimse://...)")
         pred = predict_patient(Path(study), model, out, segmentation_run=segmentation_model, key=key,
-                               gradcam=gradcam, overwrite=overwrite, verbose=verbose_asked(verbose), log=log)
+                               gradcam=gradcam, overwrite=overwrite, verbose=verbose_asked(verbose), log=log,
+                               summary_image=summary_image)
     if destination is not None:
         from sarcomri.io.deid import Pseudonymizer
         from sarcomri.pacs.pull import open_pacs
@@ -103,7 +108,7 @@ def predict(
 
 def _predict_from_pacs(source: str, study_uid: str | None, model: Path, out: Path, segmentation_model: Path | None,
                        key: str | None, gradcam: bool, overwrite: bool, verbose: bool, log, timeout: float,
-                       retries: int, progress: bool):
+                       retries: int, progress: bool, summary_image: bool = False):
     """Pull one study from a PACS, de-identified, into a temporary folder, and predict on it."""
     import tempfile
 
@@ -127,4 +132,5 @@ def _predict_from_pacs(source: str, study_uid: str | None, model: Path, out: Pat
         return predict_patient(staging.study_dir(study_uid), model, out, segmentation_run=segmentation_model,
                                gradcam=gradcam, overwrite=overwrite, verbose=verbose, log=log,
                                pseudonymizer=Pseudonymizer(mapping={pseudonym: pseudonym},
-                                                           method=pseudonymizer.method))
+                                                           method=pseudonymizer.method),
+                               summary_image=summary_image)

@@ -1,6 +1,7 @@
 """A patient's results back to the PACS (``sarcomri predict ... --push dicomweb+http://HOST/dicom-web``): the
-tumour mask as DICOM-SEG (``mask.seg.dcm``) and the classification as a DICOM SR (``report.sr.dcm``), stored with
-STOW-RS or C-STORE. Both reference the source study's UIDs, so a PACS files them in the study.
+tumour mask as DICOM-SEG (``mask.seg.dcm``), the classification as a DICOM SR (``report.sr.dcm``) and, when
+predict made it, the summary as a secondary capture (``summary.sc.dcm``), stored with STOW-RS or C-STORE. They
+reference the source study's UIDs, so a PACS files them in the study.
 
 As written, they name the patient by the pseudonym only. **Re-identification** (``--reidentify``, off by
 default) happens only here, inside the hospital's network, only in memory, and only through the pseudonym key the
@@ -26,7 +27,7 @@ from sarcomri.pacs.model import STUDY_ATTRIBUTES, Pacs
 from sarcomri.pacs.retry import Backoff, PacsError, with_retries
 
 #: The objects of a result folder that are pushed, in order.
-RESULT_OBJECTS = ("mask.seg.dcm", "report.sr.dcm")
+RESULT_OBJECTS = ("mask.seg.dcm", "report.sr.dcm", "summary.sc.dcm")
 
 
 @dataclass
