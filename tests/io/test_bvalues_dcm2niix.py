@@ -231,10 +231,11 @@ def siemens(creator: str | None = SIEMENS, block: int = 0x10, tag: bool = True, 
 
 
 def ge(creator: str | None = GE, flag: bool = True, standard: bool = False, directions: bool = True,
-       private_offset: int = 0) -> Style:
+       private_offset: int = 0, zeroed_gradient: bool = False) -> Style:
     """Signa classic: b in (0043,1039) IS ``b\\8\\0\\0`` with 10^9 added on multi-b series (the flag, dcm2niix
     issue 602), gradient in (0019,10BB/BC/BD) DS, number of directions (0019,10E0) DS (0: isotropic);
-    ``standard``: also (0018,9087) without the flag (DV26 and later)."""
+    ``standard``: also (0018,9087) without the flag (DV26 and later); ``zeroed_gradient``: the gradient of every
+    image zeroed, the direction count kept (what some anonymisers do, dcm2niix issue 542)."""
     def style(ds, b, direction):
         _drop(ds, (0x0018, 0x9087), (0x0043, 0x0010), (0x0043, 0x1039))
         ds.Manufacturer, ds.ManufacturerModelName = "GE MEDICAL SYSTEMS", "DISCOVERY MR750"
@@ -244,7 +245,8 @@ def ge(creator: str | None = GE, flag: bool = True, standard: bool = False, dire
         stored = int(b) + (1_000_000_000 if flag else 0) + private_offset
         ds.add_new((0x0043, 0x1039), "IS", [str(stored), "8", "0", "0"])
         ds.add_new((0x0019, 0x0010), "LO", "GEMS_ACQU_01")
-        for element, value in zip((0x10BB, 0x10BC, 0x10BD), direction or (0.0, 0.0, 0.0), strict=True):
+        gradient = (0.0, 0.0, 0.0) if zeroed_gradient or direction is None else direction
+        for element, value in zip((0x10BB, 0x10BC, 0x10BD), gradient, strict=True):
             ds.add_new((0x0019, element), "DS", f"{value:g}")
         if directions:
             ds.add_new((0x0019, 0x10E0), "DS", "3" if direction else "0")
@@ -310,12 +312,13 @@ DCM2NIIX_ZERO = ("dcm2niix writes b=0 for every image whose ImageType says DIFFU
                  "description, then the aside list)")
 OTHER_CREATOR = ("the element belongs to whoever reserved the block (PS3.5 7.8.1): here another creator, so it is "
                  "not a b-value; dcm2niix reads the fixed tag number whoever reserved it")
-GE_TRACE = ("GE marks a trace image by a zero gradient (0019,10BB-BD) and (0019,10E0) = 0, not in ImageType; "
-            "sarcomri's _is_trace (io/dicom.py) reads ImageType and (0018,9075) only")
-PHILIPS_TRACE = ("Philips marks a trace image by (2001,1004) = I and a zero gradient, not in ImageType; sarcomri's "
-                 "_is_trace (io/dicom.py) reads ImageType and (0018,9075) only")
-STANDARD_TRACE = ("nothing in these headers says trace (no TRACEW, no (0018,9075) ISOTROPIC): dcm2niix infers it "
-                  "from b > 0 without a gradient; sarcomri needs a marker")
+GE_TRACE3 = [False, True, True]  # sarcomri: (0019,10E0) = 0 with a zero gradient at b > 0; b = 0 is not trace
+PHILIPS_TRACE3 = [True] * 3  # sarcomri: (2001,1004) = I on every image, b = 0 included (not compared: b = 0)
+TRACE_MOVED = ("dcm2niix moves the trace volume of a directional series out of the .bval (into a copy without "
+               ".bval/.bvec, for FSL); sarcomri keeps it: it is the image it uses")
+STANDARD_TRACE = ("nothing in these headers says trace (no TRACEW, no (0018,9075) ISOTROPIC, no vendor label): "
+                  "dcm2niix infers it from b > 0 without a gradient; sarcomri needs a marker (a zero gradient alone "
+                  "is not one: see ge-zeroed-gradient)")
 
 
 @dataclass
@@ -324,7 +327,8 @@ class Case:
 
     ``why`` explains a b-value disagreement (``ours`` != ``theirs``), ``trace_why`` a disagreement on trace
     images (sarcomri's ``_is_trace`` against dcm2niix's zero gradient at b > 0, compared where both readers
-    have a b-value above 0). Both are empty exactly when the readers agree; docs/dicom_bvalues.md lists them.
+    have a b-value above 0 and dcm2niix wrote a gradient). Both are empty exactly when the readers agree;
+    docs/dicom_bvalues.md lists them.
     """
 
     id: str
@@ -343,9 +347,7 @@ CASES = [
     # --- Siemens (0019,100C) ---------------------------------------------------------------------------------
     Case("siemens-trace", TRACE3, siemens(), B3, trace=[True] * 3, isotropic=ISO3),
     Case("siemens-directional", DTI + [(1000.0, None)], siemens(derived=False), [0.0] + [1000.0] * 4,
-         isotropic=[False] * 4 + [True],
-         trace_why="a trace image inside the ORIGINAL series (ImageType ...\\NONE with (0019,100D) ISOTROPIC, no "
-                   "gradient): sarcomri's _is_trace reads ImageType and the standard (0018,9075) only"),
+         trace=[False] * 4 + [True], isotropic=[False] * 4 + [True]),  # (0019,100D) ISOTROPIC in an ORIGINAL series
     Case("siemens-implicit-vr", TRACE3, implicit(siemens()), B3, trace=[True] * 3, isotropic=ISO3),
     Case("siemens-no-creator", TRACE3, siemens(creator=None), B3, trace=[True] * 3, isotropic=ISO3),
     Case("siemens-other-creator", TRACE3, siemens(creator=OTHER), NONE3, B3, trace=[True] * 3, isotropic=ISO3,
@@ -355,34 +357,38 @@ CASES = [
              "(0019,110C) (PS3.5 7.8.1); dcm2niix looks at (0019,100C) only and finds none"),
     Case("siemens-no-b-tag", TRACE3, siemens(tag=False, derived=False), NONE3, [0.0] * 3, why=DCM2NIIX_ZERO),
     # --- GE (0043,1039) --------------------------------------------------------------------------------------
-    Case("ge-flagged", TRACE3, ge(), B3, isotropic=ISO3, trace_why=GE_TRACE),
-    Case("ge-unflagged", TRACE3, ge(flag=False), B3, isotropic=ISO3, trace_why=GE_TRACE),
+    Case("ge-flagged", TRACE3, ge(), B3, trace=GE_TRACE3, isotropic=ISO3),
+    Case("ge-unflagged", TRACE3, ge(flag=False), B3, trace=GE_TRACE3, isotropic=ISO3),
     Case("ge-flagged-b12000", [(0.0, None), (1000.0, None), (12000.0, None)], ge(), [0.0, 1000.0, 12000.0],
-         isotropic=ISO3, trace_why=GE_TRACE),
-    Case("ge-with-standard-tag", TRACE3, ge(standard=True), B3, isotropic=ISO3, trace_why=GE_TRACE),
+         trace=GE_TRACE3, isotropic=ISO3),
+    Case("ge-with-standard-tag", TRACE3, ge(standard=True), B3, trace=GE_TRACE3, isotropic=ISO3),
     Case("ge-standard-and-private-differ", TRACE3, ge(standard=True, flag=False, private_offset=7), B3,
-         [7.0, 507.0, 1007.0],
+         [7.0, 507.0, 1007.0], trace=GE_TRACE3,
          why="precedence only (no scanner writes two different values): sarcomri takes the standard "
              "(0018,9087), dcm2niix the vendor's private tag"),
     Case("ge-directional", DTI, ge(flag=False), [0.0, 1000.0, 1000.0, 1000.0]),
-    Case("ge-implicit-vr", TRACE3, implicit(ge()), B3, isotropic=ISO3, trace_why=GE_TRACE),
-    Case("ge-no-creator", TRACE3, ge(creator=None), B3, isotropic=ISO3, trace_why=GE_TRACE),
+    Case("ge-directional-and-trace", DTI + [(1000.0, None)], ge(flag=False), [0.0] + [1000.0] * 4,
+         [0.0] + [1000.0] * 3 + [None], trace=[False] * 4 + [True], why=TRACE_MOVED),
+    Case("ge-zeroed-gradient", DTI, ge(flag=False, zeroed_gradient=True), [0.0, 1000.0, 1000.0, 1000.0],
+         isotropic=[False, True, True, True],
+         trace_why="the gradient of the directional images was zeroed (some anonymisers, dcm2niix issue 542) but "
+                   "(0019,10E0) still counts 3 directions: sarcomri keeps them directional, dcm2niix calls every "
+                   "b > 0 image with a zero gradient isotropic"),
+    Case("ge-implicit-vr", TRACE3, implicit(ge()), B3, trace=GE_TRACE3, isotropic=ISO3),
+    Case("ge-no-creator", TRACE3, ge(creator=None), B3, trace=GE_TRACE3, isotropic=ISO3),
     Case("ge-other-creator", TRACE3, ge(creator=OTHER), NONE3, B3, isotropic=ISO3, why=OTHER_CREATOR),
     Case("ge-no-direction-count", TRACE3, ge(directions=False), B3, [0.0] * 3,
          why="without (0019,10E0) dcm2niix takes a GE series without gradients for derived and writes b=0 for "
              "every volume (dcm2niix issue 690: the tag stripped by GEIIS PACS); the b-value tag is there"),
     # --- Philips (2001,1003) ---------------------------------------------------------------------------------
-    Case("philips-trace", TRACE3, philips(), B3, isotropic=ISO3, trace_why=PHILIPS_TRACE),
+    Case("philips-trace", TRACE3, philips(), B3, trace=PHILIPS_TRACE3, isotropic=ISO3),
     Case("philips-directional-and-trace", DTI + [(1000.0, None)], philips(), [0.0] + [1000.0] * 4,
-         [0.0] + [1000.0] * 3 + [None],
-         why="dcm2niix moves the trace volume of a directional series out of the .bval (into a copy without "
-             ".bval/.bvec, for FSL); sarcomri keeps it: it is the image it uses"),
-    Case("philips-implicit-vr", TRACE3, implicit(philips()), B3, isotropic=ISO3, trace_why=PHILIPS_TRACE),
-    Case("philips-raw-bytes", TRACE3, philips(creator=None, raw=True), B3, isotropic=ISO3,
-         trace_why=PHILIPS_TRACE),
-    Case("philips-no-manufacturer", TRACE3, philips(manufacturer=None), B3, isotropic=ISO3,
-         trace_why=PHILIPS_TRACE),
+         [0.0] + [1000.0] * 3 + [None], trace=[True, False, False, False, True], why=TRACE_MOVED),
+    Case("philips-implicit-vr", TRACE3, implicit(philips()), B3, trace=PHILIPS_TRACE3, isotropic=ISO3),
+    Case("philips-raw-bytes", TRACE3, philips(creator=None, raw=True), B3, trace=PHILIPS_TRACE3, isotropic=ISO3),
+    Case("philips-no-manufacturer", TRACE3, philips(manufacturer=None), B3, trace=PHILIPS_TRACE3, isotropic=ISO3),
     Case("philips-no-creator-no-manufacturer", TRACE3, philips(creator=None, manufacturer=None), B3, [0.0] * 3,
+         trace=PHILIPS_TRACE3,
          why="nothing names the vendor: sarcomri trusts (2001,1003) as it trusts any private tag whose creator "
              "was dropped; dcm2niix reads it only for Philips (Manufacturer or the Philips creator) and writes "
              "its b=0 for DIFFUSION images"),
@@ -426,6 +432,7 @@ def test_vendor_rule_against_dcm2niix(case, tmp_path, make_series):
     trace_expected = case.trace or [False] * len(case.images)
     isotropic_expected = case.isotropic or [False] * len(case.images)
     got = {"ours": [], "theirs": [], "trace": [], "isotropic": []}
+    with_gradient = set()  # the images whose volume dcm2niix wrote with a .bvec
     for path, index in sorted(files.items()):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         reading = readings[path]
@@ -434,6 +441,8 @@ def test_vendor_rule_against_dcm2niix(case, tmp_path, make_series):
         got["theirs"].append((index, reading.b))
         got["trace"].append((index, _is_trace(ds)))
         got["isotropic"].append((index, reading.isotropic))
+        if reading.bvec is not None:
+            with_gradient.add(index)
     theirs_b = dict(got["theirs"])
     trace = dict(got["trace"])
     isotropic = dict(got["isotropic"])
@@ -441,7 +450,7 @@ def test_vendor_rule_against_dcm2niix(case, tmp_path, make_series):
                           ("isotropic", isotropic_expected)):
         assert sorted(set(got[key])) == sorted(set(enumerate(expected))), f"{case.id}: {key}"
     assert (case.ours == theirs) == (not case.why), f"{case.id}: a b-value disagreement needs its reason"
-    both = [i for i, b in enumerate(case.ours) if b and theirs_b[i]]
+    both = [i for i, b in enumerate(case.ours) if b and theirs_b[i] and i in with_gradient]
     trace_agree = all(trace[i] == isotropic[i] for i in both)
     assert trace_agree == (not case.trace_why), f"{case.id}: a trace disagreement needs its reason"
 

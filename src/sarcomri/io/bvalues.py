@@ -47,7 +47,7 @@ def b_value(ds: pydicom.Dataset) -> float | None:
         if value is not None:
             return value
     for vendor, (group, offset, creator) in _PRIVATE.items():
-        elem = _private_element(ds, group, offset, creator)
+        elem = private_element(ds, group, offset, creator)
         if elem is None:
             continue
         value = _first_number(elem.value, philips=vendor == "philips")
@@ -67,7 +67,7 @@ def b_value_from_description(description: str | None) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _private_element(ds: pydicom.Dataset, group: int, offset: int, creator: str):
+def private_element(ds: pydicom.Dataset, group: int, offset: int, creator: str):
     """The element at ``offset`` in the block of ``group`` that ``creator`` reserves, or in block 0x10 when no
     creator is recorded there (dropped by an anonymiser); None when block 0x10 belongs to another creator."""
     owners = {}

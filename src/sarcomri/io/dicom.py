@@ -24,7 +24,7 @@ import pydicom
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from sarcomri.errors import InputError
-from sarcomri.io.bvalues import b_value
+from sarcomri.io.bvalues import b_value, private_element
 from sarcomri.io.deid import identifiers_of
 
 MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
@@ -222,9 +222,57 @@ def _instance(ds: pydicom.Dataset, path: Path, hint: str) -> Instance | None:
 
 
 def _is_trace(ds: pydicom.Dataset) -> bool:
-    """True for a diffusion trace image: ImageType TRACEW/TRACE/ISOTROPIC or DiffusionDirectionality ISOTROPIC."""
-    types = {str(v).upper() for v in (ds.get("ImageType") or ())}
-    return bool(types & {"TRACEW", "TRACE", "ISOTROPIC"}) or str(ds.get("DiffusionDirectionality", "")) == "ISOTROPIC"
+    """True for a diffusion trace (isotropic) image: one of these markers says so.
+
+    - standard: ImageType holds TRACEW, TRACE or ISOTROPIC, or DiffusionDirectionality (0018,9075) is ISOTROPIC;
+    - Siemens: (0019,xx0D) DiffusionDirectionality is ``ISOTROPIC`` (creator ``SIEMENS MR HEADER``); the trace
+      image of an ORIGINAL series, whose ImageType says ``...\\DIFFUSION\\NONE`` like its directional images;
+    - Philips: (2001,xx04) diffusion direction is ``I`` (creator ``Philips Imaging DD 001``; ``O`` or an axis
+      letter on a directional image);
+    - GE: (0019,xxE0) number of diffusion directions is 0 **and** the gradient (0019,xxBB/BC/BD) is present and
+      all zero **and** the b-value is above 0 (creator ``GEMS_ACQU_01``). GE writes no trace label, so all three
+      are needed: an anonymiser may zero the gradient of a directional image (dcm2niix issue 542), whose direction
+      count is then still above 0; a b = 0 image has no gradient either.
+
+    A vendor's element counts only in the block its creator reserved, or in block 0x10 when no creator is recorded
+    there, never in another creator's block (:func:`sarcomri.io.bvalues.private_element`). An image whose
+    ImageType names a computed map (a value holding ADC, as ADC or EADC, or FA) is never trace, whatever else its
+    header says (Siemens writes (0019,100D) ISOTROPIC on its ADC map too). Vendor values read as raw bytes (UN,
+    after anonymisers) are decoded. docs/dicom_bvalues.md compares these rules with dcm2niix.
+    """
+    image_type = ds.get("ImageType") or ()
+    types = {str(v).strip().upper() for v in ([image_type] if isinstance(image_type, str) else image_type)}
+    if any("ADC" in v for v in types) or "FA" in types:
+        return False
+    if types & {"TRACEW", "TRACE", "ISOTROPIC"} or str(ds.get("DiffusionDirectionality", "")) == "ISOTROPIC":
+        return True
+
+    def text(group: int, offset: int, creator: str) -> str | None:
+        elem = private_element(ds, group, offset, creator)
+        if elem is None or elem.value is None:
+            return None
+        value = elem.value
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        elif isinstance(value, list | tuple | pydicom.multival.MultiValue):
+            value = "\\".join(str(v) for v in value)
+        return str(value).replace("\x00", "").strip().upper()
+
+    def number(offset: int) -> float | None:
+        value = text(0x0019, offset, "GEMS_ACQU_01")
+        try:
+            return float(value.split("\\")[0]) if value else None
+        except ValueError:
+            return None
+
+    if text(0x0019, 0x0D, "SIEMENS MR HEADER") == "ISOTROPIC":
+        return True
+    if text(0x2001, 0x04, "Philips Imaging DD 001") == "I":
+        return True
+    if number(0xE0) != 0 or [number(offset) for offset in (0xBB, 0xBC, 0xBD)] != [0.0, 0.0, 0.0]:
+        return False
+    b = b_value(ds)
+    return b is not None and b > 0
 
 
 def _check_pixel_data(ds: pydicom.Dataset, path: Path) -> None:
