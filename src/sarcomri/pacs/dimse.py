@@ -49,6 +49,16 @@ class DimsePacs:
         self.address = address
         self.where = str(address)
         self.timeout = timeout
+        self._finder = None  # one association kept for the searches (opening one per C-FIND is the slow part)
+
+    def close(self) -> None:
+        """Release the association kept for the searches."""
+        finder, self._finder = self._finder, None
+        if finder is not None:
+            assoc, ae = finder
+            if assoc.is_established:
+                assoc.release()
+            ae.shutdown()
 
     def find_studies(self, filters: dict[str, str]) -> list[StudyRef]:
         unknown = set(filters) - set(STUDY_FILTERS)
@@ -129,8 +139,12 @@ class DimsePacs:
                 raise PacsError(f"{self.where}: the PACS refused {refused} of {len(datasets)} instance(s)")
 
     def _find(self, level: str, keys: dict, what: str) -> list[Dataset]:
+        if self._finder is None or not self._finder[0].is_established:
+            self.close()
+            self._finder = self._open()
+        assoc = self._finder[0]
         out = []
-        with self._association() as assoc:
+        try:
             for status, identifier in assoc.send_c_find(_dataset({"QueryRetrieveLevel": level, **keys}), _FIND):
                 if not status:
                     raise TransientError(f"{what} was interrupted (association aborted or timed out)")
@@ -140,11 +154,25 @@ class DimsePacs:
                         out.append(identifier)
                 elif code != 0x0000:
                     raise PacsError(f"{self.where}: {what} failed with C-FIND status 0x{code:04X}")
+        except BaseException:
+            self.close()  # the next search opens a fresh association
+            raise
         return out
 
     @contextmanager
     def _association(self, get: bool = False, store: bool = False, handlers=()) -> Iterator:
         """An association with the node for finding (and getting or storing), released afterwards."""
+        assoc, ae = self._open(get, store, handlers)
+        try:
+            yield assoc
+        finally:
+            if assoc.is_established:
+                assoc.release()
+            ae.shutdown()
+
+    def _open(self, get: bool = False, store: bool = False, handlers=()) -> tuple:
+        """(association, application entity): an established association for finding (and getting or
+        storing)."""
         from pynetdicom import AE, build_role
 
         ae = AE(ae_title=self.address.calling_aet)
@@ -172,12 +200,7 @@ class DimsePacs:
                 raise PacsError(f"{self.where}: the PACS rejected the association (calling AE title "
                                 f"{self.address.calling_aet!r}: is it known to the PACS?)")
             raise TransientError("cannot connect (no association: refused, aborted or timed out)")
-        try:
-            yield assoc
-        finally:
-            if assoc.is_established:
-                assoc.release()
-            ae.shutdown()
+        return assoc, ae
 
 
 def _dataset(keys: dict) -> Dataset:

@@ -138,6 +138,7 @@ def pull_to_staging(pacs: Pacs, query: StudyQuery, staging: Staging, pseudonymiz
                 log(f"{pid}: {len(series_list)} series, {n_instances} instances ({n_new} retrieved now)")
     finally:
         bar.close()
+        getattr(pacs, "close", lambda: None)()  # a DIMSE node's search association
     return report, [s.study_uid for s in studies]
 
 
