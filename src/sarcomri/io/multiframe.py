@@ -293,6 +293,17 @@ def rescaled_dtype(stored: np.dtype, bits_stored: int, rescales: set[tuple[float
     return np.dtype(np.float64)
 
 
+def _first_decoder(path: Path) -> dict:
+    """The decoding options for ``path``: only the first installed plugin of its transfer syntax. pydicom would
+    otherwise try the next plugin when one fails, and a more tolerant one (pylibjpeg's libjpeg for JPEG-LS) decodes
+    a damaged codestream into wrong pixels without an error."""
+    syntax = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    if not syntax.is_compressed:
+        return {}
+    plugins = get_decoder(syntax).available_plugins
+    return {"decoding_plugin": plugins[0]} if plugins else {}
+
+
 def _decode(ordered: Sequence[Instance]) -> np.ndarray:
     """The stored values of ``ordered`` frames (frames, rows, columns), decoded file by file, in native byte order."""
     wanted: dict[Path, list[int]] = defaultdict(list)
@@ -302,7 +313,8 @@ def _decode(ordered: Sequence[Instance]) -> np.ndarray:
     for path, indices in wanted.items():
         indices = sorted(set(indices))
         try:
-            for index, array in zip(indices, iter_pixels(path, indices=indices), strict=True):
+            options = _first_decoder(path)
+            for index, array in zip(indices, iter_pixels(path, indices=indices, **options), strict=True):
                 decoded[path, index] = array
         except Exception as exc:  # noqa: BLE001 - decoders raise many types on damaged pixel data
             raise InputError(path, f"cannot decode the multi-frame pixel data: {type(exc).__name__}: {exc}") from None
