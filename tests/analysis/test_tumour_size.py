@@ -50,3 +50,25 @@ def test_empty_or_malformed_masks_are_refused():
         tumour_size(np.ones((4, 4)), (1, 1, 1))
     with pytest.raises(InputError, match="positive"):
         tumour_size(np.ones((2, 4, 4)), (1, 0, 1))
+
+
+def test_the_hull_from_each_rows_end_pixels_is_the_hull_of_every_pixel():
+    """_corners takes only the first and last tumour pixel of each row: on scattered, holed and concave masks the
+    hull (and so every diameter) is the one from every pixel's corners."""
+    import numpy as np
+    from scipy.spatial import ConvexHull
+
+    from sarcomri.analysis.tumour_size import _corners
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        mask = rng.random((30, 30)) < rng.uniform(0.02, 0.7)
+        if mask.sum() < 3:
+            continue
+        spacing = (rng.uniform(0.3, 2.0), rng.uniform(0.3, 2.0))
+        ys, xs = np.nonzero(mask)
+        every = (np.stack([xs, ys], 1)[:, None] + np.array([[0, 0], [1, 0], [0, 1], [1, 1]])[None]).reshape(-1, 2)
+        every = np.unique(every, axis=0) * np.asarray(spacing)
+        want = {tuple(np.round(p, 9)) for p in every[ConvexHull(every).vertices]}
+        got = {tuple(np.round(p, 9)) for p in _corners(mask, spacing)}
+        assert got == want

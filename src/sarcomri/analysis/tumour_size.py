@@ -40,8 +40,15 @@ class TumourSize:
 
 
 def _corners(mask2d: np.ndarray, spacing_xy: tuple[float, float]) -> np.ndarray:
-    """The corners (x, y in mm) of every tumour pixel on the region's hull candidates."""
-    ys, xs = np.nonzero(mask2d)
+    """The corners (x, y in mm) of the region's convex hull. Only the first and last tumour pixel of each row can
+    hold a hull corner (every pixel between them lies in the hull of those two squares), so only their corners are
+    candidates: the same hull as from every pixel's corners, from two pixels per row."""
+    mask2d = np.asarray(mask2d, bool)
+    ys = np.flatnonzero(mask2d.any(axis=1))
+    rows = mask2d[ys]
+    first = rows.argmax(axis=1)
+    last = rows.shape[1] - 1 - rows[:, ::-1].argmax(axis=1)
+    xs, ys = np.concatenate([first, last]), np.concatenate([ys, ys])
     offsets = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
     pts = (np.stack([xs, ys], axis=1)[:, None, :] + offsets[None]).reshape(-1, 2)
     pts = np.unique(pts, axis=0) * np.asarray(spacing_xy, float)
