@@ -123,7 +123,7 @@ def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: b
         (layout / "patient").symlink_to(src.resolve(), target_is_directory=True)
         src = layout
     report = ingest(src, work / "cohort", pseudonymizer=pseudonymizer or Pseudonymizer.from_key(key),
-                    compute_adc=compute_adc, verbose=verbose)
+                    compute_adc=compute_adc, verbose=verbose, compress=False)  # read back at once, then deleted
     if report.patients != 1:
         raise InputError(src, f"holds {report.patients} patients; predict takes one patient at a time")
     return Cohort.load(work / "cohort")

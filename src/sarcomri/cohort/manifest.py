@@ -199,7 +199,9 @@ class CohortWriter:
 
     Use as a context manager; the folder appears at ``root`` only when the block ends without error. With
     ``overwrite`` an existing folder is replaced (then) only if it is a cohort (:func:`is_cohort_folder`); the
-    ``protect`` folders (the source being ingested) may neither contain nor lie inside ``root``::
+    ``protect`` folders (the source being ingested) may neither contain nor lie inside ``root``. ``compress``
+    False writes uncompressed ``.nii`` files, for a throw-away cohort read back at once (``predict``'s one
+    patient: gzip is most of the time a small image takes to write and to read)::
 
         with CohortWriter(out, labels=["leiomyoma", "sarcoma"], positive_label="sarcoma") as w:
             w.add_patient("P001", "sarcoma", age=54)
@@ -214,10 +216,12 @@ class CohortWriter:
         overwrite: bool = False,
         meta: dict[str, Any] | None = None,
         protect: Iterable[str | Path] = (),
+        compress: bool = True,
     ):
         self.root = Path(root)
         self.overwrite = overwrite
         self.protect = list(protect)
+        self.suffix = ".nii.gz" if compress else ".nii"
         self.meta: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "labels": list(labels),
@@ -257,15 +261,16 @@ class CohortWriter:
 
         assert self.tmp is not None, "use CohortWriter as a context manager"
         check_finite(image, f"{patient_id}/{sequence}")
-        rel_img = f"images/{patient_id}/{sequence}.nii.gz"
+        rel_img = f"images/{patient_id}/{sequence}{self.suffix}"
         (self.tmp / rel_img).parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(image, str(self.tmp / rel_img), useCompression=True)
+        sitk.WriteImage(image, str(self.tmp / rel_img), useCompression=self.suffix == ".nii.gz")
         rel_mask = None
         if mask is not None:
             check_same_grid(image, mask, f"{patient_id}/{sequence} image", "its mask")
-            rel_mask = f"masks/{patient_id}/{sequence}.nii.gz"
+            rel_mask = f"masks/{patient_id}/{sequence}{self.suffix}"
             (self.tmp / rel_mask).parent.mkdir(parents=True, exist_ok=True)
-            sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), str(self.tmp / rel_mask), useCompression=True)
+            sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), str(self.tmp / rel_mask),
+                            useCompression=self.suffix == ".nii.gz")
         sx, sy, sz = (list(image.GetSpacing()) + [1.0, 1.0])[:3]
         nx, ny, nz = (list(image.GetSize()) + [1, 1])[:3]
         row = {

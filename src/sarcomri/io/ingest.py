@@ -100,6 +100,7 @@ def ingest(
     log: Log | None = None,
     warn: Log | None = None,
     verbose: bool = False,
+    compress: bool = True,
 ) -> IngestReport:
     """Ingest the DICOM or NIfTI studies under ``src`` into a new cohort folder ``out``.
 
@@ -107,7 +108,8 @@ def ingest(
     ``sequence`` names ``image.nii.gz`` files of the NIfTI sts-t1 layout. ``log`` receives progress lines
     and ``warn`` warnings as they arise (both de-identified; warnings are also in the report). Raises a
     :class:`~sarcomri.errors.SarcomriError` naming the file and the problem; then ``out`` is untouched.
-    Source files are named relative to ``src`` with their folder names hidden unless ``verbose``.
+    Source files are named relative to ``src`` with their folder names hidden unless ``verbose``. ``compress``
+    False writes the cohort's images uncompressed (``.nii``; see :class:`~sarcomri.cohort.manifest.CohortWriter`).
     """
     src, out = Path(src), Path(out)
     if not src.is_dir():
@@ -172,7 +174,7 @@ def ingest(
                                 "series_sources": []}
     orphans: list[tuple[str, dict]] = []
     with CohortWriter(out, labels=labels.allowed, positive_label=labels.positive, overwrite=overwrite,
-                      meta=meta, protect=[src]) as writer:
+                      meta=meta, protect=[src], compress=compress) as writer:
         for s in sorted(sources, key=lambda s: pseudonyms[s.source_id]):
             pid = pseudonyms[s.source_id]
             if log:
