@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from sarcomri.errors import InputError
 from sarcomri.stats._checks import binary_truth, check_direction, finite_scores, shown
@@ -127,6 +126,8 @@ def proportion_ci(numerator: int, denominator: int, method: str = "wilson",
         raise InputError(None, f"CI method must be one of {', '.join(CI_METHODS)}, not {method!r}")
     if denominator == 0:
         return math.nan, math.nan
+    from statsmodels.stats.proportion import proportion_confint  # here: importing statsmodels takes 0.7 s
+
     lower, upper = proportion_confint(numerator, denominator, alpha=alpha, method=CI_METHODS[method])
     return float(lower), float(upper)
 
