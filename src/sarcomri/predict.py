@@ -146,20 +146,25 @@ def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.
 #: How result.json's ``mask_source`` begins when the mask came from a segmentation model (then the sequence).
 
 
-def source_series(src: Path, sequence: str) -> list[Path]:
-    """The DICOM files under ``src`` that ingestion named ``sequence`` (empty when none)."""
+def source_files(src: Path) -> dict[str, list[Path]]:
+    """The DICOM files under ``src`` by the sequence ingestion named them (the first volume of each name; empty
+    for an input that is not DICOM). One scan of every header: call it once per prediction."""
     from sarcomri.cohort.sequences import SequenceMap
     from sarcomri.io.dicom import is_dicom_file, scan_dicom, walk_files
     from sarcomri.io.series_plan import plan_patient
 
     files = [f for f in walk_files(src) if is_dicom_file(f)]
-    if not files:
-        return []
-    for series_list in scan_dicom(files, src).series_by_patient().values():
-        for vol in plan_patient(series_list, SequenceMap.load()).volumes:
-            if vol.sequence == sequence:
-                return [i.path for i in vol.instances]
-    return []
+    out: dict[str, list[Path]] = {}
+    if files:
+        for series_list in scan_dicom(files, src).series_by_patient().values():
+            for vol in plan_patient(series_list, SequenceMap.load()).volumes:
+                out.setdefault(vol.sequence, [i.path for i in vol.instances])
+    return out
+
+
+def source_series(src: Path, sequence: str) -> list[Path]:
+    """The DICOM files under ``src`` that ingestion named ``sequence`` (empty when none)."""
+    return source_files(src).get(sequence, [])
 
 
 def pseudonymous_headers(paths: list[Path], pseudonym: str, pixels: bool = True) -> list[Any]:
@@ -195,17 +200,17 @@ def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, ou
     return write_dicom_seg(mask, datasets, out_path)
 
 
-def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
+def write_sr_for(pred: Prediction, files: dict[str, list[Path]], dest: Path) -> Path | None:
     """``report.sr.dcm`` in ``dest``: the result as a DICOM SR (:mod:`sarcomri.io.dicomsr`) over the patient's
-    classified DICOM series, with the tumour of ``mask.nii.gz`` referencing ``mask.seg.dcm`` when both were
-    written; None for an input that is not DICOM."""
+    classified DICOM series (``files``: :func:`source_files`), with the tumour of ``mask.nii.gz`` referencing
+    ``mask.seg.dcm`` when both were written; None for an input that is not DICOM."""
     import pydicom
 
     from sarcomri.analysis.tumour_size import tumour_size
     from sarcomri.io.dicomsr import write_prediction_sr
 
     paths = list(dict.fromkeys(p for r in pred.sequences if r.likelihood is not None
-                               for p in source_series(src, r.sequence)))  # a multi-frame file once
+                               for p in files.get(r.sequence, [])))  # a multi-frame file once
     if not paths:
         return None
     seg = tumour = None
@@ -218,14 +223,15 @@ def write_sr_for(pred: Prediction, src: Path, dest: Path) -> Path | None:
                                dest / "report.sr.dcm", seg, tumour)
 
 
-def write_summary_for(pred: Prediction, page: PageInputs, src: Path, dest: Path) -> Path | None:
+def write_summary_for(pred: Prediction, page: PageInputs, files: dict[str, list[Path]], dest: Path) -> Path | None:
     """``summary.sc.dcm`` in ``dest``: the prediction's one-image summary (:mod:`sarcomri.report.summary_figure`)
-    as a DICOM secondary capture in the patient's study; None for an input that is not DICOM."""
+    as a DICOM secondary capture in the patient's study (``files``: :func:`source_files`); None for an input that
+    is not DICOM."""
     from sarcomri.io.dicomsc import write_summary_sc
     from sarcomri.report.summary_figure import summary_figure
 
     scored = [r.sequence for r in pred.sequences if r.likelihood is not None]
-    paths = next((source_series(src, q) for q in scored if source_series(src, q)), [])
+    paths = next((files[q] for q in scored if files.get(q)), [])
     if not paths:
         return None
     view = next((page.views[q] for q in scored if q in page.views), None)
@@ -302,9 +308,10 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
         pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
                               log, pseudonymizer)
-        if write_sr_for(pred, Path(src), dest) is not None:
+        files = source_files(Path(src))
+        if write_sr_for(pred, files, dest) is not None:
             pred.outputs["dicom_sr"] = "report.sr.dcm"
-        if summary_image and write_summary_for(pred, page, Path(src), dest) is not None:
+        if summary_image and write_summary_for(pred, page, files, dest) is not None:
             pred.outputs["dicom_summary"] = "summary.sc.dcm"
         t0 = time.perf_counter()
         pred.outputs["page"] = "report.html"

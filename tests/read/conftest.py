@@ -108,3 +108,12 @@ def reading_run(tiny_cohort, tmp_path):
     _, tokens = create_plan(run, PRESETS["sarcoma"], [Reader(name="r1", group="specialist"),
                                                       Reader(name="r2", group="practitioner")], db)
     return run, db, tokens
+
+
+def login(page, base: str, name: str, token: str) -> None:
+    """Log ``name`` in on the reading page at ``base`` and wait for the session list."""
+    page.goto(base + "/")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#sessions:not([hidden])")

@@ -13,6 +13,8 @@ from sarcomri.read.export import reads_table
 from sarcomri.read.server import background_server, create_app
 from sarcomri.read.store import ReadingStore
 
+from .conftest import login
+
 DAY = 86400.0
 
 
@@ -44,14 +46,6 @@ def server(reading_run):
         yield base, tokens, clock, db, served
 
 
-def _login(page, base, name, token):
-    page.goto(base + "/")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#sessions:not([hidden])")
-
-
 def _read_case(page, call: str, certainty: str, scroll: bool) -> str:
     """Wait for the case's volumes, optionally scroll a slice, rate it; returns the case."""
     page.wait_for_function("window.sarcomriReader.loaded === window.sarcomriReader.me.sequences.length",
@@ -76,7 +70,7 @@ def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, base, "r1", tokens["r1"])
+    login(page, base, "r1", tokens["r1"])
     assert "closed: read every case unaided first" in page.inner_text("#session-list")
     page.click("button[data-session=first]")
     clicked = {}
@@ -102,7 +96,7 @@ def test_a_reader_reads_both_sessions_in_the_browser(browser, server):
     got = {(r.session, r.patient_id): (r.call, r.certainty) for r in exported.itertuples()}
     assert got == clicked and set(exported["reader"]) == {"r1"}
     other = browser.new_context().new_page()
-    _login(other, base, "r2", tokens["r2"])
+    login(other, base, "r2", tokens["r2"])
     assert other.evaluate("fetch('/api/reads').then(r => r.json())")["reads"] == []
 
 
@@ -115,7 +109,7 @@ def test_a_per_sequence_design_rates_each_sequence_in_the_browser(browser, readi
     store, tokens = create_plan(run, PRESETS["carcinosarcoma"], [Reader(name="r1")], db)
     with background_server(create_app(run, store)) as base:
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-        _login(page, base, "r1", tokens["r1"])
+        login(page, base, "r1", tokens["r1"])
         page.click("button[data-session=first]")
         page.wait_for_function("window.sarcomriReader.loaded === 1", timeout=30000)
         assert page.locator(".rate h4").all_inner_texts() == ["T2axi"]  # one rating per sequence, titled

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import login
+
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / "src" / "sarcomri" / "read" / "static" / "vendor" / "niivue"
 
@@ -46,10 +48,7 @@ def test_the_reading_page_skips_the_gradient_pass_and_shows_the_same_slice(brows
     run, db, tokens = reading_run
     with background_server(create_app(run, ReadingStore(db))) as base:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(base + "/")
-        page.fill("input[name=name]", "r1")
-        page.fill("input[name=token]", tokens["r1"])
-        page.click("button[type=submit]")
+        login(page, base, "r1", tokens["r1"])
         page.click("button[data-session=first]")
         page.wait_for_function("window.sarcomriReader.loaded === window.sarcomriReader.me.sequences.length",
                                timeout=30000)
@@ -94,11 +93,7 @@ def test_a_viewer_that_cannot_load_is_said_on_the_session_list(browser, reading_
     with background_server(create_app(run, ReadingStore(db))) as base:
         page = browser.new_context().new_page()
         page.route("**/niivue.umd.js", lambda route: route.abort())
-        page.goto(base + "/")
-        page.fill("input[name=name]", "r1")
-        page.fill("input[name=token]", tokens["r1"])
-        page.click("button[type=submit]")
-        page.wait_for_selector("#sessions:not([hidden])")
+        login(page, base, "r1", tokens["r1"])
         page.wait_for_function("document.getElementById('sessions-message').textContent !== ''", timeout=10000)
         assert page.text_content("#sessions-message") == "the image viewer could not be loaded"
         page.click("button[data-session=first]")

@@ -113,24 +113,14 @@ def _predict_from_pacs(source: str, study_uid: str | None, model: Path, out: Pat
     import tempfile
 
     from sarcomri.io.deid import Pseudonymizer
-    from sarcomri.pacs.pull import open_pacs, pull_to_staging, staging_key
-    from sarcomri.pacs.query import StudyQuery
+    from sarcomri.pacs.pull import open_pacs, stage_study
     from sarcomri.pacs.retry import Backoff
-    from sarcomri.pacs.staging import Staging
 
     if not study_uid:
         raise InputError(None, "a PACS source needs --study UID (the patient's study)")
-    pseudonymizer = Pseudonymizer.from_key(key)
-    if not pseudonymizer.reproducible:
-        raise InputError(None, "predicting from a PACS needs a de-identification key (--deid-key or "
-                         "$SARCOMRI_DEID_KEY): the result is named by the patient's pseudonym under it")
     with tempfile.TemporaryDirectory(prefix="sarcomri-pull-") as tmp:
-        staging = Staging(Path(tmp) / "staging", staging_key(pseudonymizer))
-        pull_to_staging(open_pacs(parse_address(source), timeout), StudyQuery(study_uids=(study_uid,)), staging,
-                        pseudonymizer, Backoff(attempts=retries), log, progress)
-        pseudonym = staging.completed(study_uid)["pseudonym"]
-        return predict_patient(staging.study_dir(study_uid), model, out, segmentation_run=segmentation_model,
-                               gradcam=gradcam, overwrite=overwrite, verbose=verbose, log=log,
-                               pseudonymizer=Pseudonymizer(mapping={pseudonym: pseudonym},
-                                                           method=pseudonymizer.method),
+        folder, staged = stage_study(open_pacs(parse_address(source), timeout), study_uid, Path(tmp) / "staging",
+                                     Pseudonymizer.from_key(key), Backoff(attempts=retries), log, progress)
+        return predict_patient(folder, model, out, segmentation_run=segmentation_model, gradcam=gradcam,
+                               overwrite=overwrite, verbose=verbose, log=log, pseudonymizer=staged,
                                summary_image=summary_image)

@@ -16,7 +16,7 @@ import pydicom
 import requests
 
 from sarcomri.pacs.address import PASSWORD_ENV, TOKEN_ENV, USER_ENV, PacsAddress
-from sarcomri.pacs.model import STUDY_ATTRIBUTES, STUDY_FILTERS, SeriesRef, Sink, StudyRef
+from sarcomri.pacs.model import STUDY_ATTRIBUTES, SeriesRef, Sink, StudyRef, check_filters
 from sarcomri.pacs.retry import PacsError, TransientError
 
 T = TypeVar("T")
@@ -56,30 +56,18 @@ class DicomWebPacs:
         self.client.set_http_retry_params(retry=False)  # retries are the pull's (sarcomri.pacs.retry)
 
     def find_studies(self, filters: dict[str, str]) -> list[StudyRef]:
-        unknown = set(filters) - set(STUDY_FILTERS)
-        if unknown:
-            raise ValueError(f"not a study filter: {sorted(unknown)}")
+        check_filters(filters)
         found = self._pages(lambda limit, offset: self.client.search_for_studies(
             search_filters=filters, fields=_STUDY_FIELDS, limit=limit, offset=offset), "a study search",
             "0020000D")
-        studies = []
-        for item in found:
-            ds = _from_json(item)
-            studies.append(StudyRef(str(ds.get("StudyInstanceUID", "")), str(ds.get("PatientID", "") or "").strip(),
-                                    str(ds.get("StudyDate", "") or "")))
+        studies = [StudyRef.of(_from_json(item)) for item in found]
         return [s for s in studies if s.study_uid]
 
     def find_series(self, study_uid: str) -> list[SeriesRef]:
         found = self._pages(lambda limit, offset: self.client.search_for_series(
             study_uid, fields=_SERIES_FIELDS, limit=limit, offset=offset), "a series search", "0020000E")
-        out = []
-        for item in found:
-            ds = _from_json(item)
-            number, count = ds.get("SeriesNumber"), ds.get("NumberOfSeriesRelatedInstances")
-            out.append(SeriesRef(str(ds.get("SeriesInstanceUID", "")), int(number) if number not in (None, "") else
-                                 None, str(ds.get("Modality", "") or ""),
-                                 int(count) if count not in (None, "") else None))
-        return [s for s in out if s.series_uid]
+        series = [SeriesRef.of(_from_json(item)) for item in found]
+        return [s for s in series if s.series_uid]
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
         found = self._pages(lambda limit, offset: self.client.search_for_instances(

@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 
 from sarcomri.pacs.address import PacsAddress
-from sarcomri.pacs.model import STUDY_ATTRIBUTES, STUDY_FILTERS, SeriesRef, Sink, StudyRef
+from sarcomri.pacs.model import STUDY_ATTRIBUTES, SeriesRef, Sink, StudyRef, check_filters
 from sarcomri.pacs.retry import PacsError, TransientError
 
 #: The storage classes a pull accepts over C-GET (an MR study and its masks) and a push may send.
@@ -61,24 +61,17 @@ class DimsePacs:
             ae.shutdown()
 
     def find_studies(self, filters: dict[str, str]) -> list[StudyRef]:
-        unknown = set(filters) - set(STUDY_FILTERS)
-        if unknown:
-            raise ValueError(f"not a study filter: {sorted(unknown)}")
+        check_filters(filters)
         found = self._find("STUDY", {"StudyInstanceUID": "", "PatientID": "", "StudyDate": "", **filters},
                            "a study search")
-        return [StudyRef(str(d.StudyInstanceUID), str(d.get("PatientID", "") or "").strip(),
-                         str(d.get("StudyDate", "") or "")) for d in found if d.get("StudyInstanceUID")]
+        studies = [StudyRef.of(d) for d in found]
+        return [s for s in studies if s.study_uid]
 
     def find_series(self, study_uid: str) -> list[SeriesRef]:
         found = self._find("SERIES", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": "", "SeriesNumber": "",
                                       "Modality": "", "NumberOfSeriesRelatedInstances": ""}, "a series search")
-        out = []
-        for d in found:
-            number, count = d.get("SeriesNumber"), d.get("NumberOfSeriesRelatedInstances")
-            out.append(SeriesRef(str(d.get("SeriesInstanceUID", "")), int(number) if number not in (None, "") else
-                                 None, str(d.get("Modality", "") or ""),
-                                 int(count) if count not in (None, "") else None))
-        return [s for s in out if s.series_uid]
+        series = [SeriesRef.of(d) for d in found]
+        return [s for s in series if s.series_uid]
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
         found = self._find("IMAGE", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,

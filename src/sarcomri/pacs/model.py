@@ -18,6 +18,22 @@ STUDY_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"
                     "ReferringPhysicianName", "StudyDescription")
 
 
+def check_filters(filters: dict[str, str]) -> None:
+    """Refuse a study search on a keyword outside :data:`STUDY_FILTERS`."""
+    unknown = set(filters) - set(STUDY_FILTERS)
+    if unknown:
+        raise ValueError(f"not a study filter: {sorted(unknown)}")
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "").strip()
+
+
+def _number(ds: pydicom.Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    return int(value) if value not in (None, "") else None
+
+
 @dataclass(frozen=True)
 class StudyRef:
     """A study found on a PACS (identifiers kept in memory only, to pseudonymise and to ask for the study)."""
@@ -25,6 +41,11 @@ class StudyRef:
     study_uid: str
     patient_id: str
     study_date: str = ""
+
+    @classmethod
+    def of(cls, ds: pydicom.Dataset) -> StudyRef:
+        """The study a search result (a QIDO-RS item or a C-FIND identifier) describes."""
+        return cls(_text(ds, "StudyInstanceUID"), _text(ds, "PatientID"), _text(ds, "StudyDate"))
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,12 @@ class SeriesRef:
     number: int | None
     modality: str
     instances: int | None
+
+    @classmethod
+    def of(cls, ds: pydicom.Dataset) -> SeriesRef:
+        """The series a search result (a QIDO-RS item or a C-FIND identifier) describes."""
+        return cls(_text(ds, "SeriesInstanceUID"), _number(ds, "SeriesNumber"), _text(ds, "Modality"),
+                   _number(ds, "NumberOfSeriesRelatedInstances"))
 
 
 class Pacs(Protocol):

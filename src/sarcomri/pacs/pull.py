@@ -28,6 +28,7 @@ from pathlib import Path
 import pydicom
 from tqdm import tqdm
 
+from sarcomri.cohort.manifest import is_cohort_folder
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import check_folder_replaceable, clean_temporaries
 from sarcomri.io.deid import Pseudonymizer
@@ -175,6 +176,31 @@ def _retrieve_series(pacs: Pacs, staging: Staging, study: StudyRef, series_uid: 
     return written
 
 
+def require_key(pseudonymizer: Pseudonymizer) -> None:
+    """Refuse a pull under a random key: a rerun would name the same patients differently."""
+    if not pseudonymizer.reproducible:
+        raise InputError(None, "a pull from a PACS needs a de-identification key (--deid-key or $SARCOMRI_DEID_KEY) "
+                         "or --pseudonyms, so that a rerun continues a pull under the same pseudonyms")
+
+
+def staged_pseudonymizer(pseudonymizer: Pseudonymizer, pseudonyms: list[str]) -> Pseudonymizer:
+    """What ingests a staging folder: each staged pseudonym stays itself, with ``pseudonymizer``'s provenance."""
+    return Pseudonymizer(mapping={p: p for p in pseudonyms},
+                         method=f"{pseudonymizer.method} (given at the pull from the PACS)",
+                         reproducible=pseudonymizer.reproducible, source=pseudonymizer.source)
+
+
+def stage_study(pacs: Pacs, study_uid: str, root: str | Path, pseudonymizer: Pseudonymizer,
+                backoff: Backoff = Backoff(), log: Log | None = None,
+                progress: bool = True) -> tuple[Path, Pseudonymizer]:
+    """Stage one study under ``root`` (``sarcomri predict`` from a PACS); returns the folder of its de-identified
+    instances and the pseudonymizer that ingests them."""
+    require_key(pseudonymizer)
+    staging = Staging(root, staging_key(pseudonymizer))
+    pull_to_staging(pacs, StudyQuery(study_uids=(study_uid,)), staging, pseudonymizer, backoff, log, progress)
+    return staging.study_dir(study_uid), staged_pseudonymizer(pseudonymizer, staging.pseudonyms())
+
+
 def pull_cohort(address: PacsAddress, query: StudyQuery, out: str | Path, *, pseudonymizer: Pseudonymizer,
                 labels: Labels | None = None, sequence_map: str | Path | None = None,
                 compute_adc: bool | None = None, overwrite: bool = False, log: Log | None = None,
@@ -183,19 +209,15 @@ def pull_cohort(address: PacsAddress, query: StudyQuery, out: str | Path, *, pse
     """Pull the studies of ``query`` from the PACS at ``address`` into the new cohort folder ``out`` (see the
     module's notes); returns the pull's and the ingestion's reports."""
     out = Path(out)
-    if not pseudonymizer.reproducible:
-        raise InputError(None, "a pull from a PACS needs a de-identification key (--deid-key or $SARCOMRI_DEID_KEY) "
-                         "or --pseudonyms, so that a rerun continues a pull under the same pseudonyms")
-    check_folder_replaceable(out, overwrite, replaceable=lambda p: (p / "cohort.json").is_file())
+    require_key(pseudonymizer)
+    check_folder_replaceable(out, overwrite, replaceable=is_cohort_folder)
     staging = Staging(out.parent / f".{out.name}.pull", staging_key(pseudonymizer))
     pacs = pacs or open_pacs(address, timeout)
     pulled, studies = pull_to_staging(pacs, query, staging, pseudonymizer, backoff, log, progress)
     removed = staging.keep_only(studies)  # studies an earlier pull with another query staged: not this cohort's
     if removed and log:
         log(f"{removed} stud{'y' if removed == 1 else 'ies'} staged by an earlier pull and not asked for now: removed")
-    staged = Pseudonymizer(mapping={p: p for p in staging.pseudonyms()},
-                           method=f"{pseudonymizer.method} (given at the pull from the PACS)",
-                           reproducible=pseudonymizer.reproducible, source=pseudonymizer.source)
+    staged = staged_pseudonymizer(pseudonymizer, staging.pseudonyms())
     if labels is not None and labels.source:
         labels = dataclasses.replace(labels, table=labels.table.rename(index=lambda i: _pseudonym(pseudonymizer, i)))
     ingested = ingest(staging.dicom, out, labels=labels, pseudonymizer=staged, sequence_map=sequence_map,

@@ -28,7 +28,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import FileMetaDataset
 
-from sarcomri.io.atomic import atomic_path
+from sarcomri.io.atomic import atomic_path, write_json
 from sarcomri.io.deid import IDENTIFYING_KEYWORDS, identifiers_of, scrub
 from sarcomri.io.dicomseg import TYPE2_COPIED
 
@@ -148,9 +148,8 @@ class Staging:
         return data if data.get("complete") is True else None
 
     def mark_complete(self, study_uid: str, pseudonym: str, series: int, instances: int) -> None:
-        with atomic_path(self._record(study_uid), overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps({"pseudonym": pseudonym, "complete": True, "series": series,
-                                             "instances": instances}) + "\n")
+        write_json(self._record(study_uid), {"pseudonym": pseudonym, "complete": True, "series": series,
+                                             "instances": instances}, overwrite=True)
 
     def keep_only(self, study_uids: list[str]) -> int:
         """Remove the staged studies not among ``study_uids`` (an earlier pull's, with another query); returns
