@@ -116,3 +116,16 @@ def test_paths_named_in_help_exist(name):
     texts = [cmd.help or ""] + [p.help or "" for p in cmd.params if getattr(p, "help", None)]
     for path in re.findall(r"(?:src/sarcomri/presets|configs)/[\w*.-]+\.yaml", " ".join(texts)):
         assert "*" not in path and (REPO / path).is_file(), f"{name} names {path}"
+
+
+#: Text that rich would take for a markup tag and drop from the help (``[nnunet]`` in ``'sarcomri[nnunet]'``);
+#: an escaped ``\[`` is printed as written.
+_MARKUP_TAG = re.compile(r"(?<!\\)\[[a-z#/@][^\]\[]*\]")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_texts_survive_rich_markup(name):
+    cmd = COMMANDS[name]
+    texts = [cmd.help or ""] + [p.help or "" for p in cmd.params if getattr(p, "help", None)]
+    lost = [m.group(0) for text in texts for m in _MARKUP_TAG.finditer(text)]
+    assert not lost, f"sarcomri {name}: help text {lost} would vanish as rich markup; escape it as \\["

@@ -37,7 +37,7 @@ def train(
                                        "change affects (by default the run stops and says what changed)."),
     engine: str | None = typer.Option(None, "--engine", help="sarcomri (the DynUNet of this package) or nnunet "
                                       "(nnU-Net v2: plan, preprocess and train the run's folds with nnUNetv2_train, "
-                                      "on the GPU when train.device allows; needs pip install 'sarcomri[nnunet]'). "
+                                      "on the GPU when train.device allows; needs pip install 'sarcomri\\[nnunet]'). "
                                       "Default: the config's engine."),
     final: bool = typer.Option(False, "--final", help="Also train one model on every patient "
                                "(models/<seq>/final/, like `final: true` in the config): the model `segment "
