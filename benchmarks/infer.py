@@ -13,7 +13,12 @@ processes on a shared machine hits them alike.
 Each thread count is run for both engines: the available cores, then one thread (on a small CPU shared with
 other processes, OpenMP threads waiting on a busy core can make multi-threaded eager PyTorch several times
 slower than single-threaded; the one-thread figures show the engines without that effect).
+ONNX Runtime cuts a batch into chunks of ``sarcomri.infer.onnx.chunk_size`` images (about 100,000 pixels per
+thread); the row "pytorch eager, same chunks" gives eager PyTorch the same chunks, for a like-for-like figure.
+``--chunks`` prints instead ONNX Runtime's time per image for a batch of 64 cut into chunks of 1 to 64, with and
+without its memory arena (the session pool runs without): the measurement behind ``chunk_size``.
 Run: .venv/bin/python benchmarks/infer.py [--model mobilenetv2_100] [--size 224] [--batches 1 16] [--threads 2 1]
+     [--chunks]
 """
 
 import argparse
@@ -27,7 +32,7 @@ import numpy as np
 import onnx
 import torch
 
-from sarcomri.infer.onnx import OnnxClassifier, default_threads, export_onnx, onnx_bytes, write_onnx
+from sarcomri.infer.onnx import OnnxClassifier, chunk_size, default_threads, export_onnx, onnx_bytes, write_onnx
 from sarcomri.models.registry import _create, resolve_name
 
 
@@ -83,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0, help="minimum time per method and round")
     ap.add_argument("--threads", type=int, nargs="+", default=None,
                     help="thread counts to compare, each used by both engines (default: the available cores, then 1)")
+    ap.add_argument("--chunks", action="store_true", help="time ONNX Runtime by chunk size instead")
     a = ap.parse_args()
 
     thread_counts = list(dict.fromkeys(a.threads or [default_threads(), 1]))
@@ -100,7 +106,15 @@ def main() -> None:
         with torch.inference_mode():
             return model_cl(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
 
+    def eager_chunked(x):
+        step = chunk_size(x.shape[2] * x.shape[3], torch.get_num_threads())
+        with torch.inference_mode():
+            return torch.cat([model(torch.from_numpy(x[i : i + step])) for i in range(0, len(x), step)])
+
     rng = np.random.default_rng(0)
+    if a.chunks:
+        chunk_table(model, arch, a.size, thread_counts, a.rounds, a.seconds, rng)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         path = export_onnx(model, Path(tmp) / f"{arch}.onnx", (3, a.size, a.size))
@@ -112,6 +126,7 @@ def main() -> None:
             onnx_clf = OnnxClassifier(path, threads=threads)
             int8_clf = OnnxClassifier(int8_path, threads=threads)
             methods = {"pytorch eager": eager, "pytorch channels_last": eager_cl,
+                       "pytorch eager, same chunks": eager_chunked,
                        "onnxruntime": onnx_clf.predict_logits, "onnxruntime int8": int8_clf.predict_logits}
             print(f"\n== {threads} thread(s) for both (load average {os.getloadavg()[0]:.2f})")
             for batch in a.batches:
@@ -124,6 +139,8 @@ def main() -> None:
                       f"load {os.getloadavg()[0]:.2f}):")
                 for name, r in rate.items():
                     print(f"  {name:<22} {r:7.1f} images/s  ({1000 / r:6.1f} ms/image)")
+                print(f"  onnxruntime in chunks of {chunk_size(a.size * a.size, threads)}; speed-up vs eager in the "
+                      f"same chunks: {rate['onnxruntime'] / rate['pytorch eager, same chunks']:.2f}x")
                 print(f"  speed-up onnxruntime vs eager: {rate['onnxruntime'] / rate['pytorch eager']:.2f}x, "
                       f"vs channels_last: {rate['onnxruntime'] / rate['pytorch channels_last']:.2f}x (target >= 4x); "
                       f"int8 vs eager: {rate['onnxruntime int8'] / rate['pytorch eager']:.2f}x")
@@ -136,6 +153,25 @@ def main() -> None:
                     rate = _rates(pair, x, a.rounds, a.seconds)
                     print(f"onnxruntime thread pool, batch {batch}: "
                           + ", ".join(f"{name} {r:.1f} images/s" for name, r in rate.items()))
+
+def chunk_table(model, arch: str, size: int, thread_counts: list[int], rounds: int, seconds: float,
+                rng: np.random.Generator) -> None:
+    """ONNX Runtime's milliseconds per image for a batch of 64 cut into chunks of 1-64, per thread count, with
+    and without the memory arena; and the chunk :func:`chunk_size` picks."""
+    x = rng.normal(size=(64, 3, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / f"{arch}.onnx", (3, size, size))
+        for threads in thread_counts:
+            for arena in (True, False):
+                clfs = {n: OnnxClassifier(path, threads=threads, batch_size=n, arena=arena).predict_logits
+                        for n in (1, 2, 4, 8, 16, 32, 64)}
+                rate = _rates(clfs, x, rounds, seconds)
+                best = max(rate, key=rate.get)
+                print(f"{arch} {size} px, {threads} thread(s), arena {'on' if arena else 'off'} (load "
+                      f"{os.getloadavg()[0]:.2f}): ms per image by chunk "
+                      + ", ".join(f"{n}: {1000 / r:.2f}" for n, r in rate.items())
+                      + f"; fastest {best}, chunk_size picks {chunk_size(size * size, threads)}")
+
 
 if __name__ == "__main__":
     main()

@@ -27,6 +27,7 @@ from pydantic import (
 from sarcomri.cohort.sequences import parse_group
 from sarcomri.configfile import read_config, read_yaml
 from sarcomri.errors import InputError, SarcomriError
+from sarcomri.prep.intensity import Normalisation
 from sarcomri.seg2d.config import TransferStudyConfig, load_transfer_config
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.train.config import TrainConfig
@@ -85,7 +86,7 @@ class SliceConfig(_Strict):
     mode: Literal["tumour", "central", "all"] = "tumour"
     size: int = Field(128, ge=16)
     margin: float = Field(0.25, ge=0)
-    normalisation: Literal["zscore", "percentile", "none"] = "zscore"
+    normalisation: Normalisation = "zscore"  # see sarcomri.prep.intensity.Normalisation
     test_aggregation: Literal["mean", "central"] = "mean"
     # "tumour": a square around the tumour (+ margin); "none": the whole field of view, margins of background
     # removed and padded to a square (the carcinosarcoma study; sarcomri.prep.slices.body_box)

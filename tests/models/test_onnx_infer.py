@@ -8,7 +8,7 @@ import torch
 
 from sarcomri.errors import InputError
 from sarcomri.infer.export import export_saved_model
-from sarcomri.infer.onnx import OnnxClassifier, export_onnx, softmax
+from sarcomri.infer.onnx import MAX_CHUNK, OnnxClassifier, chunk_size, export_onnx, softmax
 from sarcomri.models import ModelSpec, build_classifier, save_model
 
 
@@ -102,3 +102,18 @@ def test_softmax_reference_values():
     p = softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)], [1000.0, 0.0]]))
     assert np.allclose(p, [[0.5, 0.5], [0.25, 0.75], [1.0, 0.0]])
     assert np.allclose(softmax(np.array([[0.0], [np.log(3.0)]])), [[0.5, 0.5], [0.25, 0.75]])  # sigmoid head
+
+
+def test_batches_are_cut_into_chunks_of_about_100k_pixels_per_thread():
+    assert chunk_size(224 * 224, 1) == 2 and chunk_size(224 * 224, 2) == 4  # MobileNetV2's paper size
+    assert chunk_size(64 * 64, 1) == 24 and chunk_size(48 * 48, 2) == MAX_CHUNK  # the demo's slices
+    assert chunk_size(512 * 512, 1) == 1 and chunk_size(1, 0) == MAX_CHUNK
+
+
+def test_the_default_chunks_give_the_same_outputs(tmp_path):
+    model = build_classifier("mobilenetv2_050", in_channels=1).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", (4, 1, 96, 96))
+    x = np.random.default_rng(3).normal(size=(40, 1, 96, 96)).astype(np.float32)
+    clf = OnnxClassifier(path, threads=1)
+    assert clf.batch_size is None and chunk_size(96 * 96, 1) == 11  # 40 images: chunks of 11, 11, 11 and 7
+    assert np.abs(clf.predict_logits(x) - OnnxClassifier(path, threads=1, batch_size=40).predict_logits(x)).max() < 1e-5

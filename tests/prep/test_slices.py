@@ -134,3 +134,33 @@ def test_prepare_cohort_leaves_out_patients_without_sequence_or_tumour(tiny_coho
     assert slices.central.sum() == 6 and slices.images.shape[1:] == (2, 16, 16)
     with pytest.raises(InputError, match="no patient has a usable ADC series"):
         prepare_cohort(c, SliceSpec(("ADC",), size=16), labels)  # ADC has no mask of its own here
+
+
+def _phantom(tumour_level: float, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A (1, z, y, x) volume: air 0, a body of tissue at 100 with a textured tumour at ``tumour_level``, all
+    times a scanner ``gain``; and the tumour mask."""
+    rng = np.random.default_rng(0)
+    vol = np.zeros((10, 40, 50), np.float32)
+    vol[:, 4:36, 5:45] = 100 + rng.normal(0, 5, (10, 32, 40))
+    m = _mask()
+    texture = rng.normal(0, 10, m.shape)
+    vol = np.where(m > 0, tumour_level + texture, vol)
+    return (gain * vol)[None].astype(np.float32), m
+
+
+def test_zscore_volume_keeps_the_tumour_level_relative_to_the_body():
+    bright, m = _phantom(200.0)
+    dark, _ = _phantom(40.0)
+    spec = dict(mode="central", size=32, channels=None)
+    crop_b, crop_d = (slices_from_volume(v, m, SliceSpec(("T2axi",), **spec))[0].image for v in (bright, dark))
+    vol_b, vol_d = (slices_from_volume(v, m, SliceSpec(("T2axi",), normalisation="zscore_volume", **spec))[0].image
+                    for v in (bright, dark))
+    inside = slices_from_volume(bright, m, SliceSpec(("T2axi",), **spec))[0].mask > 0
+    # z-scored per crop, a tumour that fills most of the crop sits near 0 whatever its signal ...
+    assert abs(crop_b[0][inside].mean()) < 1.5 and abs(crop_d[0][inside].mean()) < 1.5
+    # ... z-scored over the body, the bright tumour stands above the body's tissue and the dark one below
+    assert vol_b[0][inside].mean() > 2 and vol_d[0][inside].mean() < -1
+    # and a scanner's overall gain does not matter
+    scaled, _ = _phantom(200.0, gain=3.7)
+    again = slices_from_volume(scaled, m, SliceSpec(("T2axi",), normalisation="zscore_volume", **spec))[0].image
+    np.testing.assert_allclose(again, vol_b, atol=1e-4)

@@ -213,6 +213,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+#: Pixels per image of a chunk, per intra-op thread, that ONNX Runtime runs fastest on this project's CPU
+#: (2 MB of L2 cache per core): MobileNetV2 at 224 px ran 6.0 ms per image in chunks of 1-2 on one thread
+#: against 7.2 in batches of 16 and 10.3 in batches of 64 without the memory arena (what the session pool uses);
+#: EfficientNet-Lite0 at 48-64 px was fastest in chunks of 16-64 (``benchmarks/infer.py --chunks``). Beyond the
+#: caches, a larger batch only adds memory traffic.
+CHUNK_PIXELS_PER_THREAD = 100_000
+#: The largest chunk, whatever the image size (memory).
+MAX_CHUNK = 64
+
+
+def chunk_size(pixels: int, threads: int) -> int:
+    """Images per ONNX Runtime call for images of ``pixels`` pixels on ``threads`` threads: about
+    :data:`CHUNK_PIXELS_PER_THREAD` per thread, between 1 and :data:`MAX_CHUNK`."""
+    return int(min(MAX_CHUNK, max(1, round(CHUNK_PIXELS_PER_THREAD * max(1, threads) / max(1, pixels)))))
+
+
 class OnnxClassifier:
     """An exported classifier run by ONNX Runtime on the CPU.
 
@@ -221,7 +237,8 @@ class OnnxClassifier:
     small CPU shared with other processes, spinning threads halved throughput in ``benchmarks/infer.py``
     (MobileNetV2 at 224 px, 2 threads on 2 busy cores: 75 vs 140 images/s); on a machine of its own, spinning
     (``spin=True``, ONNX Runtime's default) may shave latency.
-    ``batch_size`` bounds memory when predicting many slices.
+    ``batch_size``: the images per ONNX Runtime call; by default :func:`chunk_size` of the images' size and
+    the threads (a batch is cut into such chunks: both memory and speed depend on it).
     ``arena``: ONNX Runtime's memory arena keeps the largest run's activations allocated for the next run: 25%
     faster for MobileNetV2 at 224 px in batches of 16, but each kept session then holds them (hundreds of MB for
     a batch of 224 px slices); without it (what :mod:`sarcomri.infer.pool` keeps) EfficientNet-Lite0 at 64 px ran
@@ -233,7 +250,7 @@ class OnnxClassifier:
     EfficientNet-Lite0 at 64 px 6x faster than ``ORT_ENABLE_EXTENDED`` on this CPU.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, batch_size: int = 64, spin: bool = False,
+    def __init__(self, path: str | Path, threads: int | None = None, batch_size: int | None = None, spin: bool = False,
                  checked: bool = False, arena: bool = True):
         import onnxruntime as ort
 
@@ -262,7 +279,7 @@ class OnnxClassifier:
         self.input_shape: tuple[int | None, ...] = tuple(d if isinstance(d, int) else None for d in dims[1:])
         classes = self.session.get_outputs()[0].shape[-1]
         self.num_classes: int | None = classes if isinstance(classes, int) else None
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None else max(1, int(batch_size))
         self.threads = options.intra_op_num_threads
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, Any] = {k: _json_or_text(v) for k, v in meta.items()}
@@ -289,8 +306,9 @@ class OnnxClassifier:
     def predict_logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw network outputs (N, classes) for a float batch (N, C, H, W)."""
         batch = self._check(batch)
-        out = [self.session.run(None, {self.input_name: batch[i : i + self.batch_size]})[0]
-               for i in range(0, len(batch), self.batch_size)]
+        step = self.batch_size or chunk_size(batch.shape[2] * batch.shape[3], self.threads)
+        out = [self.session.run(None, {self.input_name: batch[i : i + step]})[0]
+               for i in range(0, len(batch), step)]
         return np.concatenate(out) if out else np.zeros((0, self.num_classes or 0), np.float32)
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:

@@ -11,7 +11,10 @@ from typing import Literal
 
 import numpy as np
 
-Normalisation = Literal["zscore", "percentile", "none"]
+#: ``zscore``: each 2D input over its own crop; ``zscore_volume``: each series over the body of its whole volume
+#: before slices are cut (:func:`zscore_body`), so a crop keeps its level relative to the rest of the body;
+#: ``percentile``: clipped to the 0.5-99.5th percentiles of the crop and scaled to [0, 1]; ``none``: as read.
+Normalisation = Literal["zscore", "zscore_volume", "percentile", "none"]
 
 
 def zscore(
@@ -76,12 +79,20 @@ def percentile_clip(
     return ((np.clip(arr, lo, hi) - lo) / (hi - lo)).astype(np.float32)
 
 
+def zscore_body(volume: np.ndarray, threshold: float) -> np.ndarray:
+    """``volume`` z-scored over its body, the voxels above ``threshold``
+    (:func:`sarcomri.prep.slices.body_threshold`): the air around the body does not count, every voxel is shifted
+    and scaled alike."""
+    return zscore(volume, np.asarray(volume) > threshold)
+
+
 def normalise(arr: np.ndarray, method: Normalisation = "zscore", mask: np.ndarray | None = None) -> np.ndarray:
-    """Apply one of the named normalisations (``none`` only casts to float32)."""
+    """Apply one of the named normalisations to one 2D input (``none`` only casts to float32; ``zscore_volume``
+    was applied to the whole series before the input was cut, so here it only casts too)."""
     if method == "zscore":
         return zscore(arr, mask)
     if method == "percentile":
         return percentile_clip(arr, mask=mask)
-    if method == "none":
+    if method in ("none", "zscore_volume"):
         return np.asarray(arr, dtype=np.float32)
-    raise ValueError(f"unknown normalisation {method!r}; choose zscore, percentile or none")
+    raise ValueError(f"unknown normalisation {method!r}; choose zscore, zscore_volume, percentile or none")

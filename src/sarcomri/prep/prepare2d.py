@@ -19,7 +19,7 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.images import same_grid
-from sarcomri.prep.intensity import Normalisation, normalise
+from sarcomri.prep.intensity import Normalisation, normalise, zscore_body
 from sarcomri.prep.slices import (
     body_box,
     body_threshold,
@@ -110,6 +110,10 @@ def slices_from_volume(
         indices = np.arange(vol.shape[1])
     centre = central_tumour_slice(mask) if mask.any() else -1
     threshold = None if spec.crop_to_tumour else body_threshold(vol[0])
+    if spec.normalisation == "zscore_volume":
+        vol = np.stack([zscore_body(c, body_threshold(c)) for c in vol])
+        if threshold is not None:
+            threshold = body_threshold(vol[0])
     out = []
     for z in indices:
         img, m = vol[:, z], mask[z]
