@@ -123,3 +123,18 @@ def test_a_staged_instance_keeps_no_identifier_but_its_b_value_and_uids(tmp_path
     assert "1.2.3" not in str(path.relative_to(tmp_path)) and path.name == f"{keyed(b'key', 'sop', '1.2.3.4.5')}.dcm"
     assert staging.has("1.2.3", "1.2.3.4", "1.2.3.4.5") and not list(path.parent.glob(".*"))
     assert b"MRN0042" not in path.read_bytes() and b"Doe" not in path.read_bytes()
+
+
+def test_a_damaged_study_record_counts_as_not_staged(tmp_path):
+    staging = Staging(tmp_path / "s", b"key")
+    staging.write(_instance(), "Pabc1234567")
+    staging.mark_complete("1.2.3", "Pabc1234567", series=1, instances=1)
+    assert staging.completed("1.2.3")["instances"] == 1 and staging.pseudonyms() == ["Pabc1234567"]
+    record = next((tmp_path / "s" / "records").glob("S*.json"))
+    for damaged in (b'{"pseudonym": "Pabc12', b"\xff\xfe", b"[1, 2]",
+                    b'{"complete": true, "pseudonym": 3, "series": 1, "instances": 1}',
+                    b'{"complete": true, "pseudonym": "Pabc1234567", "series": 1}'):
+        record.write_bytes(damaged)
+        assert staging.completed("1.2.3") is None and staging.pseudonyms() == []
+    staging.mark_complete("1.2.3", "Pabc1234567", series=1, instances=1)  # the rerun writes it again
+    assert staging.completed("1.2.3")["pseudonym"] == "Pabc1234567"

@@ -144,7 +144,7 @@ class Staging:
         record = self._record(study_uid)
         if not record.is_file() or not self.study_dir(study_uid).is_dir():
             return None
-        data = json.loads(record.read_text())
+        data = _read_record(record)
         return data if data.get("complete") is True else None
 
     def mark_complete(self, study_uid: str, pseudonym: str, series: int, instances: int) -> None:
@@ -167,7 +167,23 @@ class Staging:
         """The pseudonyms of the complete studies staged."""
         out = set()
         for record in (self.root / "records").glob("S*.json"):
-            data = json.loads(record.read_text())
+            data = _read_record(record)
             if data.get("complete") and (self.dicom / record.stem).is_dir():
                 out.add(data["pseudonym"])
         return sorted(out)
+
+
+#: A study record's fields and their types (:meth:`Staging.mark_complete`).
+_RECORD_FIELDS = {"pseudonym": str, "complete": bool, "series": int, "instances": int}
+
+
+def _read_record(path: Path) -> dict:
+    """A study record's content; {} for one that cannot be read or lacks a field (damaged on disk): its study then
+    counts as not staged whole, so the pull fetches what it lacks (staged instances are kept) and writes the
+    record again."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    ok = isinstance(data, dict) and all(type(data.get(k)) is t for k, t in _RECORD_FIELDS.items())
+    return data if ok else {}
