@@ -287,7 +287,8 @@ def test_the_dicom_seg_holds_no_identifying_value_of_the_source(tmp_path, tiny_c
     series = next(p for p in src.iterdir() if p.is_dir() and p.name.endswith("T2axi"))
     mask = cohort.read_mask("P000", "T2axi")
     mask = sitk.Resample(mask, load_series(series).image, sitk.Transform(), sitk.sitkNearestNeighbor)
-    out = predict_lib.write_seg_for(sitk.Cast(mask, sitk.sitkUInt8), src, "T2axi", "Pabc123", tmp_path / "m.dcm")
+    out = predict_lib.write_seg_for(sitk.Cast(mask, sitk.sitkUInt8), predict_lib.source_files(src), "T2axi",
+                                    "Pabc123", tmp_path / "m.dcm")
     seg = pydicom.dcmread(out)
     assert seg.Modality == "SEG" and seg.PatientID == "Pabc123" and str(seg.PatientName) == "Pabc123"
     for keyword in IDENTIFYING_KEYWORDS:

@@ -184,14 +184,15 @@ def pseudonymous_headers(paths: list[Path], pseudonym: str, pixels: bool = True)
     return datasets
 
 
-def write_seg_for(mask: sitk.Image, src: Path, sequence: str, pseudonym: str, out_path: Path) -> Path | None:
-    """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series, with the patient's identifying
-    attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it must reference). None when
-    the series is not DICOM, or is multi-frame (Enhanced MR: a SEG of it is not written yet; the mask stays in
-    ``mask.nii.gz``)."""
+def write_seg_for(mask: sitk.Image, files: dict[str, list[Path]], sequence: str, pseudonym: str,
+                  out_path: Path) -> Path | None:
+    """A DICOM-SEG of ``mask`` referencing the patient's ``sequence`` series (``files``: :func:`source_files`),
+    with the patient's identifying attributes replaced by the pseudonym (the SEG keeps the study and series UIDs it
+    must reference). None when the series is not DICOM, or is multi-frame (Enhanced MR: a SEG of it is not written
+    yet; the mask stays in ``mask.nii.gz``)."""
     from sarcomri.io.dicomseg import write_dicom_seg
 
-    paths = source_series(src, sequence)
+    paths = files.get(sequence, [])
     if not paths or len(set(paths)) < len(paths):  # one file for several frames: a multi-frame series
         return None
     datasets = pseudonymous_headers(paths, pseudonym)
@@ -306,9 +307,9 @@ def predict_patient(src: str | Path, classification_run: str | Path, out: str | 
     input, the summary as a DICOM secondary capture (``summary.sc.dcm``)."""
     log = log or _quiet
     with atomic_directory(out, overwrite=overwrite, replaceable=is_result_folder, protect=[src]) as dest:
-        pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
-                              log, pseudonymizer)
         files = source_files(Path(src))
+        pred, page = _predict(Path(src), Path(classification_run), dest, segmentation_run, key, gradcam, verbose,
+                              log, pseudonymizer, files)
         if write_sr_for(pred, files, dest) is not None:
             pred.outputs["dicom_sr"] = "report.sr.dcm"
         if summary_image and write_summary_for(pred, page, files, dest) is not None:
@@ -331,8 +332,10 @@ def _quiet(_: str) -> None:
 
 
 def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path | None, key: str | None,
-             gradcam: bool, verbose: bool, log: Log, pseudonymizer: Any = None) -> tuple[Prediction, PageInputs]:
-    """The prediction of :func:`predict_patient`, with its mask written into ``dest``, and what its page shows."""
+             gradcam: bool, verbose: bool, log: Log, pseudonymizer: Any,
+             files: dict[str, list[Path]]) -> tuple[Prediction, PageInputs]:
+    """The prediction of :func:`predict_patient`, with its mask written into ``dest``, and what its page shows
+    (``files``: the input's DICOM files, :func:`source_files`)."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     run, folders, rule = study_models(run_dir)
@@ -350,7 +353,7 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
         segmentation, mask_source = None, "the input's own masks"
         if segmentation_run is not None:
             t1 = time.perf_counter()
-            segmentation = _segment_into(dest, Path(segmentation_run), cohort, pid, src, outputs)
+            segmentation = _segment_into(dest, Path(segmentation_run), cohort, pid, files, outputs)
             mask_source = f"{FROM_SEGMENTATION_MODEL}{segmentation[0]}"
             times["segment"] = time.perf_counter() - t1
         t1 = time.perf_counter()
@@ -388,12 +391,12 @@ def _predict(src: Path, run_dir: Path, dest: Path, segmentation_run: str | Path 
     return pred, page
 
 
-def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, src: Path,
+def _segment_into(dest: Path, seg_run: Path, cohort: Cohort, pid: str, files: dict[str, list[Path]],
                   outputs: dict[str, str]) -> tuple[str, sitk.Image]:
     """Segment the patient; write mask.nii.gz (and mask.seg.dcm for DICOM input) into ``dest``."""
     seq, mask = segment_patient(seg_run, cohort, pid)
     sitk.WriteImage(mask, str(dest / "mask.nii.gz"), useCompression=True)
     outputs["mask"] = "mask.nii.gz"
-    if write_seg_for(mask, src, seq, pid, dest / "mask.seg.dcm") is not None:
+    if write_seg_for(mask, files, seq, pid, dest / "mask.seg.dcm") is not None:
         outputs["dicom_seg"] = "mask.seg.dcm"
     return seq, mask

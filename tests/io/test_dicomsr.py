@@ -107,7 +107,7 @@ def test_a_multiframe_source_gets_no_seg(tmp_path):
     assert len(paths) > 1 and len(set(paths)) == 1  # one file, a path per frame
     ds = pydicom.dcmread(paths[0], stop_before_pixels=True)
     mask = sitk.GetImageFromArray(np.ones((int(ds.NumberOfFrames), int(ds.Rows), int(ds.Columns)), np.uint8))
-    assert predict_lib.write_seg_for(mask, src, sequence, "Pabc", tmp_path / "m.dcm") is None
+    assert predict_lib.write_seg_for(mask, predict_lib.source_files(src), sequence, "Pabc", tmp_path / "m.dcm") is None
     assert not (tmp_path / "m.dcm").exists()
 
 

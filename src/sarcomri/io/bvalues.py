@@ -43,14 +43,14 @@ def b_value(ds: pydicom.Dataset) -> float | None:
     """The b-value of one diffusion-weighted image in s/mm^2, or None when no known tag holds one."""
     std = ds.get((0x0018, 0x9087))
     if std is not None:
-        value = _first_number(std.value)
+        value = first_number(std.value)
         if value is not None:
             return value
     for vendor, (group, offset, creator) in _PRIVATE.items():
         elem = private_element(ds, group, offset, creator)
         if elem is None:
             continue
-        value = _first_number(elem.value, philips=vendor == "philips")
+        value = first_number(elem.value, philips=vendor == "philips")
         if value is None:
             continue
         if vendor == "ge" and value >= 1e9:
@@ -85,7 +85,7 @@ def private_element(ds: pydicom.Dataset, group: int, offset: int, creator: str):
     return ds[tag] if tag in ds else None
 
 
-def _first_number(value, philips: bool = False) -> float | None:
+def first_number(value, philips: bool = False) -> float | None:
     """The first number in a DICOM value: a number, a multi-value, a string or raw bytes."""
     if value is None:
         return None
@@ -104,7 +104,7 @@ def _first_number(value, philips: bool = False) -> float | None:
             return None
         return number if math.isfinite(number) else None
     if isinstance(value, list | tuple | pydicom.multival.MultiValue):
-        return _first_number(value[0], philips) if len(value) else None
+        return first_number(value[0], philips) if len(value) else None
     try:
         number = float(value)
     except (TypeError, ValueError):

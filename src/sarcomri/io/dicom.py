@@ -24,7 +24,7 @@ import pydicom
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from sarcomri.errors import InputError
-from sarcomri.io.bvalues import b_value, private_element
+from sarcomri.io.bvalues import b_value, first_number, private_element
 from sarcomri.io.deid import identifiers_of
 
 MEDIA_DIRECTORY_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
@@ -259,11 +259,8 @@ def _is_trace(ds: pydicom.Dataset) -> bool:
         return str(value).replace("\x00", "").strip().upper()
 
     def number(offset: int) -> float | None:
-        value = text(0x0019, offset, "GEMS_ACQU_01")
-        try:
-            return float(value.split("\\")[0]) if value else None
-        except ValueError:
-            return None
+        elem = private_element(ds, 0x0019, offset, "GEMS_ACQU_01")
+        return None if elem is None else first_number(elem.value)
 
     if text(0x0019, 0x0D, "SIEMENS MR HEADER") == "ISOTROPIC":
         return True

@@ -109,11 +109,9 @@ def slices_from_volume(
     else:
         indices = np.arange(vol.shape[1])
     centre = central_tumour_slice(mask) if mask.any() else -1
-    threshold = None if spec.crop_to_tumour else body_threshold(vol[0])
     if spec.normalisation == "zscore_volume":
         vol = np.stack([zscore_body(c, body_threshold(c)) for c in vol])
-        if threshold is not None:
-            threshold = body_threshold(vol[0])
+    threshold = None if spec.crop_to_tumour else body_threshold(vol[0])
     out = []
     for z in indices:
         img, m = vol[:, z], mask[z]
