@@ -176,3 +176,21 @@ def test_the_nnunet_engine_refuses_the_sarcomri_engines_settings(tmp_path, setti
     with pytest.raises(InputError, match=f"{next(iter(setting))}: settings of the sarcomri engine"):
         train_nnunet(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+@needs_nnunet
+def test_the_timed_trainer_fits_its_epochs_into_the_budget():
+    from sarcomri.seg3d.nnunet_trainers.sarcomri_nnunet_trainers import budget_seconds, epochs_within
+
+    assert epochs_within(600, 40.0, 1) == 15  # 40 s an epoch: 15 epochs in 10 minutes
+    assert epochs_within(600, 41.0, 1) == 14  # never past the budget
+    assert epochs_within(600, 700.0, 1) == 1  # the first epoch alone overran it: no more
+    assert epochs_within(600, 90.0, 3) == 20  # the pace of three epochs
+    assert epochs_within(60, 90.0, 3) == 3  # never fewer than those done
+    with pytest.raises(ValueError, match="finished epoch"):
+        epochs_within(600, 10.0, 0)
+    assert budget_seconds({}) == 600.0
+    assert budget_seconds({"SARCOMRI_NNUNET_MINUTES": "2.5"}) == 150.0
+    for bad in ("ten", "0", "-1"):
+        with pytest.raises(ValueError, match="SARCOMRI_NNUNET_MINUTES"):
+            budget_seconds({"SARCOMRI_NNUNET_MINUTES": bad})
