@@ -194,3 +194,47 @@ def test_the_timed_trainer_fits_its_epochs_into_the_budget():
     for bad in ("ten", "0", "-1"):
         with pytest.raises(ValueError, match="SARCOMRI_NNUNET_MINUTES"):
             budget_seconds({"SARCOMRI_NNUNET_MINUTES": bad})
+
+
+TIMED_TEST_TRAINER = '''
+import torch
+from sarcomri.seg3d.nnunet_trainers.sarcomri_nnunet_trainers import nnUNetTrainer_sarcomriTimed
+
+
+class nnUNetTrainer_sarcomriTimedTest(nnUNetTrainer_sarcomriTimed):
+    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_iterations_per_epoch = 2
+        self.num_val_iterations_per_epoch = 1
+'''
+
+
+@needs_nnunet
+@pytest.mark.slow
+def test_the_timed_trainer_trains_the_epochs_it_planned(trained, tmp_path):
+    """nnUNetTrainer_sarcomriTimed (with epochs of 2 iterations) on the engine's preprocessed dataset: it times
+    its first epoch, plans the epochs that fit into SARCOMRI_NNUNET_MINUTES, trains exactly those and ends with
+    nnU-Net's validation."""
+    import os
+    import re
+    import subprocess
+
+    from sarcomri.seg3d.nnunet_engine import NnunetPaths, _entry
+
+    (tmp_path / "trainers").mkdir()
+    (tmp_path / "trainers" / "timed_test_trainer.py").write_text(TIMED_TEST_TRAINER)
+    env = NnunetPaths.of_run(trained["run"]).env(0, "cpu")
+    env.update({"nnUNet_results": str(tmp_path / "results"), "SARCOMRI_NNUNET_MINUTES": "0.2",
+                "nnUNet_extTrainer": os.pathsep.join((env["nnUNet_extTrainer"], str(tmp_path / "trainers")))})
+    cmd = _entry("nnunetv2.run.run_training", "run_training_entry", "nnUNetv2_train",
+                 ["777", "3d_fullres", "0", "-tr", "nnUNetTrainer_sarcomriTimedTest", "-device", "cpu"])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    fold = (tmp_path / "results" / "Dataset777_tiny" / "nnUNetTrainer_sarcomriTimedTest__nnUNetPlans__3d_fullres"
+            / "fold_0")
+    log = next(fold.glob("training_log_*.txt")).read_text()
+    planned = int(re.search(r"(\d+) epochs fit into 0.2 minutes", log).group(1))
+    assert planned >= 1
+    assert len(re.findall(r"Epoch time: ([\d.]+) s", log)) == planned
+    assert [int(e) for e in re.findall(r": Epoch (\d+) *$", log, re.M)] == list(range(planned))
+    assert (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file()
