@@ -152,7 +152,8 @@ class InferSettings(_Strict):
 class NnunetEngine(_Strict):
     """nnU-Net v2 as the engine (``engine: nnunet``, see :mod:`sarcomri.seg3d.nnunet_engine`): the trainer class
     (``nnUNetTrainer``: nnU-Net's 1000 epochs; ``nnUNetTrainer_sarcomriTiny``: the CPU test, 1 epoch of 2
-    iterations; any trainer of ``nnunetv2`` by name), the configuration, the plans identifier, the dataset id
+    iterations; ``nnUNetTrainer_sarcomriTimed``: as many epochs as fit into ``SARCOMRI_NNUNET_MINUTES``; any
+    trainer of ``nnunetv2`` by name), the configuration, the plans identifier, the dataset id
     (one per model of the run, counted from it) and name (default: the config's name), and the processes of
     nnU-Net's preprocessing and data augmentation. ``planner`` and ``plans`` go together: nnU-Net's
     ``ExperimentPlanner`` writes ``nnUNetPlans``, ``nnUNetPlannerResEncM`` writes ``nnUNetResEncUNetMPlans``."""
