@@ -43,7 +43,7 @@ import SimpleITK as sitk
 from sarcomri import __version__
 from sarcomri.analysis.voting import summed_call
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.cohort.sequences import parse_group
+from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_json
 from sarcomri.predict_checks import InputWarning, input_warnings, intensity_warnings
@@ -130,11 +130,24 @@ def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: b
 
 
 def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.Image]:
-    """The tumour mask from a segmentation run's models (every fold, averaged), on its sequence's grid."""
+    """The tumour mask from a segmentation run's models (every fold, averaged), on its sequence's grid: the
+    first model whose sequences the patient has. ``seg_run`` may also be a run trained with ``--engine nnunet``
+    or an nnU-Net model folder (the output folder of ``nnUNetv2_train``)."""
+    from sarcomri.seg3d.nnunet_engine import NnunetSegmenter, channel_names, nnunet_model_folders
     from sarcomri.seg3d.predict import segment_patient as segment_one
 
-    run = SegmentationRun(seg_run)
     have = set(sequences_of(cohort, pid))
+    nnunet = nnunet_model_folders(seg_run)
+    if nnunet:
+        for folder in nnunet:
+            channels = channel_names(folder)
+            if set(channels) <= have:
+                result = NnunetSegmenter(folder).segment({q: cohort.read_image(pid, q) for q in channels}, pid)
+                return channels[0], result.mask
+        raise InputError(seg_run, "no nnU-Net model for the patient's sequences: the models take "
+                                  f"{', '.join(group_name(channel_names(f)) for f in nnunet)}; the patient has "
+                                  f"{', '.join(sorted(have))}")
+    run = SegmentationRun(seg_run)
     for name in run.model_groups():
         group = parse_group(name)
         if set(group) <= have:

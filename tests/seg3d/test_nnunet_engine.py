@@ -238,3 +238,24 @@ def test_the_timed_trainer_trains_the_epochs_it_planned(trained, tmp_path):
     assert len(re.findall(r"Epoch time: ([\d.]+) s", log)) == planned
     assert [int(e) for e in re.findall(r": Epoch (\d+) *$", log, re.M)] == list(range(planned))
     assert (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file()
+
+
+@needs_nnunet
+@pytest.mark.slow
+def test_sarcomri_predict_segments_with_an_nnunet_run_or_model_folder(trained, tmp_path):
+    """`sarcomri predict --segmentation-model` takes a run trained with --engine nnunet or one of its nnU-Net
+    model folders: the mask on the patient's T1 grid; a model of channels the patient lacks is refused."""
+    from sarcomri.errors import InputError
+    from sarcomri.predict import segment_patient
+
+    cohort = Cohort.load(trained["root"])
+    folder = Path(trained["out"]["models"][0]["model_folder"])
+    by_run = segment_patient(trained["run"], cohort, "S01")
+    by_folder = segment_patient(folder, cohort, "S01")
+    assert by_run[0] == by_folder[0] == "T1"
+    assert same_grid(by_run[1], cohort.read_image("S01", "T1"))
+    assert np.array_equal(sitk.GetArrayFromImage(by_run[1]), sitk.GetArrayFromImage(by_folder[1]))
+    other = _fake_model_folder(tmp_path / "Dataset900_X" / "nnUNetTrainer__nnUNetPlans__3d_fullres",
+                               {"0": "T2", "1": "DWI"})
+    with pytest.raises(InputError, match="the models take T2\\+DWI; the patient has T1"):
+        segment_patient(other, cohort, "S01")

@@ -23,9 +23,10 @@ def predict(
                                 "(dicomweb+http://HOST/dicom-web or dimse://AET@HOST:PORT) with --study UID."),
     model: Path = typer.Option(..., "--model", help="Classification run folder (`sarcomri classify run` + "
                                "`classify combine`, or <study run>/classification)."),
-    segmentation_model: Path | None = typer.Option(None, "--segmentation-model", help="Segmentation run folder: "
-                                                   "its models give the tumour mask (NIfTI, and DICOM-SEG for "
-                                                   "DICOM input)."),
+    segmentation_model: Path | None = typer.Option(None, "--segmentation-model", help="Segmentation run folder "
+                                                   "(`segment train`, either engine) or nnU-Net model folder "
+                                                   "(`nnUNetv2_train`'s output): its models give the tumour mask "
+                                                   "(NIfTI, and DICOM-SEG for DICOM input)."),
     out: Path = out_option(..., help="Folder for result.json, report.html, the mask and figures."),
     deid_key: str | None = typer.Option(None, "--deid-key", envvar="SARCOMRI_DEID_KEY",
                                         help="Secret key of the pseudonym (keyed hash of the patient ID)."),

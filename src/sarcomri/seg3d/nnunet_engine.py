@@ -205,6 +205,16 @@ def is_nnunet_model_folder(path: str | Path) -> bool:
     return (path / "plans.json").is_file() and (path / "dataset.json").is_file() and any(path.glob("fold_*"))
 
 
+def nnunet_model_folders(path: str | Path) -> list[Path]:
+    """The nnU-Net model folders ``path`` names: itself when it is one, else those of a run trained with
+    ``--engine nnunet`` (``<run>/nnunet/results/Dataset<ID>_<Name>/<trainer>__<plans>__<configuration>/``, in
+    dataset order); empty for anything else."""
+    path = Path(path)
+    if is_nnunet_model_folder(path):
+        return [path]
+    return sorted(p for p in (path / "nnunet" / "results").glob("Dataset*/*") if is_nnunet_model_folder(p))
+
+
 def channel_names(model_folder: str | Path) -> list[str]:
     """The model's input channels in nnU-Net's order (dataset.json ``channel_names``, or ``modality``)."""
     path = Path(model_folder) / "dataset.json"
