@@ -59,6 +59,8 @@ def with_context(image: np.ndarray, context: int) -> np.ndarray:
 def train_2d_fold(cohort_root: str, sequence: str, train: list[str], test: list[str], out: str, size: int,
                   steps: int, context: int, seed: int) -> float:
     """Train the 2D network of one fold and write its test patients' probabilities to ``out``; seconds taken."""
+    import torch
+
     from sarcomri.seg2d.config import DataSettings2D, InferSettings2D, NetworkSettings, TrainSettings2D
     from sarcomri.seg2d.data import load_case, slice_data
     from sarcomri.seg2d.infer import predict_case
@@ -75,6 +77,7 @@ def train_2d_fold(cohort_root: str, sequence: str, train: list[str], test: list[
         cases = {p: dataclasses.replace(c, image=with_context(c.image, context)) for p, c in cases.items()}
         data = slice_data([cases[p] for p in train], 0.5, seed=seed)
         epochs = max(1, round(steps * 16 / (6 * len(data))))
+        torch.manual_seed(seed)  # the decoder's initialisation (the encoder's weights are ImageNet's)
         network = build_network(NetworkSettings(arch="unet", encoder="tu-efficientnet_lite0",
                                                 encoder_weights="imagenet", decoder_channels=128), 1 + 2 * context)
         result = fit_segmenter(network, data, TrainSettings2D(epochs=epochs, batch_size=16, lr=1e-3, seed=seed,
