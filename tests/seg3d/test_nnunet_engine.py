@@ -180,7 +180,11 @@ def test_the_nnunet_engine_refuses_the_sarcomri_engines_settings(tmp_path, setti
 
 @needs_nnunet
 def test_the_timed_trainer_fits_its_epochs_into_the_budget():
-    from sarcomri.seg3d.nnunet_trainers.sarcomri_nnunet_trainers import budget_seconds, epochs_within
+    from sarcomri.seg3d.nnunet_trainers.sarcomri_nnunet_trainers import (
+        budget_seconds,
+        epochs_within,
+        seconds_trained,
+    )
 
     assert epochs_within(600, 40.0, 1) == 15  # 40 s an epoch: 15 epochs in 10 minutes
     assert epochs_within(600, 41.0, 1) == 14  # never past the budget
@@ -189,6 +193,11 @@ def test_the_timed_trainer_fits_its_epochs_into_the_budget():
     assert epochs_within(60, 90.0, 3) == 3  # never fewer than those done
     with pytest.raises(ValueError, match="finished epoch"):
         epochs_within(600, 10.0, 0)
+    # a resumed run plans again from nnU-Net's logged epoch times
+    assert seconds_trained([0.0, 50.0, 90.0], [40.0, 85.0, 130.0], 2) == 75.0
+    assert epochs_within(600, seconds_trained([0.0, 50.0], [40.0, 85.0], 2), 2) == 16
+    with pytest.raises(ValueError, match="holds 1 timed epochs, not 2"):
+        seconds_trained([0.0], [40.0], 2)
     assert budget_seconds({}) == 600.0
     assert budget_seconds({"SARCOMRI_NNUNET_MINUTES": "2.5"}) == 150.0
     for bad in ("ten", "0", "-1"):
@@ -206,6 +215,7 @@ class nnUNetTrainer_sarcomriTimedTest(nnUNetTrainer_sarcomriTimed):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_iterations_per_epoch = 2
         self.num_val_iterations_per_epoch = 1
+        self.save_every = 1
 '''
 
 
@@ -214,7 +224,7 @@ class nnUNetTrainer_sarcomriTimedTest(nnUNetTrainer_sarcomriTimed):
 def test_the_timed_trainer_trains_the_epochs_it_planned(trained, tmp_path):
     """nnUNetTrainer_sarcomriTimed (with epochs of 2 iterations) on the engine's preprocessed dataset: it times
     its first epoch, plans the epochs that fit into SARCOMRI_NNUNET_MINUTES, trains exactly those and ends with
-    nnU-Net's validation."""
+    nnU-Net's validation; resumed (``--c``) from a checkpoint it plans again from the logged pace and finishes."""
     import os
     import re
     import subprocess
@@ -238,6 +248,15 @@ def test_the_timed_trainer_trains_the_epochs_it_planned(trained, tmp_path):
     assert len(re.findall(r"Epoch time: ([\d.]+) s", log)) == planned
     assert [int(e) for e in re.findall(r": Epoch (\d+) *$", log, re.M)] == list(range(planned))
     assert (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file()
+    # interrupted before the end: resumed from checkpoint_latest (or _best after one epoch), it plans again
+    (fold / "checkpoint_final.pth").unlink()
+    for old in fold.glob("training_log_*.txt"):
+        old.rename(old.with_suffix(".first"))
+    done = subprocess.run([*cmd, "--c"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = next(fold.glob("training_log_*.txt")).read_text()
+    assert re.search(r"\d+ epochs fit into 0.2 minutes", log)
+    assert (fold / "checkpoint_final.pth").is_file()
 
 
 @needs_nnunet

@@ -26,6 +26,13 @@ def epochs_within(budget_s: float, elapsed_s: float, epochs_done: int) -> int:
     return max(epochs_done, 1, math.floor(budget_s / per_epoch))
 
 
+def seconds_trained(starts: list[float], ends: list[float], epochs_done: int) -> float:
+    """The seconds the first ``epochs_done`` epochs took, from nnU-Net's logged epoch start and end times."""
+    if len(starts) < epochs_done or len(ends) < epochs_done:
+        raise ValueError(f"the log holds {min(len(starts), len(ends))} timed epochs, not {epochs_done}")
+    return float(sum(e - s for s, e in zip(starts[:epochs_done], ends[:epochs_done], strict=True)))
+
+
 def budget_seconds(environ: dict[str, str] | None = None) -> float:
     """The training budget of ``nnUNetTrainer_sarcomriTimed``: ``SARCOMRI_NNUNET_MINUTES`` (default 10) in seconds."""
     raw = (environ if environ is not None else os.environ).get(BUDGET_ENV, str(DEFAULT_BUDGET_MINUTES))
@@ -62,7 +69,8 @@ class nnUNetTrainer_sarcomriTimed(nnUNetTrainer):  # noqa: N801 - nnU-Net's nami
     """nnU-Net's trainer (epochs of 250 iterations, SGD with the poly schedule) with as many epochs as fit into
     ``SARCOMRI_NNUNET_MINUTES`` of training: the first epoch is timed, the number of epochs set from its pace and
     the poly schedule stretched over them. The final validation comes after the budget. For a quick figure on a
-    GPU lent for minutes; the first epoch's warm-up makes the estimate cautious. Not resumable (``--c``)."""
+    GPU lent for minutes; the first epoch's warm-up makes the estimate cautious. A resumed run (``--c``, which the
+    engine passes when ``checkpoint_latest.pth`` exists) plans again from the pace of the epochs its log holds."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -72,6 +80,10 @@ class nnUNetTrainer_sarcomriTimed(nnUNetTrainer):  # noqa: N801 - nnU-Net's nami
     def run_training(self) -> None:
         self.on_train_start()
         start = time()
+        if self.current_epoch > 0:  # resumed: the budget is for the whole run, at the pace of the epochs done
+            spent = seconds_trained(self.logger.get_value("epoch_start_timestamps", step=None),
+                                    self.logger.get_value("epoch_end_timestamps", step=None), self.current_epoch)
+            self._plan(epochs_within(self.budget_s, spent, self.current_epoch))
         while self.current_epoch < self.num_epochs:
             self.on_epoch_start()
             self.on_train_epoch_start()
@@ -84,8 +96,12 @@ class nnUNetTrainer_sarcomriTimed(nnUNetTrainer):  # noqa: N801 - nnU-Net's nami
                                for _ in range(self.num_val_iterations_per_epoch)]
                 self.on_validation_epoch_end(val_outputs)
             if self.current_epoch == 0:
-                self.num_epochs = epochs_within(self.budget_s, time() - start, 1)
-                self.lr_scheduler.max_steps = self.num_epochs
-                self.print_to_log_file(f"{self.num_epochs} epochs fit into {self.budget_s / 60:g} minutes")
+                self._plan(epochs_within(self.budget_s, time() - start, 1))
             self.on_epoch_end()
         self.on_train_end()
+
+    def _plan(self, epochs: int) -> None:
+        """Train ``epochs`` epochs in all, the poly schedule ending with them."""
+        self.num_epochs = epochs
+        self.lr_scheduler.max_steps = epochs
+        self.print_to_log_file(f"{epochs} epochs fit into {self.budget_s / 60:g} minutes")
