@@ -21,9 +21,9 @@ Target: the issue's goal, a mean Dice >= 0.75 and a median HD95 <= 12 mm, within
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import SimpleITK as sitk
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
 from sarcomri.config import load_config
+from sarcomri.io.atomic import atomic_path
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.evaluate import case_metrics
 from sarcomri.seg3d.postprocess import body_region, keep_components
@@ -74,7 +75,7 @@ def train_2d_fold(cohort_root: str, sequence: str, train: list[str], test: list[
         data_settings = DataSettings2D(sequences=[sequence], image_size=size, background_ratio=0.5,
                                        augmentation="paper")
         cases = {p: load_case(cohort, p, data_settings) for p in train + test}
-        cases = {p: dataclasses.replace(c, image=with_context(c.image, context)) for p, c in cases.items()}
+        cases = {p: replace(c, image=with_context(c.image, context)) for p, c in cases.items()}
         data = slice_data([cases[p] for p in train], 0.5, seed=seed)
         epochs = max(1, round(steps * 16 / (6 * len(data))))
         torch.manual_seed(seed)  # the decoder's initialisation (the encoder's weights are ImageNet's)
@@ -86,9 +87,8 @@ def train_2d_fold(cohort_root: str, sequence: str, train: list[str], test: list[
         folder.mkdir(parents=True, exist_ok=True)
         for p in test:
             _, prob = predict_case(result.network, cases[p], InferSettings2D(largest_component=False))
-            tmp = folder / f".{p}.nii.gz"
-            sitk.WriteImage(prob, str(tmp))
-            tmp.replace(folder / f"{p}.nii.gz")
+            with atomic_path(folder / f"{p}.nii.gz", overwrite=True) as tmp:
+                sitk.WriteImage(prob, str(tmp))
     return time.perf_counter() - start
 
 
@@ -107,7 +107,8 @@ def run_probabilities(run: Path, cfg: Seg3DConfig, cohort: Cohort, splits: pd.Da
             model = Model.load(run / "models" / "+".join(group) / f"fold{fold}-rep0")
             for p in test:
                 _, prob = predict_images([model], [cohort.read_image(p, s) for s in group], cfg.infer, case_id=p)
-                sitk.WriteImage(prob, str(out / f"{p}.nii.gz"))
+                with atomic_path(out / f"{p}.nii.gz", overwrite=True) as tmp:
+                    sitk.WriteImage(prob, str(tmp))
 
 
 def masks(probability: np.ndarray, body: np.ndarray, threshold: float, keep: float) -> np.ndarray:
@@ -115,17 +116,31 @@ def masks(probability: np.ndarray, body: np.ndarray, threshold: float, keep: flo
     return keep_components((probability >= threshold) & body, probability, keep)
 
 
-def score(cohort: Cohort, sequence: str, folders: list[Path], patients: list[str], threshold: float,
-          keep: float) -> pd.DataFrame:
-    """Per-patient metrics of the mean probability of ``folders`` after :func:`masks`."""
+@dataclass
+class ScoredCase:
+    """What scoring one patient needs, read once: the reference mask, the body and each source's probability."""
+
+    reference: sitk.Image
+    body: np.ndarray
+    probability: dict[str, np.ndarray]
+
+
+def read_cases(cohort: Cohort, sequence: str, folders: dict[str, Path], patients: list[str]) -> dict[str, ScoredCase]:
+    """:class:`ScoredCase` of every patient, the probabilities read from ``folders`` (by source name)."""
+    return {p: ScoredCase(cohort.read_mask(p, sequence), body_region([cohort.read_image(p, sequence)], 0.05),
+                          {name: sitk.GetArrayFromImage(sitk.ReadImage(str(f / f"{p}.nii.gz")))
+                           for name, f in folders.items()})
+            for p in patients}
+
+
+def score(cases: dict[str, ScoredCase], sources: list[str], threshold: float, keep: float) -> pd.DataFrame:
+    """Per-patient metrics of the mean probability of ``sources`` after :func:`masks`."""
     rows = []
-    for p in patients:
-        ref = cohort.read_mask(p, sequence)
-        prob = np.mean([sitk.GetArrayFromImage(sitk.ReadImage(str(f / f"{p}.nii.gz"))) for f in folders], axis=0)
-        body = body_region([cohort.read_image(p, sequence)], 0.05)
-        mask = sitk.GetImageFromArray(masks(prob, body, threshold, keep).astype(np.uint8))
-        mask.CopyInformation(ref)
-        rows.append({"patient_id": p, **case_metrics(mask, ref)})
+    for p, case in cases.items():
+        prob = np.mean([case.probability[s] for s in sources], axis=0)
+        mask = sitk.GetImageFromArray(masks(prob, case.body, threshold, keep).astype(np.uint8))
+        mask.CopyInformation(case.reference)
+        rows.append({"patient_id": p, **case_metrics(mask, case.reference)})
     return pd.DataFrame(rows)
 
 
@@ -156,16 +171,17 @@ def main() -> None:
             print(f"fold {f}: 2D network trained and applied in {job.result():.0f} s", flush=True)
     run_probabilities(args.run, cfg, cohort, splits, args.out / "prob3d")
     patients = [p for f in folds for p in fold_patients(splits, f)[1]]
+    cases = read_cases(cohort, group[0], {"3d": args.out / "prob3d", "2d": out2d}, patients)
     s = cfg.infer
-    variants = {"3D (the run's default)": ([args.out / "prob3d"], s.threshold, s.keep_components),
-                "2D, threshold 0.5": ([out2d], 0.5, 0.0),
-                "2D, threshold 0.5, components": ([out2d], 0.5, s.keep_components),
-                "mean, threshold 0.4, components": ([args.out / "prob3d", out2d], 0.4, s.keep_components),
-                "mean, threshold 0.5, components": ([args.out / "prob3d", out2d], 0.5, s.keep_components),
-                "mean, threshold 0.5": ([args.out / "prob3d", out2d], 0.5, 0.0)}
+    variants = {"3D (the run's default)": (["3d"], s.threshold, s.keep_components),
+                "2D, threshold 0.5": (["2d"], 0.5, 0.0),
+                "2D, threshold 0.5, components": (["2d"], 0.5, s.keep_components),
+                "mean, threshold 0.4, components": (["3d", "2d"], 0.4, s.keep_components),
+                "mean, threshold 0.5, components": (["3d", "2d"], 0.5, s.keep_components),
+                "mean, threshold 0.5": (["3d", "2d"], 0.5, 0.0)}
     rows = []
-    for name, (folders, threshold, keep) in variants.items():
-        t = score(cohort, group[0], folders, patients, threshold, keep)
+    for name, (sources, threshold, keep) in variants.items():
+        t = score(cases, sources, threshold, keep)
         rows.append({"variant": name, "n": len(t), "mean Dice": t["dice"].mean(), "median Dice": t["dice"].median(),
                      "min Dice": t["dice"].min(), "below 0.3": int((t["dice"] < 0.3).sum()),
                      "HD95 median": t["hd95_mm"].median(), "HD95 mean": t["hd95_mm"].mean()})

@@ -3,8 +3,9 @@
 Steps, each timed:
 
 1. **ingest** the patient's DICOM or NIfTI folder into a one-patient cohort (de-identified on the way in);
-2. **segment** (optional): the study's 3D segmentation models (all folds, averaged) give the tumour mask on
-   their sequence's grid; it stands in for any sequence that has no mask of its own;
+2. **segment** (optional): the study's 3D segmentation models (all folds, averaged; or nnU-Net's,
+   :mod:`sarcomri.predict_segment`) give the tumour mask on their sequence's grid; it stands in for any sequence
+   that has no mask of its own;
 3. **classify**: per sequence of the classification run, the patient's tumour slices (as in training) go
    through every model of that sequence with ONNX Runtime; a model's patient probability is the mean over
    slices (or the central slice, as the run's ``test_aggregation`` says); the sequence's likelihood is the
@@ -43,7 +44,6 @@ import SimpleITK as sitk
 from sarcomri import __version__
 from sarcomri.analysis.voting import summed_call
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.cohort.sequences import group_name, parse_group
 from sarcomri.errors import InputError
 from sarcomri.io.atomic import atomic_directory, write_json
 from sarcomri.predict_checks import InputWarning, input_warnings, intensity_warnings
@@ -56,13 +56,12 @@ from sarcomri.predict_scoring import (
     Substitution,
     input_substitutions,
     score_sequence,
-    sequences_of,
     study_models,
     study_substitutions,
     vote_cutoff,
 )
+from sarcomri.predict_segment import segment_patient
 from sarcomri.prep.profile import intensity_profile
-from sarcomri.runs import SegmentationRun
 
 __all__ = ["DEFAULT_VOTE_CUTOFF", "FROM_SEGMENTATION_MODEL", "Prediction", "SequenceResult", "Substitution",
            "ingest_patient", "is_result_folder", "predict_patient", "segment_patient", "write_seg_for",
@@ -127,33 +126,6 @@ def ingest_patient(src: Path, work: Path, key: str | None = None, compute_adc: b
     if report.patients != 1:
         raise InputError(src, f"holds {report.patients} patients; predict takes one patient at a time")
     return Cohort.load(work / "cohort")
-
-
-def segment_patient(seg_run: Path, cohort: Cohort, pid: str) -> tuple[str, sitk.Image]:
-    """The tumour mask from a segmentation run's models (every fold, averaged), on its sequence's grid: the
-    first model whose sequences the patient has. ``seg_run`` may also be a run trained with ``--engine nnunet``
-    or an nnU-Net model folder (the output folder of ``nnUNetv2_train``)."""
-    from sarcomri.seg3d.nnunet_engine import NnunetSegmenter, channel_names, nnunet_model_folders
-    from sarcomri.seg3d.predict import segment_patient as segment_one
-
-    have = set(sequences_of(cohort, pid))
-    nnunet = nnunet_model_folders(seg_run)
-    if nnunet:
-        for folder in nnunet:
-            channels = channel_names(folder)
-            if set(channels) <= have:
-                result = NnunetSegmenter(folder).segment({q: cohort.read_image(pid, q) for q in channels}, pid)
-                return channels[0], result.mask
-        raise InputError(seg_run, "no nnU-Net model for the patient's sequences: the models take "
-                                  f"{', '.join(group_name(channel_names(f)) for f in nnunet)}; the patient has "
-                                  f"{', '.join(sorted(have))}")
-    run = SegmentationRun(seg_run)
-    for name in run.model_groups():
-        group = parse_group(name)
-        if set(group) <= have:
-            result = segment_one(run.model_dir(name), {q: cohort.read_image(pid, q) for q in group})
-            return group[0], result.mask
-    raise InputError(seg_run, f"no segmentation model for the patient's sequences {sorted(have)}")
 
 
 #: How result.json's ``mask_source`` begins when the mask came from a segmentation model (then the sequence).

@@ -8,7 +8,6 @@ nnU-Net finds trainers by class name, inside ``nnunetv2.training.nnUNetTrainer``
 
 import math
 import os
-from time import time
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -78,12 +77,11 @@ class nnUNetTrainer_sarcomriTimed(nnUNetTrainer):  # noqa: N801 - nnU-Net's nami
         self.budget_s = budget_seconds()
 
     def run_training(self) -> None:
+        """nnU-Net's loop over a number of epochs that changes: planned after the first epoch, or at once when
+        resumed (the budget is for the whole run)."""
         self.on_train_start()
-        start = time()
-        if self.current_epoch > 0:  # resumed: the budget is for the whole run, at the pace of the epochs done
-            spent = seconds_trained(self.logger.get_value("epoch_start_timestamps", step=None),
-                                    self.logger.get_value("epoch_end_timestamps", step=None), self.current_epoch)
-            self._plan(epochs_within(self.budget_s, spent, self.current_epoch))
+        if self.current_epoch > 0:
+            self._plan()
         while self.current_epoch < self.num_epochs:
             self.on_epoch_start()
             self.on_train_epoch_start()
@@ -95,13 +93,17 @@ class nnUNetTrainer_sarcomriTimed(nnUNetTrainer):  # noqa: N801 - nnU-Net's nami
                 val_outputs = [self.validation_step(next(self.dataloader_val))
                                for _ in range(self.num_val_iterations_per_epoch)]
                 self.on_validation_epoch_end(val_outputs)
-            if self.current_epoch == 0:
-                self._plan(epochs_within(self.budget_s, time() - start, 1))
             self.on_epoch_end()
+            if self.current_epoch == 1:
+                self._plan()
         self.on_train_end()
 
-    def _plan(self, epochs: int) -> None:
-        """Train ``epochs`` epochs in all, the poly schedule ending with them."""
+    def _plan(self) -> None:
+        """The epochs in all at the pace of those done (nnU-Net's logged epoch times), the poly schedule ending
+        with them."""
+        spent = seconds_trained(self.logger.get_value("epoch_start_timestamps", step=None),
+                                self.logger.get_value("epoch_end_timestamps", step=None), self.current_epoch)
+        epochs = epochs_within(self.budget_s, spent, self.current_epoch)
         self.num_epochs = epochs
         self.lr_scheduler.max_steps = epochs
         self.print_to_log_file(f"{epochs} epochs fit into {self.budget_s / 60:g} minutes")
