@@ -135,6 +135,21 @@ def test_an_nnunet_folder_without_a_trained_fold_is_refused(tmp_path):
         NnunetSegmenter(model, device="cpu")
 
 
+@needs_nnunet
+def test_a_damaged_nnunet_checkpoint_is_one_clear_error(tmp_path):
+    """An empty or truncated checkpoint (a copy cut short) names the folder and the file, not torch's traceback."""
+    from sarcomri.errors import InputError
+    from sarcomri.seg3d.nnunet_engine import NnunetSegmenter
+
+    model = _fake_model_folder(tmp_path / "m", {"0": "T1"})
+    with pytest.raises(InputError, match="damaged or incomplete checkpoint_final.pth") as err:
+        NnunetSegmenter(model, device="cpu")
+    assert str(model) in str(err.value)
+    (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(InputError, match="could not be loaded by nnU-Net"):
+        NnunetSegmenter(model, device="cpu")
+
+
 def test_the_engine_is_a_config_field_and_refused_when_unknown(tmp_path):
     from sarcomri.errors import InputError
     from sarcomri.seg3d.config import Seg3DConfig

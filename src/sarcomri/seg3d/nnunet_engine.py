@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -262,8 +263,13 @@ class NnunetSegmenter:
             self.predictor = nnUNetPredictor(tile_step_size=1.0 - overlap, use_gaussian=True, use_mirroring=mirror,
                                              perform_everything_on_device=dev == "cuda", device=torch.device(dev),
                                              verbose=False, allow_tqdm=False)
-            self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=tuple(self.folds),
-                                                                checkpoint_name=checkpoint)
+            try:
+                self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=tuple(self.folds),
+                                                                    checkpoint_name=checkpoint)
+            except (EOFError, RuntimeError, KeyError, pickle.UnpicklingError) as err:  # torch.load, the plans
+                raise InputError(folder, f"could not be loaded by nnU-Net: a damaged or incomplete {checkpoint}, "
+                                         f"or plans.json that does not match it ({type(err).__name__}: {err})"
+                                 ) from err
         self.largest_component = largest_component
 
     def segment(self, images: Mapping[str, object], case_id: str = "patient"):
