@@ -164,3 +164,23 @@ def test_prepare_case_refuses_wrong_channel_count(blob_cohort):
     plan.sequences = ["T1", "T2"]
     with pytest.raises(InputError, match="expects 2"):
         prepare_case("S00", [img], None, plan)
+
+
+def test_histogram_shift_remaps_intensities_monotonically():
+    """``histogram_shift_prob``: the same patch, its intensities remapped by a non-linear but order-keeping curve
+    with the same minimum and maximum, the label untouched."""
+    case = _corner_blob_case()
+    plain = PatchSampler([case], _plan(batch=1), NO_AUG)
+    shifted = PatchSampler([case], _plan(batch=1), NO_AUG.model_copy(update={"histogram_shift_prob": 1.0}))
+    plain.reseed(3)
+    shifted.reseed(3)
+    for _ in range(3):
+        (x, y), (xs, ys) = plain.patch(0), shifted.patch(0)
+        assert torch.equal(y, ys)
+        a, b = x.numpy().ravel(), xs.numpy().ravel()
+        assert not np.allclose(a, b, atol=1e-3)  # remapped ...
+        order = np.argsort(a, kind="stable")
+        assert np.all(np.diff(b[order]) >= -1e-5)  # ... keeping the order of the intensities
+        assert np.isclose(a.min(), b.min(), atol=1e-5) and np.isclose(a.max(), b.max(), atol=1e-5)
+    with pytest.raises(ValueError):
+        DataSettings(histogram_shift_prob=1.5)

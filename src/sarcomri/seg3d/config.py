@@ -78,7 +78,10 @@ class DataSettings(_Strict):
     near-isotropic grids), zoom, intensity scale and shift, gamma and Gaussian noise, each with its probability
     (a subset of nnU-Net's default augmentation). Set a probability or range to 0 to switch one off.
     ``prior_perturb_prob``: a cascade's refining stage only, the probability of a random dilation, erosion,
-    opening or closing of the previous stage's mask in a patch (:mod:`sarcomri.seg3d.prior`)."""
+    opening or closing of the previous stage's mask in a patch (:mod:`sarcomri.seg3d.prior`).
+    ``histogram_shift_prob``: the probability of a random monotonic, non-linear remapping of a patch's
+    intensities (MONAI's ``RandHistogramShift``, 5-10 control points), so that the network leans less on how
+    bright the tumour is against its neighbours (0: off)."""
 
     foreground_ratio: float = Field(1 / 3, ge=0, le=1)
     flip: bool = True
@@ -91,6 +94,7 @@ class DataSettings(_Strict):
     shift_intensity: float = Field(0.1, ge=0, le=1)
     gamma_prob: float = Field(0.0, ge=0, le=1)
     noise_std: float = Field(0.0, ge=0)
+    histogram_shift_prob: float = Field(0.0, ge=0, le=1)
     prior_perturb_prob: float = Field(0.4, ge=0, le=1)
 
 

@@ -23,6 +23,7 @@ from monai.transforms import (
     RandCropByPosNegLabeld,
     RandFlipd,
     RandGaussianNoised,
+    RandHistogramShiftd,
     RandRotated,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -164,7 +165,8 @@ def patients_with(cohort: Cohort, sequences: Sequence[str], need_mask: bool = Tr
 # ------------------------------------------------------------------------------------------------- patches
 def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compose:
     """Pad to the patch, crop one patch (``foreground_ratio`` centred on tumour voxels, the rest on
-    background voxels), then flips, an in-plane rotation, zoom, intensity scale/shift, gamma and noise.
+    background voxels), then flips, an in-plane rotation, zoom, intensity scale/shift, gamma, noise and
+    a histogram shift.
 
     With ``plan.prior`` the item's ``prior`` (the previous stage's mask) follows every spatial transform
     (nearest-neighbour) and then is perturbed by :class:`~sarcomri.seg3d.prior.RandPriorPerturbd` (nnU-Net's
@@ -198,6 +200,8 @@ def train_transforms(plan: Plan, settings: DataSettings | None = None) -> Compos
         ops.append(RandAdjustContrastd("image", prob=s.gamma_prob, gamma=(0.7, 1.5)))
     if s.noise_std > 0:
         ops.append(RandGaussianNoised("image", prob=0.15, std=s.noise_std))
+    if s.histogram_shift_prob > 0:
+        ops.append(RandHistogramShiftd("image", num_control_points=(5, 10), prob=s.histogram_shift_prob))
     if plan.prior:
         from sarcomri.seg3d.prior import RandPriorPerturbd
 
