@@ -120,3 +120,15 @@ def test_the_decision_rule_and_the_slice_spec(tmp_path, tiny_cohort):
     assert (one.sequences, one.size, one.margin, one.channels) == (("T2axi",), 48, 0.1, 3)
     assert (group.sequences, group.channels) == (("DWI_b0", "ADC"), None)
     assert study.relative(cls.predictions_path) == "classification/predictions.parquet"
+
+
+def test_versions_name_the_cpu_and_the_vector_instructions_torch_uses():
+    """Runs record the CPU beside the package versions: the same seed on another CPU may train differently."""
+    import torch
+
+    from sarcomri.classification import versions
+
+    v = versions()
+    assert torch.__version__.startswith(v["torch"])
+    name, capability = v["cpu"].rsplit(" (", 1)
+    assert name.strip() and capability == f"{torch.backends.cpu.get_cpu_capability()})"

@@ -43,9 +43,24 @@ PACKAGES = ("sarcomri", "torch", "timm", "numpy", "scipy", "pandas", "scikit-lea
             "pydicom", "highdicom", "monai", "segmentation-models-pytorch", "onnxruntime")
 
 
+def cpu_description() -> str:
+    """The CPU model and the vector instructions PyTorch uses on it (e.g. ``AMD EPYC (AVX512)``): on another CPU
+    the same seed and versions can round differently (bfloat16 kernels above all) and training take another path."""
+    import torch
+
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def versions() -> dict[str, str]:
-    """Versions of Python and the packages a result depends on."""
-    out = {"python": platform.python_version()}
+    """Versions of Python and the packages a result depends on, and the CPU it was computed on."""
+    out = {"python": platform.python_version(), "cpu": cpu_description()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
