@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from sarcomri.config import ClassificationConfig, dump_config, load_config
+from sarcomri.configfile import read_yaml
 from sarcomri.errors import InputError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -44,6 +45,33 @@ def test_errors_name_file_and_field(tmp_path):
     p.write_text("name: [unclosed\n")
     with pytest.raises(InputError, match="not valid YAML"):
         load_config(p)
+
+
+def test_a_setting_written_twice_is_refused_where_it_is(tmp_path):
+    """YAML keeps the last of two equal keys without a word; a config, a sequence map or a reading design with
+    one written twice is refused with the key and its line. A merge (``<<``) that a key overrides is not a repeat."""
+    from sarcomri.cohort.sequences import SequenceMap
+    from sarcomri.read.design import load_design
+    from sarcomri.seg3d.config import Seg3DConfig
+
+    p = tmp_path / "twice.yaml"
+    p.write_text("name: x\ncohort: c\nsequences: [T1]\n"
+                 "data: {rotate_prob: 0.2, scale_intensity: 0.1,\n       rotate_prob: 0.0}\n")
+    with pytest.raises(InputError, match=r"the key 'rotate_prob' is written twice .*\(line 5, column 8\)"):
+        load_config(p, Seg3DConfig)
+    p.write_text("name: x\ncohort: c\nsequences: [T1]\nseed: 0\nseed: 1\n")
+    with pytest.raises(InputError, match=r"'seed' is written twice .*line 5"):
+        load_config(p, Seg3DConfig)
+    p.write_text("base: &b {rotate_prob: 0.2, zoom: 0.1}\nname: x\ncohort: c\nsequences: [T1]\n"
+                 "data:\n  <<: *b\n  rotate_prob: 0.0\n")
+    raw = read_yaml(p)
+    assert raw["data"] == {"rotate_prob": 0.0, "zoom": 0.1}
+    p.write_text("rules:\n  - {name: T1, match: t1}\n  - {name: T2, match: t2, match: stir}\n")
+    with pytest.raises(InputError, match="'match' is written twice"):
+        SequenceMap.load(p)
+    p.write_text("cases: test\nseed: 1\ncases: all\n")
+    with pytest.raises(InputError, match="'cases' is written twice"):
+        load_design(p)
 
 
 def test_demo_study_preset_is_valid_and_complete():

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sarcomri.configfile import parse_yaml
 from sarcomri.errors import InputError, yaml_problem
 
 #: Planar sequences of the uterine studies (plane suffix from ImageOrientationPatient).
@@ -161,7 +162,7 @@ class SequenceMap:
                 raise InputError(path, "not valid YAML: not UTF-8 text (a binary or corrupt file?)") from None
             source = str(path)
         try:
-            doc = yaml.safe_load(text)
+            doc = parse_yaml(text)
         except yaml.YAMLError as exc:
             raise InputError(source, f"not valid YAML: {yaml_problem(exc)}") from None
         unknown = sorted(map(str, set(doc) - {"rules"})) if isinstance(doc, dict) else []

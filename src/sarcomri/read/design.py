@@ -23,7 +23,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sarcomri.errors import InputError
+from sarcomri.configfile import parse_yaml
+from sarcomri.errors import InputError, yaml_problem
 
 UNAIDED, AI_ASSISTED = "first", "ai_assisted"  # the session names of the long reads table (docs/synthetic.md)
 #: The 6-point scale: 0 = definitely positive ... 5 = definitely negative (the carcinosarcoma paper's).
@@ -67,6 +68,11 @@ class Reader(BaseModel):
     group: str = Field("reader", pattern=r"^[A-Za-z0-9_ .-]{1,40}$")
 
 
+def _problem(err: Exception) -> str:
+    """A YAML error on one line (what and where, :func:`~sarcomri.errors.yaml_problem`), other errors as they say."""
+    return yaml_problem(err) if isinstance(err, yaml.YAMLError) else str(err)
+
+
 def load_design(value: str | Path) -> ReadingDesign:
     """A preset's name (:data:`PRESETS`) or a YAML file of :class:`ReadingDesign` fields."""
     if str(value) in PRESETS:
@@ -75,21 +81,22 @@ def load_design(value: str | Path) -> ReadingDesign:
     if not path.is_file():
         raise InputError(path, f"neither a design preset ({', '.join(PRESETS)}) nor a design file")
     try:
-        return ReadingDesign.model_validate(yaml.safe_load(path.read_text()) or {})
+        return ReadingDesign.model_validate(parse_yaml(path.read_text()) or {})
     except (yaml.YAMLError, ValidationError) as err:
-        raise InputError(path, f"not a valid reading design: {err}") from None
+        raise InputError(path, f"not a valid reading design: {_problem(err)}") from None
 
 
 def load_readers(path: str | Path) -> list[Reader]:
     """The readers of a YAML file: ``readers: [{name: specialist1, group: specialist}, ...]``, names unique."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
         readers = [Reader.model_validate(r) for r in (data or {}).get("readers", [])]
     except OSError as err:
         raise InputError(path, f"cannot be read ({err})") from None
     except (yaml.YAMLError, ValidationError, AttributeError) as err:
-        raise InputError(path, f"not a valid readers file (readers: a list of name and group): {err}") from None
+        raise InputError(path, f"not a valid readers file (readers: a list of name and group): {_problem(err)}"
+                         ) from None
     if not readers:
         raise InputError(path, "lists no readers")
     names = [r.name for r in readers]
