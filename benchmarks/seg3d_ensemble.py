@@ -5,7 +5,7 @@ seeds, augmentation or settings), each test patient is predicted by its fold's m
 probabilities averaged (``predict_images``, the first run's ``infer:`` settings: threshold, body and component
 rules), and scored against the reference with the run's own metrics. With one run it reproduces that run's
 ``tables/per_case.csv``. Prints one line per run (its own table) and one for the ensemble, and writes the
-ensemble's masks and ``per_case.csv`` under ``--out``.
+ensemble's masks and ``per_case.csv`` under ``--out`` (a new or empty folder).
 
 Run: nice .venv/bin/python benchmarks/seg3d_ensemble.py RUN [RUN ...] --out runs/seg3d-ensemble
 Target: the issue's goal, a mean Dice >= 0.75 and a median HD95 <= 12 mm, none below 0.3, within 30 minutes of
@@ -52,10 +52,12 @@ def main() -> None:
     for run in args.runs[1:]:
         if not pd.read_csv(run / "splits.csv", dtype={"patient_id": str}).equals(splits):
             raise SystemExit(f"{run} has other folds than {args.runs[0]}")
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SystemExit(f"{args.out} is not empty: give a new --out (nothing there is overwritten)")
     cohort = Cohort.load(cfg.cohort)
     name = "+".join(group)
     masks = args.out / "masks"
-    masks.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True)
     rows = []
     test = splits[splits["role"] == "test"]
     with torch_threads(1):
@@ -64,11 +66,11 @@ def main() -> None:
             for p in sorted(patients):
                 images = [cohort.read_image(p, s) for s in group]
                 mask, _ = predict_images(models, images, cfg.infer, case_id=p)
-                with atomic_path(masks / f"{p}.nii.gz", overwrite=True) as tmp:
+                with atomic_path(masks / f"{p}.nii.gz") as tmp:
                     sitk.WriteImage(mask, str(tmp))
                 rows.append({"patient_id": p, "fold": fold, **case_metrics(mask, cohort.read_mask(p, group[0]))})
     ensemble = pd.DataFrame(rows)
-    write_csv(args.out / "per_case.csv", ensemble, overwrite=True)
+    write_csv(args.out / "per_case.csv", ensemble)
     lines = [summary(str(run), pd.read_csv(run / "tables" / "per_case.csv")) for run in args.runs]
     lines.append(summary(f"ensemble of {len(args.runs)}", ensemble))
     print(pd.DataFrame(lines).round(3).to_string(index=False))
