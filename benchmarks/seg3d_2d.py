@@ -9,9 +9,11 @@ fold's test patients are written on their own grid (``<out>/prob2d[-c<N>]/``), n
 probabilities recomputed with the run's models and ``infer:`` settings (``<out>/prob3d/``).
 
 Scored on the run's 24 (or so) patients with ``case_metrics``: the run's 3D default as it stands, the 2D network
-alone (threshold 0.5, then the 3D default's component and body rules) and the mean of both probabilities at
-thresholds 0.4 and 0.5 (with and without the component rule). Nothing here is tuned on the test patients: every
-variant is printed.
+alone (threshold 0.5, then the 3D default's component and body rules), the mean of both probabilities at
+thresholds 0.4 and 0.5 (with and without the component rule), and the slice stage's gated mean
+(:func:`sarcomri.seg3d.slices.gated_fusion`: the mean only where the 2D mask covers at least a quarter, a tenth
+or half of the 3D mask). Every variant is printed; the last lines choose among the 3D alone and the gated means
+fold by fold on the other folds' patients (nested), as the post-processing was chosen.
 
 Run (resumable per fold; ``--workers`` folds at once, one thread each):
     nice .venv/bin/python benchmarks/seg3d_2d.py RUN --out runs/seg3d-2d [--workers 2] [--context 1] [--folds 0 1]
@@ -38,6 +40,7 @@ from sarcomri.io.atomic import atomic_path
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.evaluate import case_metrics
 from sarcomri.seg3d.postprocess import body_region, keep_components
+from sarcomri.seg3d.slices import SlicesSettings, gated_fusion
 
 
 def fold_patients(splits: pd.DataFrame, fold: int) -> tuple[list[str], list[str]]:
@@ -133,15 +136,35 @@ def read_cases(cohort: Cohort, sequence: str, folders: dict[str, Path], patients
             for p in patients}
 
 
-def score(cases: dict[str, ScoredCase], sources: list[str], threshold: float, keep: float) -> pd.DataFrame:
-    """Per-patient metrics of the mean probability of ``sources`` after :func:`masks`."""
+def score(cases: dict[str, ScoredCase], sources: list[str], threshold: float, keep: float,
+          gate: float | None = None, threshold3d: float = 0.4) -> pd.DataFrame:
+    """Per-patient metrics of the mean probability of ``sources`` after :func:`masks`; with ``gate``, of the slice
+    stage's gated mean of "3d" and "2d" instead (the 3D result where the gate stays closed)."""
     rows = []
     for p, case in cases.items():
         prob = np.mean([case.probability[s] for s in sources], axis=0)
-        mask = sitk.GetImageFromArray(masks(prob, case.body, threshold, keep).astype(np.uint8))
+        if gate is not None:
+            p3, p2 = (case.probability[s] * case.body for s in ("3d", "2d"))
+            fused = gated_fusion(p3, p2, threshold3d, keep, SlicesSettings(gate=gate, threshold=threshold))
+            prob, threshold_p = (p3, threshold3d) if fused is None else fused
+        else:
+            threshold_p = threshold
+        mask = sitk.GetImageFromArray(masks(prob, case.body, threshold_p, keep).astype(np.uint8))
         mask.CopyInformation(case.reference)
         rows.append({"patient_id": p, **case_metrics(mask, case.reference)})
     return pd.DataFrame(rows)
+
+
+def nested_choice(tables: dict[str, pd.DataFrame], fold_of: dict[str, int]) -> pd.DataFrame:
+    """Each fold's patients scored by the variant with the highest mean Dice on the other folds' patients (the
+    first listed on a tie)."""
+    chosen = []
+    for fold in sorted(set(fold_of.values())):
+        means = {name: t.loc[t["patient_id"].map(fold_of) != fold, "dice"].mean() for name, t in tables.items()}
+        best = max(means, key=means.__getitem__)
+        t = tables[best]
+        chosen.append(t[t["patient_id"].map(fold_of) == fold].assign(fold=fold, variant=best))
+    return pd.concat(chosen, ignore_index=True)
 
 
 def main() -> None:
@@ -179,13 +202,19 @@ def main() -> None:
                 "mean, threshold 0.4, components": (["3d", "2d"], 0.4, s.keep_components),
                 "mean, threshold 0.5, components": (["3d", "2d"], 0.5, s.keep_components),
                 "mean, threshold 0.5": (["3d", "2d"], 0.5, 0.0)}
+    gates = {f"gated mean, gate {g}": g for g in (0.1, 0.25, 0.5)}
+    tables = {name: score(cases, sources, threshold, keep) for name, (sources, threshold, keep) in variants.items()}
+    tables |= {name: score(cases, ["3d"], 0.5, s.keep_components, gate=g, threshold3d=s.threshold)
+               for name, g in gates.items()}
+    fold_of = {p: f for f in folds for p in fold_patients(splits, f)[1]}
+    nested = nested_choice({k: tables[k] for k in ["3D (the run's default)", *gates]}, fold_of)
     rows = []
-    for name, (sources, threshold, keep) in variants.items():
-        t = score(cases, sources, threshold, keep)
+    for name, t in [*tables.items(), ("nested: 3D or a gated mean, chosen on the other folds", nested)]:
         rows.append({"variant": name, "n": len(t), "mean Dice": t["dice"].mean(), "median Dice": t["dice"].median(),
                      "min Dice": t["dice"].min(), "below 0.3": int((t["dice"] < 0.3).sum()),
                      "HD95 median": t["hd95_mm"].median(), "HD95 mean": t["hd95_mm"].mean()})
     print(pd.DataFrame(rows).round(3).to_string(index=False))
+    print("nested choice per fold:", dict(nested.groupby("fold")["variant"].first()))
     print("target: mean Dice >= 0.75, HD95 median <= 12 mm, none below 0.3")
 
 

@@ -181,7 +181,7 @@ def test_a_run_folder_made_before_the_engine_setting_still_opens(tmp_path):
         open_run(cfg.model_copy(update={"engine": "nnunet"}), run)
 
 
-@pytest.mark.parametrize("setting", [{"final": True}, {"members": 2}, {"cascade": {}}])
+@pytest.mark.parametrize("setting", [{"final": True}, {"members": 2}, {"cascade": {}}, {"slices": {}}])
 def test_the_nnunet_engine_refuses_the_sarcomri_engines_settings(tmp_path, setting):
     from sarcomri.errors import InputError
     from sarcomri.seg3d.config import Seg3DConfig

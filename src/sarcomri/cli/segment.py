@@ -120,6 +120,9 @@ def _train_progress(con: Console, bar: Progress) -> Callable[[dict], None]:
             con.print(f"{e['model']} fold {e['fold']}: spacing {p.target_spacing} mm, patch "
                       f"{p.patch_size}, filters {p.filters}, batch {p.batch_size}", highlight=False)
             state["task"] = bar.add_task(f"{e['model']} fold {e['fold']}", total=e["steps"], loss="-")
+        elif e["event"] == "slices_start":
+            con.print(f"{e['model']} fold {e['fold']}: {e['slices']} training slices", highlight=False)
+            state["task"] = bar.add_task(f"{e['model']} fold {e['fold']}", total=e["steps"], loss="-")
         elif e["event"] == "step" and "task" in state:
             bar.update(state["task"], advance=1, loss=f"{e['loss']:.3f}")
         elif e["event"] == "predicted":

@@ -26,7 +26,7 @@ from sarcomri.errors import InputError
 from sarcomri.prep import intensity
 from sarcomri.seg2d.config import DataSettings2D
 from sarcomri.seg3d.data import on_reference_grid
-from sarcomri.seg3d.infer import largest_component
+from sarcomri.seg3d.postprocess import largest_component
 
 
 @dataclass

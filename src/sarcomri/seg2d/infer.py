@@ -20,7 +20,7 @@ from sarcomri.seg2d.config import DataSettings2D, InferSettings2D
 from sarcomri.seg2d.data import CaseSlices, prepare_case, reassemble
 from sarcomri.seg2d.model import Seg2DSpec
 from sarcomri.seg2d.train import load_network
-from sarcomri.seg3d.predict import ImageLike, PatientSegmentation, read_input_image
+from sarcomri.seg3d.patient import ImageLike, PatientSegmentation, read_input_image
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from sarcomri.cohort.sequences import parse_group
+from sarcomri.seg2d.config import NetworkSettings
 from sarcomri.train.config import DeviceTrainSection
 
 
@@ -192,12 +193,48 @@ class CascadeSettings(_Strict):
 
 
 
+#: The slice stage's network: a U-Net with the offline ImageNet EfficientNet-Lite0 encoder (docs/segmentation3d.md).
+SLICES_NETWORK = NetworkSettings(arch="unet", encoder="tu-efficientnet_lite0", encoder_weights="imagenet",
+                                 decoder_channels=128)
+
+
+class SlicesSettings(_Strict):
+    """A 2D slice stage beside the 3D model (:mod:`sarcomri.seg3d.slices`): a pretrained 2D network at about the
+    images' own in-plane resolution draws the tumour's edge, the 3D model says where the tumour is.
+
+    The 2D network (``network``; slices padded to a square and resized to ``image_size`` px, every tumour slice
+    and ``background_ratio`` as many others of the fold's training patients, the paper's six-fold rotation and
+    flip augmentation, Adam ``lr``, about ``steps`` steps of ``batch_size`` slices) is trained after the 3D model,
+    on the same patients. At inference its mask (probability >= 0.5) is compared with the 3D model's: where it
+    covers at least ``gate`` of the 3D mask, the tumour probability becomes ``(1 - weight) * 3D + weight * 2D``,
+    thresholded at ``threshold`` (then the 3D post-processing); below the gate (the 2D network missed a tumour the
+    3D model found) the 3D result stands unchanged."""
+
+    network: NetworkSettings = SLICES_NETWORK
+    image_size: int = Field(160, ge=32)
+    background_ratio: float = Field(0.5, ge=0)
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(16, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    gate: float = Field(0.25, ge=0, le=1)
+    weight: float = Field(0.5, gt=0, le=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError("image_size must be a multiple of 16 (the encoders downsample by 16 or more)")
+        return v
+
+
 class Seg3DConfig(_Strict):
     """A 3D tumour-segmentation study: one network per sequence (or sequence set) per patient-level fold; with
     ``members`` > 1, that many per fold (``fold<k>-rep<r>``, seeds of their own), a fold's test patients getting
     their mean probability (set ``train.epochs`` to keep the budget); with ``final``, also one trained on every
     patient (``models/<seq>/final``), the model that
-    :func:`~sarcomri.seg3d.infer.find_models` gives new patients (docs/segmentation3d.md says why)."""
+    :func:`~sarcomri.seg3d.infer.find_models` gives new patients (docs/segmentation3d.md says why). ``cascade``
+    adds a refining 3D stage to every model, ``slices`` a 2D slice stage (:class:`SlicesSettings`)."""
 
     name: str
     cohort: str
@@ -215,6 +252,7 @@ class Seg3DConfig(_Strict):
     engine: Literal["sarcomri", "nnunet"] = "sarcomri"
     nnunet: NnunetEngine | None = None
     cascade: CascadeSettings | None = None
+    slices: SlicesSettings | None = None
     final: bool = False
 
     @field_validator("sequences")

@@ -59,6 +59,7 @@ from sarcomri.seg3d.data import cohort_fingerprint, load_cases, patients_with, r
 from sarcomri.seg3d.evaluate import PAPER_TABLE_NAMES, evaluate_folder, paper_layouts, paper_table, summarise_by
 from sarcomri.seg3d.infer import Model, predict_images
 from sarcomri.seg3d.plan import make_plan
+from sarcomri.seg3d.slices import SLICES_DIR, train_slices
 from sarcomri.seg3d.train import CHECKPOINT, fit, refine_training_cases
 from sarcomri.train.executors import cores, exit_with_parent
 from sarcomri.train.threads import torch_threads
@@ -109,6 +110,7 @@ def fold_keys(cfg: Seg3DConfig, fp: CohortFingerprint, jobs: list, run_dir: Path
         for rep, folder in enumerate(member_dirs(cfg, model_dir)):
             members.append(key(MODEL_FORMAT, group, fold, train_ids, fp.series_key(train_ids, group), cfg.seed,
                                cfg.plan_settings(), cfg.train, cfg.data, *([cfg.cascade] if cfg.cascade else []),
+                               *([("slices", cfg.slices)] if cfg.slices else []),
                                *([rep] if rep else [])))
             out[str(folder.relative_to(run_dir))] = members[-1]
         model = members[0] if len(members) == 1 else key(*members)
@@ -136,8 +138,9 @@ def member_dirs(cfg: Seg3DConfig, model_dir: str | Path) -> list[Path]:
 
 
 def _model_done(cfg: Seg3DConfig, folder: Path) -> bool:
-    """Whether one model is finished: its folder, and with a cascade its refining stage's too."""
-    return is_model_folder(folder) and (cfg.cascade is None or is_model_folder(folder / REFINE_DIR))
+    """Whether one model is finished: its folder, and with a cascade or a slice stage theirs too."""
+    return (is_model_folder(folder) and (cfg.cascade is None or is_model_folder(folder / REFINE_DIR))
+            and (cfg.slices is None or is_model_folder(folder / SLICES_DIR)))
 
 
 def fold_done(cfg: Seg3DConfig, model_dir: str | Path) -> bool:
@@ -148,7 +151,8 @@ def fold_done(cfg: Seg3DConfig, model_dir: str | Path) -> bool:
 def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_ids: list[str], model_dir: Path,
                fold: int, progress: Progress | None = None) -> None:
     """Plan from the training patients, train (resuming from a checkpoint), save the model folder; with a
-    cascade, then train its refining stage into ``refine/`` (a finished first stage is not retrained). With
+    cascade, then train its refining stage into ``refine/``, and with a slice stage its 2D network into
+    ``slices/`` (:mod:`sarcomri.seg3d.slices`; a finished stage is not retrained). With
     ``members`` > 1 a fold's models are trained one after the other, each with a seed of its own; the
     fingerprint, plans and training cases are made once for all of them."""
     todo = [(m, d) for m, d in enumerate(member_dirs(cfg, model_dir)) if not _model_done(cfg, d)]
@@ -177,6 +181,12 @@ def train_fold(cfg: Seg3DConfig, cohort: Cohort, group: tuple[str, ...], train_i
             _train_stage(prior_cases, fine, refine, cfg, folder / REFINE_DIR, folder,
                          {**meta, "seed": refine.seed, "cascade": cfg.cascade.model_dump(mode="json")}, "refine",
                          progress, {"model": f"{group_name(group)} refine", "fold": which})
+        if cfg.slices is not None and not is_model_folder(folder / SLICES_DIR):
+            clock = (time.perf_counter(), time.process_time())
+            tag = {"model": f"{group_name(group)} slices", "fold": which}
+            train_slices(cohort, group, train_ids, cfg.slices, settings.seed + 2, folder / SLICES_DIR, meta,
+                         settings.threads, (lambda e, tag=tag: progress({**e, **tag})) if progress else None)
+            _record_time(folder, "slices", clock)
 
 
 def _train_stage(cases: list, plan, settings, cfg: Seg3DConfig, model_dir: Path, timing_dir: Path, meta: dict,

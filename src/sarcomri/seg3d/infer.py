@@ -26,7 +26,8 @@ from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.data import Case, on_reference_grid, prepare_case
 from sarcomri.seg3d.model import resolve_device
 from sarcomri.seg3d.plan import Plan
-from sarcomri.seg3d.postprocess import body_region, keep_components
+from sarcomri.seg3d.postprocess import body_region, keep_components, largest_component
+from sarcomri.seg3d.slices import SLICES_DIR, gated_fusion, slices_probability
 from sarcomri.train.threads import torch_threads
 
 
@@ -34,24 +35,32 @@ from sarcomri.train.threads import torch_threads
 class Model:
     """A trained network with its plan, ready for inference; ``meta`` is what training saved beside the
     weights (fold, seed, training patients, the config, versions); ``refiner`` the refining stage of a cascade
-    (the model folder's ``refine/`` subfolder, :mod:`sarcomri.seg3d.cascade`), else None."""
+    (the model folder's ``refine/`` subfolder, :mod:`sarcomri.seg3d.cascade`), else None; ``slices`` the slice
+    stage (the 2D model in ``slices/``, a :class:`~sarcomri.seg2d.infer.Segmenter`, :mod:`sarcomri.seg3d.slices`),
+    else None."""
 
     network: torch.nn.Module
     plan: Plan
     folder: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     refiner: Model | None = None
+    slices: Any = None
 
     @classmethod
     def load(cls, folder: str | Path) -> Model:
         """Read a 3D model folder (:mod:`sarcomri.models.folder`): network in evaluation mode on the CPU, with
-        its refining stage when the folder holds one."""
+        its refining stage and its slice stage when the folder holds them."""
         folder = Path(folder)
         info = read_info(folder)
         if info.task != "seg3d":
             raise InputError(folder, f"not a 3D segmentation model folder (a {info.task} model)")
         refiner = cls.load(folder / REFINE_DIR) if is_model_folder(folder / REFINE_DIR) else None
-        return cls(load_model(folder), info.spec, folder, info.meta, refiner)
+        slices = None
+        if is_model_folder(folder / SLICES_DIR):
+            from sarcomri.seg2d.infer import Segmenter
+
+            slices = Segmenter.load(folder / SLICES_DIR)
+        return cls(load_model(folder), info.spec, folder, info.meta, refiner, slices)
 
 
 #: What new patients get from a folder holding both a run's fold models and its model trained on every patient
@@ -70,7 +79,7 @@ def find_models(path: str | Path) -> list[Model]:
     if is_model_folder(path):
         return [Model.load(path)]
     found = sorted({p.parent for name in (MODEL_JSON, LEGACY_WEIGHTS) for p in path.rglob(name)
-                    if not is_model_folder(p.parent.parent)})  # a cascade's refine/ belongs to its parent
+                    if not is_model_folder(p.parent.parent)})  # refine/ and slices/ belong to their parent
     folders = [info.folder for info in map(read_info, found) if info.task == "seg3d"]  # a damaged one: an error
     final = [f for f in folders if f.name == FINAL_MODEL]
     if final and len(final) < len(folders):
@@ -134,15 +143,6 @@ def nonzero_region(images: Sequence[sitk.Image]) -> np.ndarray:
     return ndimage.binary_fill_holes(np.logical_or.reduce(arrays))
 
 
-def largest_component(mask: sitk.Image) -> sitk.Image:
-    """Keep the largest face-, edge- or corner-connected component of a binary mask (uint8)."""
-    cc = sitk.ConnectedComponent(mask, True)
-    if sitk.GetArrayViewFromImage(cc).max() == 0:
-        return sitk.Cast(mask, sitk.sitkUInt8)
-    relabelled = sitk.RelabelComponent(cc, sortByObjectSize=True)
-    return sitk.Cast(relabelled == 1, sitk.sitkUInt8)
-
-
 def refine_probability(refiners: Sequence, images: Sequence[sitk.Image], coarse: sitk.Image,
                        settings: InferSettings, case_id: str = "case") -> sitk.Image:
     """The refining models' mean tumour probability on the grid of ``images[0]``, given the coarse stage's
@@ -182,6 +182,23 @@ def _restrict(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.I
     return prob
 
 
+def _with_slices(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.Image], s: InferSettings,
+                 case_id: str) -> tuple[sitk.Image, float]:
+    """The 3D probability ``prob`` and threshold, or the fused ones where the slice stage's gate opens
+    (:func:`~sarcomri.seg3d.slices.gated_fusion`, with the first model's slice settings)."""
+    from sarcomri.seg3d.config import SlicesSettings
+
+    settings = SlicesSettings(**models[0].slices.meta["slices"])
+    prob2d = _restrict(slices_probability([m.slices for m in models], images, case_id), models, images, s)
+    fused = gated_fusion(sitk.GetArrayFromImage(prob), sitk.GetArrayFromImage(prob2d), s.threshold,
+                         s.keep_components, settings)
+    if fused is None:
+        return prob, s.threshold
+    out = sitk.GetImageFromArray(fused[0])
+    out.CopyInformation(images[0])
+    return out, fused[1]
+
+
 def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settings: InferSettings | None = None,
                    case_id: str = "case") -> tuple[sitk.Image, sitk.Image]:
     """The tumour mask (uint8 0/1) and tumour probability (float32) of one case, on the grid of ``images[0]``.
@@ -192,6 +209,9 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
     mask thresholds it, keeps the components ``keep_components`` says and, with ``largest_component``, the
     largest connected component. When every model has a refining stage, the
     refining models redraw the tumour around the mean coarse mask (:func:`~sarcomri.seg3d.cascade.refine_probability`).
+    When every model has a slice stage, the 2D models' mean probability joins the 3D one where the gate of
+    :func:`~sarcomri.seg3d.slices.gated_fusion` opens (the returned probability is then the fused one, and the
+    mask its threshold's).
     """
     s = settings or InferSettings()
     if not models:
@@ -205,7 +225,10 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
     if all(m.refiner is not None for m in models):
         refiners = [m.refiner for m in models]
         prob = _restrict(refine_probability(refiners, images, prob, s, case_id), refiners, images, s)
-    mask = sitk.Cast(prob >= s.threshold, sitk.sitkUInt8)
+    threshold = s.threshold
+    if all(m.slices is not None for m in models):
+        prob, threshold = _with_slices(prob, models, images, s, case_id)
+    mask = sitk.Cast(prob >= threshold, sitk.sitkUInt8)
     if s.keep_components > 0:
         kept = keep_components(sitk.GetArrayViewFromImage(mask) > 0, sitk.GetArrayViewFromImage(prob),
                                s.keep_components)

@@ -133,9 +133,9 @@ def train_nnunet(cfg: Seg3DConfig, run_dir: str | Path, folds: list[int] | None 
     from sarcomri.runs import SegmentationRun
     from sarcomri.seg3d.crossval import study_splits
 
-    if cfg.final or cfg.members > 1 or cfg.cascade is not None:
-        what = [n for n, on in (("final", cfg.final), ("members", cfg.members > 1), ("cascade", cfg.cascade))
-                if on]
+    if cfg.final or cfg.members > 1 or cfg.cascade is not None or cfg.slices is not None:
+        what = [n for n, on in (("final", cfg.final), ("members", cfg.members > 1), ("cascade", cfg.cascade),
+                                ("slices", cfg.slices)) if on]
         raise InputError(None, f"{', '.join(what)}: settings of the sarcomri engine, not of --engine nnunet "
                                "(nnU-Net trains on every patient with `nnUNetv2_train ID CONFIG all`, and has its own "
                                "3d_cascade_fullres configuration)")
@@ -275,8 +275,8 @@ class NnunetSegmenter:
     def segment(self, images: Mapping[str, object], case_id: str = "patient"):
         """The mask and tumour probability on the grid of the first channel (the later channels are resampled
         onto it, as in the export)."""
-        from sarcomri.seg3d.infer import largest_component
-        from sarcomri.seg3d.predict import PatientSegmentation, read_input_image
+        from sarcomri.seg3d.patient import PatientSegmentation, read_input_image
+        from sarcomri.seg3d.postprocess import largest_component
 
         missing = [s for s in self.sequences if s not in images]
         if missing:

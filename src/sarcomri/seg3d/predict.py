@@ -20,50 +20,13 @@ the models were trained with are used (overlap, mirroring, largest component, th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import SimpleITK as sitk
 
 from sarcomri.cohort.sequences import group_name
 from sarcomri.errors import InputError
-from sarcomri.io.niftifile import read_image
 from sarcomri.seg3d.config import InferSettings
 from sarcomri.seg3d.infer import Model, find_models, predict_images
-
-ImageLike = sitk.Image | str | Path
-
-
-@dataclass
-class PatientSegmentation:
-    """The result of :func:`segment_patient`: ``mask`` (uint8, 1 = tumour) and ``probability`` (float32) on the
-    grid of the first input sequence, the sequences used, and the number of models averaged."""
-
-    mask: sitk.Image
-    probability: sitk.Image
-    sequences: list[str]
-    n_models: int
-
-    @property
-    def volume_ml(self) -> float:
-        """The tumour volume of the mask in mL."""
-        voxels = float(np.count_nonzero(sitk.GetArrayViewFromImage(self.mask)))
-        return voxels * float(np.prod(self.mask.GetSpacing())) / 1000.0
-
-
-def read_input_image(value: ImageLike, what: str = "image") -> sitk.Image:
-    """A SimpleITK image from an image, a NIfTI (or other SimpleITK-readable) file, or a DICOM series folder."""
-    if isinstance(value, sitk.Image):
-        return value
-    path = Path(value)
-    if path.is_dir():
-        from sarcomri.io.dicomseg import load_series
-
-        return load_series(path).image
-    if not path.is_file():
-        raise InputError(path, f"no such file ({what})")
-    return read_image(path)
+from sarcomri.seg3d.patient import ImageLike, PatientSegmentation, read_input_image
 
 
 def model_settings(models: Sequence[Model]) -> InferSettings:
