@@ -104,6 +104,8 @@ def test_crossval_trains_a_slice_stage_and_predicts_through_it(blob_cohort, tmp_
     _, p3 = predict_images(plain, [image], cfg.infer)
     p2 = slices_probability([m.slices for m in models], [image])
     assert p2.GetSize() == image.GetSize()
+    p2_bf16 = sitk.GetArrayFromImage(slices_probability([m.slices for m in models], [image], bf16=True))
+    np.testing.assert_allclose(p2_bf16, sitk.GetArrayFromImage(p2), atol=0.05)  # bfloat16 autocast: close
     # a gate of 0 opens whenever the 3D mask holds something: the mean of both, at the slice threshold
     always = cfg.model_copy(update={"slices": cfg.slices.model_copy(update={"gate": 0.0})})
     for m in models:

@@ -211,7 +211,7 @@ class SlicesSettings(_Strict):
     3D model found) the 3D result stands unchanged."""
 
     network: NetworkSettings = SLICES_NETWORK
-    image_size: int = Field(160, ge=32)
+    image_size: int = Field(128, ge=32)
     background_ratio: float = Field(0.5, ge=0)
     steps: int = Field(400, ge=1)
     batch_size: int = Field(16, ge=2)

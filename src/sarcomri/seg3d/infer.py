@@ -189,7 +189,9 @@ def _with_slices(prob: sitk.Image, models: Sequence[Model], images: Sequence[sit
     from sarcomri.seg3d.config import SlicesSettings
 
     settings = SlicesSettings(**models[0].slices.meta["slices"])
-    prob2d = _restrict(slices_probability([m.slices for m in models], images, case_id), models, images, s)
+    with torch_threads(s.threads):  # the 2D networks run on the CPU, under bfloat16 autocast with ``bf16``
+        prob2d = slices_probability([m.slices for m in models], images, case_id, s.precision == "bf16")
+    prob2d = _restrict(prob2d, models, images, s)
     fused = gated_fusion(sitk.GetArrayFromImage(prob), sitk.GetArrayFromImage(prob2d), s.threshold,
                          s.keep_components, settings)
     if fused is None:

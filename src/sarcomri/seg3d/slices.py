@@ -80,14 +80,19 @@ def train_slices(cohort: Cohort, group: Sequence[str], train_ids: Sequence[str],
     (folder / CHECKPOINT).unlink(missing_ok=True)
 
 
-def slices_probability(segmenters: Sequence, images: Sequence[sitk.Image], case_id: str = "case") -> sitk.Image:
+def slices_probability(segmenters: Sequence, images: Sequence[sitk.Image], case_id: str = "case",
+                       bf16: bool = False) -> sitk.Image:
     """The mean tumour probability of the 2D models ``segmenters`` (:class:`~sarcomri.seg2d.infer.Segmenter`) on
-    the grid of ``images[0]``."""
+    the grid of ``images[0]``; with ``bf16`` the networks run under bfloat16 autocast on the CPU (the
+    probabilities are float32)."""
+    import torch
+
     from sarcomri.seg2d.infer import predict_images
 
     total = None
     for segmenter in segmenters:
-        _, prob = predict_images(segmenter, images, case_id=case_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            _, prob = predict_images(segmenter, images, case_id=case_id)
         total = prob if total is None else total + prob
     return total / len(segmenters)
 
