@@ -10,9 +10,9 @@ the run folder (``synth``), whose ``site`` column gives a cervix-like and a uter
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sarcomri.configfile import read_config
 from sarcomri.train.config import DeviceTrainSection
@@ -54,6 +54,16 @@ class NetworkSettings(_Strict):
         return v
 
 
+def _multiple_of_16(v: int) -> int:
+    if v % 16:
+        raise ValueError("image_size must be a multiple of 16 (the encoders downsample by 16 or more)")
+    return v
+
+
+#: A slice size in px for a 2D encoder: at least 32 and a multiple of 16.
+ImageSize = Annotated[int, Field(ge=32), AfterValidator(_multiple_of_16)]
+
+
 class DataSettings2D(_Strict):
     """Slices for the network.
 
@@ -68,17 +78,11 @@ class DataSettings2D(_Strict):
 
     sequences: list[str] = ["DWI_b0", "DWI_b1000", "ADC"]
     mask_sequence: str | None = None
-    image_size: int = Field(128, ge=32)
+    image_size: ImageSize = 128
     normalisation: Literal["zscore", "zscore_slice"] = "zscore"
     background_ratio: float = Field(0.5, ge=0)
     augmentation: Literal["paper", "none"] = "paper"
 
-    @field_validator("image_size")
-    @classmethod
-    def _multiple_of_16(cls, v: int) -> int:
-        if v % 16:
-            raise ValueError("image_size must be a multiple of 16 (the encoders downsample by 16 or more)")
-        return v
 
     @field_validator("sequences")
     @classmethod

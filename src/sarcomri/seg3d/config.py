@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from sarcomri.cohort.sequences import parse_group
-from sarcomri.seg2d.config import NetworkSettings
+from sarcomri.seg2d.config import ImageSize, NetworkSettings
 from sarcomri.train.config import DeviceTrainSection
 
 
@@ -211,7 +211,7 @@ class SlicesSettings(_Strict):
     3D model found) the 3D result stands unchanged."""
 
     network: NetworkSettings = SLICES_NETWORK
-    image_size: int = Field(128, ge=32)
+    image_size: ImageSize = 128
     background_ratio: float = Field(0.5, ge=0)
     steps: int = Field(400, ge=1)
     batch_size: int = Field(16, ge=2)
@@ -219,13 +219,6 @@ class SlicesSettings(_Strict):
     gate: float = Field(0.25, ge=0, le=1)
     weight: float = Field(0.5, gt=0, le=1)
     threshold: float = Field(0.5, gt=0, lt=1)
-
-    @field_validator("image_size")
-    @classmethod
-    def _multiple_of_16(cls, v: int) -> int:
-        if v % 16:
-            raise ValueError("image_size must be a multiple of 16 (the encoders downsample by 16 or more)")
-        return v
 
 
 class Seg3DConfig(_Strict):
