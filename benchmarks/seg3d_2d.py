@@ -37,10 +37,10 @@ from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
 from sarcomri.config import load_config
 from sarcomri.io.atomic import atomic_path
-from sarcomri.seg3d.config import Seg3DConfig
+from sarcomri.seg3d.config import Seg3DConfig, SlicesSettings
 from sarcomri.seg3d.evaluate import case_metrics
 from sarcomri.seg3d.postprocess import body_region, keep_components
-from sarcomri.seg3d.slices import SlicesSettings, gated_fusion
+from sarcomri.seg3d.slices import epochs_for, gated_fusion
 
 
 def fold_patients(splits: pd.DataFrame, fold: int) -> tuple[list[str], list[str]]:
@@ -80,7 +80,7 @@ def train_2d_fold(cohort_root: str, sequence: str, train: list[str], test: list[
         cases = {p: load_case(cohort, p, data_settings) for p in train + test}
         cases = {p: replace(c, image=with_context(c.image, context)) for p, c in cases.items()}
         data = slice_data([cases[p] for p in train], 0.5, seed=seed)
-        epochs = max(1, round(steps * 16 / (6 * len(data))))
+        epochs = epochs_for(SlicesSettings(steps=steps, batch_size=16), len(data), 6)
         torch.manual_seed(seed)  # the decoder's initialisation (the encoder's weights are ImageNet's)
         network = build_network(NetworkSettings(arch="unet", encoder="tu-efficientnet_lite0",
                                                 encoder_weights="imagenet", decoder_channels=128), 1 + 2 * context)
@@ -142,13 +142,12 @@ def score(cases: dict[str, ScoredCase], sources: list[str], threshold: float, ke
     stage's gated mean of "3d" and "2d" instead (the 3D result where the gate stays closed)."""
     rows = []
     for p, case in cases.items():
-        prob = np.mean([case.probability[s] for s in sources], axis=0)
-        if gate is not None:
+        if gate is None:
+            prob, threshold_p = np.mean([case.probability[s] for s in sources], axis=0), threshold
+        else:
             p3, p2 = (case.probability[s] * case.body for s in ("3d", "2d"))
             fused = gated_fusion(p3, p2, threshold3d, keep, SlicesSettings(gate=gate, threshold=threshold))
             prob, threshold_p = (p3, threshold3d) if fused is None else fused
-        else:
-            threshold_p = threshold
         mask = sitk.GetImageFromArray(masks(prob, case.body, threshold_p, keep).astype(np.uint8))
         mask.CopyInformation(case.reference)
         rows.append({"patient_id": p, **case_metrics(mask, case.reference)})

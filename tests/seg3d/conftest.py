@@ -29,6 +29,31 @@ def blob_volume(rng: np.random.Generator, shape=(12, 32, 32), spacing=(1.2, 1.2,
     return image, m
 
 
+def assert_only_stage_retrained(cfg, run: Path, stage_dir: str) -> None:
+    """Run ``cfg``'s cross-validation into ``run``, delete the first fold's ``stage_dir`` (a second stage's folder
+    inside the model folder) and the out-of-fold masks, run again: the fold's first stage is kept, and the
+    second comes back with the same weights (same seed)."""
+    import shutil
+
+    import torch
+
+    from sarcomri.models.folder import read_weights
+    from sarcomri.seg3d.crossval import run_crossval
+
+    run_crossval(cfg, run)
+    fold = sorted((run / "models" / "T1").glob("fold*-rep0"))[0]
+    weights = (fold / "weights.pt").stat().st_mtime_ns
+    before = read_weights(fold / stage_dir)
+    shutil.rmtree(fold / stage_dir)
+    for p in (run / "predictions" / "T1").glob("*.nii.gz"):
+        p.unlink()
+    run_crossval(cfg, run)
+    assert (fold / "weights.pt").stat().st_mtime_ns == weights  # the first stage is kept
+    again = read_weights(fold / stage_dir)  # same seed, same second stage
+    assert again.keys() == before.keys()
+    assert all(torch.equal(again[k], before[k]) for k in again)
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test here on one thread: the networks are tiny, and on a shared small CPU a second thread mostly

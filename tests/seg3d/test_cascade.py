@@ -2,14 +2,10 @@
 cross-validation (its folder, its plan, its inputs), inference that redraws only inside the box, and a resumed
 run that keeps the finished first stage."""
 
-import shutil
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
-from sarcomri.models.folder import read_weights
 from sarcomri.seg3d.cascade import REFINE_DIR, crop, prior_on_grid, roi_box, training_case
 from sarcomri.seg3d.config import Seg3DConfig
 from sarcomri.seg3d.crossval import fold_done, run_crossval
@@ -17,6 +13,8 @@ from sarcomri.seg3d.data import Case, PatchSampler
 from sarcomri.seg3d.infer import Model, find_models, predict_images
 from sarcomri.seg3d.plan import Plan
 from sarcomri.seg3d.prior import RandPriorPerturbd, ball, binary_operator, drop_component
+
+from .conftest import assert_only_stage_retrained
 
 TINY = {
     "name": "tiny", "sequences": ["T1"], "folds": 2,
@@ -147,17 +145,4 @@ def test_crossval_trains_a_refining_stage_and_predicts_through_it(blob_cohort, t
 @pytest.mark.slow
 def test_a_run_without_its_refining_stage_trains_only_that_stage(blob_cohort, tmp_path):
     cfg = Seg3DConfig(**{**TINY, "cohort": str(blob_cohort)})
-    run = tmp_path / "run"
-    run_crossval(cfg, run)
-    fold = sorted((run / "models" / "T1").glob("fold*-rep0"))[0]
-    weights = (fold / "weights.pt").stat().st_mtime_ns
-    refine_weights = read_weights(fold / REFINE_DIR)
-    shutil.rmtree(fold / REFINE_DIR)
-    for p in (run / "predictions" / "T1").glob("*.nii.gz"):
-        p.unlink()
-    run_crossval(cfg, run)
-    assert (fold / "weights.pt").stat().st_mtime_ns == weights  # the first stage is kept
-    again = read_weights(fold / REFINE_DIR)  # same seed, same refining stage
-    assert again.keys() == refine_weights.keys()
-    assert all(torch.equal(again[k], refine_weights[k]) for k in again)
-
+    assert_only_stage_retrained(cfg, tmp_path / "run", REFINE_DIR)

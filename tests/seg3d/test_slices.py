@@ -2,19 +2,17 @@
 that trains it in every fold (its folder, its metadata, its time), inference through it, and a resumed run that
 trains only the missing slice stage."""
 
-import shutil
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 from pydantic import ValidationError
 
-from sarcomri.models.folder import read_weights
 from sarcomri.seg3d.config import Seg3DConfig, SlicesSettings
 from sarcomri.seg3d.crossval import fold_done, run_crossval
 from sarcomri.seg3d.infer import Model, find_models, nonzero_region, predict_images
 from sarcomri.seg3d.slices import SLICES_DIR, coverage, epochs_for, gated_fusion, slices_probability
+
+from .conftest import assert_only_stage_retrained
 
 TINY = {
     "name": "tiny", "sequences": ["T1"], "folds": 2,
@@ -129,16 +127,4 @@ def test_crossval_trains_a_slice_stage_and_predicts_through_it(blob_cohort, tmp_
 @pytest.mark.slow
 def test_a_run_without_its_slice_stage_trains_only_that_stage(blob_cohort, tmp_path):
     cfg = Seg3DConfig(**{**TINY, "cohort": str(blob_cohort)})
-    run = tmp_path / "run"
-    run_crossval(cfg, run)
-    fold = sorted((run / "models" / "T1").glob("fold*-rep0"))[0]
-    weights = (fold / "weights.pt").stat().st_mtime_ns
-    before = read_weights(fold / SLICES_DIR)
-    shutil.rmtree(fold / SLICES_DIR)
-    for p in (run / "predictions" / "T1").glob("*.nii.gz"):
-        p.unlink()
-    run_crossval(cfg, run)
-    assert (fold / "weights.pt").stat().st_mtime_ns == weights  # the 3D model is kept
-    again = read_weights(fold / SLICES_DIR)  # same seed, same slice stage
-    assert again.keys() == before.keys()
-    assert all(torch.equal(again[k], before[k]) for k in again)
+    assert_only_stage_retrained(cfg, tmp_path / "run", SLICES_DIR)

@@ -22,7 +22,7 @@ from monai.inferers import sliding_window_inference
 from sarcomri.errors import InputError
 from sarcomri.models.folder import LEGACY_WEIGHTS, MODEL_JSON, is_model_folder, load_model, read_info
 from sarcomri.seg3d.cascade import REFINE_DIR, RefineSettings, crop, prior_on_grid, roi_box
-from sarcomri.seg3d.config import InferSettings
+from sarcomri.seg3d.config import InferSettings, SlicesSettings
 from sarcomri.seg3d.data import Case, on_reference_grid, prepare_case
 from sarcomri.seg3d.model import resolve_device
 from sarcomri.seg3d.plan import Plan
@@ -164,18 +164,24 @@ def refine_probability(refiners: Sequence, images: Sequence[sitk.Image], coarse:
     return total / len(refiners)
 
 
-def _restrict(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.Image],
-              s: InferSettings) -> sitk.Image:
-    """``prob`` set to 0 outside :func:`nonzero_region` when ``restrict_to_nonzero`` applies to ``models``, and
-    outside :func:`~sarcomri.seg3d.postprocess.body_region` with ``restrict_to_body``, as float32 on the grid of
-    ``images[0]``."""
+def allowed_region(models: Sequence[Model], images: Sequence[sitk.Image], s: InferSettings) -> np.ndarray | None:
+    """Where a tumour may be predicted, as a boolean (z, y, x) array on the grid of ``images[0]``: inside
+    :func:`nonzero_region` when ``restrict_to_nonzero`` applies to ``models``, and inside
+    :func:`~sarcomri.seg3d.postprocess.body_region` with ``restrict_to_body``; None where neither applies."""
     nonzero = s.restrict_to_nonzero and all(m.plan.normalisation == "zscore_nonzero" for m in models)
-    if nonzero or s.restrict_to_body:
+    region = nonzero_region(images) if nonzero else None
+    if s.restrict_to_body:
+        body = body_region(images, s.body_fraction)
+        region = body if region is None else region & body
+    return region
+
+
+def _restrict(prob: sitk.Image, region: np.ndarray | None, images: Sequence[sitk.Image]) -> sitk.Image:
+    """``prob`` set to 0 outside ``region`` (:func:`allowed_region`; None: nowhere), as float32 on the grid of
+    ``images[0]``."""
+    if region is not None:
         array = sitk.GetArrayFromImage(prob)
-        if nonzero:
-            array[~nonzero_region(images)] = 0
-        if s.restrict_to_body:
-            array[~body_region(images, s.body_fraction)] = 0
+        array[~region] = 0
         prob = sitk.GetImageFromArray(array)
     prob = sitk.Cast(prob, sitk.sitkFloat32)
     prob.CopyInformation(images[0])
@@ -183,15 +189,14 @@ def _restrict(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.I
 
 
 def _with_slices(prob: sitk.Image, models: Sequence[Model], images: Sequence[sitk.Image], s: InferSettings,
-                 case_id: str) -> tuple[sitk.Image, float]:
+                 region: np.ndarray | None, case_id: str) -> tuple[sitk.Image, float]:
     """The 3D probability ``prob`` and threshold, or the fused ones where the slice stage's gate opens
-    (:func:`~sarcomri.seg3d.slices.gated_fusion`, with the first model's slice settings)."""
-    from sarcomri.seg3d.config import SlicesSettings
-
+    (:func:`~sarcomri.seg3d.slices.gated_fusion`, with the first model's slice settings); the 2D probability is
+    restricted to ``region`` as the 3D one is."""
     settings = SlicesSettings(**models[0].slices.meta["slices"])
     with torch_threads(s.threads):  # the 2D networks run on the CPU, under bfloat16 autocast with ``bf16``
         prob2d = slices_probability([m.slices for m in models], images, case_id, s.precision == "bf16")
-    prob2d = _restrict(prob2d, models, images, s)
+    prob2d = _restrict(prob2d, region, images)
     fused = gated_fusion(sitk.GetArrayFromImage(prob), sitk.GetArrayFromImage(prob2d), s.threshold,
                          s.keep_components, settings)
     if fused is None:
@@ -223,13 +228,15 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
         case = prepare_case(case_id, images, None, model.plan)
         prob = to_original(predict_grid(model.network, case, model.plan, s)[1], case)
         total = prob if total is None else total + prob
-    prob = _restrict(total / len(models), models, images, s)
+    region = allowed_region(models, images, s)
+    prob = _restrict(total / len(models), region, images)
     if all(m.refiner is not None for m in models):
         refiners = [m.refiner for m in models]
-        prob = _restrict(refine_probability(refiners, images, prob, s, case_id), refiners, images, s)
+        prob = _restrict(refine_probability(refiners, images, prob, s, case_id),
+                         allowed_region(refiners, images, s), images)
     threshold = s.threshold
     if all(m.slices is not None for m in models):
-        prob, threshold = _with_slices(prob, models, images, s, case_id)
+        prob, threshold = _with_slices(prob, models, images, s, region, case_id)
     mask = sitk.Cast(prob >= threshold, sitk.sitkUInt8)
     if s.keep_components > 0:
         kept = keep_components(sitk.GetArrayViewFromImage(mask) > 0, sitk.GetArrayViewFromImage(prob),
