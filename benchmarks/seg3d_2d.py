@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from seg3d_runs import TARGET, summary
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.splits import check_no_leakage
@@ -207,14 +208,11 @@ def main() -> None:
                for name, g in gates.items()}
     fold_of = {p: f for f in folds for p in fold_patients(splits, f)[1]}
     nested = nested_choice({k: tables[k] for k in ["3D (the run's default)", *gates]}, fold_of)
-    rows = []
-    for name, t in [*tables.items(), ("nested: 3D or a gated mean, chosen on the other folds", nested)]:
-        rows.append({"variant": name, "n": len(t), "mean Dice": t["dice"].mean(), "median Dice": t["dice"].median(),
-                     "min Dice": t["dice"].min(), "below 0.3": int((t["dice"] < 0.3).sum()),
-                     "HD95 median": t["hd95_mm"].median(), "HD95 mean": t["hd95_mm"].mean()})
+    rows = [summary(name, t, key="variant")
+            for name, t in [*tables.items(), ("nested: 3D or a gated mean, chosen on the other folds", nested)]]
     print(pd.DataFrame(rows).round(3).to_string(index=False))
     print("nested choice per fold:", dict(nested.groupby("fold")["variant"].first()))
-    print("target: mean Dice >= 0.75, HD95 median <= 12 mm, none below 0.3")
+    print(TARGET)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ segmented twice per variant with ``predict_images`` and the run's ``infer:`` set
 second call is timed. CPU seconds are printed beside the wall clock: on a shared machine the CPU time stays while
 the wall clock grows with other jobs' load.
 
-Run: nice .venv/bin/python benchmarks/seg3d_predict.py RUN PATIENT [PATIENT ...]
+Run: nice .venv/bin/python benchmarks/seg3d_predict.py RUN PATIENT [PATIENT ...] [--infer overlap=0.25]
 Target: under 10 s per volume.
 """
 
@@ -16,6 +16,8 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from seg3d_runs import with_changes
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.config import load_config
@@ -28,8 +30,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="a finished `segment train` run (one sequence)")
     ap.add_argument("patients", nargs="+", help="patients of the run's cohort")
+    ap.add_argument("--infer", action="append", default=[], metavar="KEY=VALUE",
+                    help="change one of the run's infer: settings, e.g. overlap=0.25 (repeatable)")
     args = ap.parse_args()
     cfg = load_config(args.run / "config.yaml", Seg3DConfig)
+    infer = with_changes(cfg.infer, args.infer)
     group = cfg.channel_groups()[0]
     models = find_models(args.run / "models" / "+".join(group))
     cohort = Cohort.load(cfg.cohort)
@@ -40,9 +45,9 @@ def main() -> None:
         for pid in args.patients:
             images = [cohort.read_image(pid, s) for s in group]
             for name, ms in variants.items():
-                predict_images(ms, images, cfg.infer, case_id=pid)  # warm-up
+                predict_images(ms, images, infer, case_id=pid)  # warm-up
                 cpu, wall = time.process_time(), time.perf_counter()
-                predict_images(ms, images, cfg.infer, case_id=pid)
+                predict_images(ms, images, infer, case_id=pid)
                 print(f"{pid} {images[0].GetSize()} {len(ms)} x {name}: {time.process_time() - cpu:.2f} CPU-s, "
                       f"{time.perf_counter() - wall:.2f} s wall", flush=True)
     print("target: under 10 s per volume")

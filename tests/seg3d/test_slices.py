@@ -1,12 +1,13 @@
 """The slice stage beside a 3D model: the gated fusion of the two probabilities, its settings, a cross-validation
 that trains it in every fold (its folder, its metadata, its time), inference through it, and a resumed run that
-trains only the missing slice stage."""
+trains only the missing slice stage; a damaged, unfinished or missing slice stage in an ensemble is one error."""
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from pydantic import ValidationError
 
+from sarcomri.errors import InputError
 from sarcomri.seg3d.config import Seg3DConfig, SlicesSettings
 from sarcomri.seg3d.crossval import fold_done, run_crossval
 from sarcomri.seg3d.infer import Model, find_models, nonzero_region, predict_images
@@ -122,6 +123,20 @@ def test_crossval_trains_a_slice_stage_and_predicts_through_it(blob_cohort, tmp_
     if (a3 >= cfg.infer.threshold).any() and coverage(a3 >= cfg.infer.threshold, a2 >= 0.5) < 1.0:
         _, p_closed = predict_images(models, [image], cfg.infer)
         np.testing.assert_array_equal(sitk.GetArrayFromImage(p_closed), a3)
+
+    # an ensemble whose members differ in their stages is refused, not silently run without the slice stage
+    with pytest.raises(InputError, match="no slices/ stage while other models"):
+        predict_images([plain[0], models[1]], [image], cfg.infer)
+    # a slice stage cut short (weights truncated) or unfinished (no model.json) is one error naming it
+    weights = folds[0] / SLICES_DIR / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    with pytest.raises(InputError, match="truncated|corrupt") as err:
+        find_models(run / "models" / "T1")
+    assert str(weights) in str(err.value)
+    (folds[0] / SLICES_DIR / "model.json").unlink()
+    with pytest.raises(InputError, match="second stage is not finished") as err:
+        find_models(run / "models" / "T1")
+    assert str(folds[0] / SLICES_DIR) in str(err.value)
 
 
 @pytest.mark.slow

@@ -86,11 +86,28 @@ def find_models(path: str | Path) -> list[Model]:
         folders = final if NEW_PATIENTS == "final" else [f for f in folders if f.name != FINAL_MODEL]
     if not folders:
         raise InputError(path, "no 3D segmentation model found in it or below it")
+    for f in folders:
+        for stage in (REFINE_DIR, SLICES_DIR):
+            if (f / stage).is_dir() and not is_model_folder(f / stage):
+                raise InputError(f / stage, "this model's second stage is not finished (a run still training, or "
+                                 "stopped: `segment train` resumes it)")
     models = [Model.load(f) for f in folders]
     seqs = {tuple(m.plan.sequences) for m in models}
     if len(seqs) > 1:
         raise InputError(path, f"the models below it take different sequences {sorted(seqs)}; choose one folder")
     return models
+
+
+def check_same_stages(models: Sequence[Model]) -> None:
+    """Raise :class:`InputError` when some of an ensemble's models have a refining or slice stage and others do
+    not (models of different runs, or a run's fold whose stage is missing): an ensemble uses a stage only when
+    every member has it, so a mix would silently drop it."""
+    for stage, name in (("refiner", REFINE_DIR), ("slices", SLICES_DIR)):
+        has = [getattr(m, stage) is not None for m in models]
+        if any(has) and not all(has):
+            lacking = next(m.folder for m, h in zip(models, has, strict=True) if not h)
+            raise InputError(lacking, f"has no {name}/ stage while other models of the ensemble have one: "
+                             "give the models of one run")
 
 
 @torch.no_grad()
@@ -223,6 +240,7 @@ def predict_images(models: Sequence[Model], images: Sequence[sitk.Image], settin
     s = settings or InferSettings()
     if not models:
         raise InputError(None, "no model to predict with")
+    check_same_stages(models)
     total = None
     for model in models:
         case = prepare_case(case_id, images, None, model.plan)
