@@ -134,9 +134,10 @@ def test_crossval_trains_a_slice_stage_and_predicts_through_it(blob_cohort, tmp_
         find_models(run / "models" / "T1")
     assert str(weights) in str(err.value)
     (folds[0] / SLICES_DIR / "model.json").unlink()
-    with pytest.raises(InputError, match="second stage is not finished") as err:
-        find_models(run / "models" / "T1")
-    assert str(folds[0] / SLICES_DIR) in str(err.value)
+    for given in (run / "models" / "T1", folds[0]):  # the run's models, or that fold's folder alone
+        with pytest.raises(InputError, match="second stage is not finished") as err:
+            find_models(given)
+        assert str(folds[0] / SLICES_DIR) in str(err.value)
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def find_models(path: str | Path) -> list[Model]:
 
     path = Path(path)
     if is_model_folder(path):
-        return [Model.load(path)]
+        return [_load_finished(path)]
     found = sorted({p.parent for name in (MODEL_JSON, LEGACY_WEIGHTS) for p in path.rglob(name)
                     if not is_model_folder(p.parent.parent)})  # refine/ and slices/ belong to their parent
     folders = [info.folder for info in map(read_info, found) if info.task == "seg3d"]  # a damaged one: an error
@@ -86,16 +86,21 @@ def find_models(path: str | Path) -> list[Model]:
         folders = final if NEW_PATIENTS == "final" else [f for f in folders if f.name != FINAL_MODEL]
     if not folders:
         raise InputError(path, "no 3D segmentation model found in it or below it")
-    for f in folders:
-        for stage in (REFINE_DIR, SLICES_DIR):
-            if (f / stage).is_dir() and not is_model_folder(f / stage):
-                raise InputError(f / stage, "this model's second stage is not finished (a run still training, or "
-                                 "stopped: `segment train` resumes it)")
-    models = [Model.load(f) for f in folders]
+    models = [_load_finished(f) for f in folders]
     seqs = {tuple(m.plan.sequences) for m in models}
     if len(seqs) > 1:
         raise InputError(path, f"the models below it take different sequences {sorted(seqs)}; choose one folder")
     return models
+
+
+def _load_finished(folder: Path) -> Model:
+    """:meth:`Model.load`, refusing a model whose ``refine/`` or ``slices/`` stage is there but unfinished (a run
+    still training or stopped), which it would otherwise use without that stage."""
+    for stage in (REFINE_DIR, SLICES_DIR):
+        if (folder / stage).is_dir() and not is_model_folder(folder / stage):
+            raise InputError(folder / stage, "this model's second stage is not finished (a run still training, or "
+                             "stopped: `segment train` resumes it)")
+    return Model.load(folder)
 
 
 def check_same_stages(models: Sequence[Model]) -> None:
