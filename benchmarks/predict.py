@@ -157,7 +157,7 @@ from pathlib import Path
 import onnx, timm
 import sarcomri.cli.main, sarcomri.report.gradcam, sarcomri.seg3d.predict, sarcomri.study
 from sarcomri import demo
-from sarcomri.config import load_study_config
+from sarcomri.study_config import load_study_config
 from sarcomri.predict import predict_patient
 from sarcomri.runs import StudyRun
 study = StudyRun(sys.argv[1])

@@ -21,7 +21,7 @@ def test_shipped_classification_presets_validate(name):
 
 
 def test_paper_presets_follow_the_protocols():
-    from sarcomri.config import load_study_config
+    from sarcomri.study_config import load_study_config
 
     s1 = load_study_config(CONFIGS / "s1-sarcoma.yaml").classification_config("c")
     assert (s1.splits.folds, s1.splits.repeats, len(s1.sequences)) == (6, 24, 15)
@@ -75,8 +75,8 @@ def test_a_setting_written_twice_is_refused_where_it_is(tmp_path):
 
 
 def test_demo_study_preset_is_valid_and_complete():
-    from sarcomri.config import load_study_config
     from sarcomri.demo import preset_path
+    from sarcomri.study_config import load_study_config
 
     cfg = load_study_config(preset_path())
     assert cfg.synth is not None and cfg.dicom_roundtrip and cfg.report
@@ -86,8 +86,8 @@ def test_demo_study_preset_is_valid_and_complete():
 
 
 def test_study_config_transfer_errors_name_the_section(tmp_path):
-    from sarcomri.config import load_study_config
     from sarcomri.errors import InputError
+    from sarcomri.study_config import load_study_config
 
     path = tmp_path / "s.yaml"
     path.write_text("name: x\nsynth: {task: sarcoma, patients: 20}\ntransfer: {levels: [L9]}\n")

@@ -15,9 +15,10 @@ import yaml
 from pydantic import BaseModel
 
 from sarcomri.cli.main import main
-from sarcomri.config import CONFIG_KINDS, StudyConfig, config_schema, guess_kind, load_any_config
+from sarcomri.config_kinds import CONFIG_KINDS, config_schema, guess_kind, load_any_config
 from sarcomri.fingerprint import key
 from sarcomri.study import seeds
+from sarcomri.study_config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted([*(REPO / "configs").glob("*.yaml"), *(REPO / "src/sarcomri/presets").glob("*.yaml")])

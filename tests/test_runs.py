@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sarcomri.config import ClassificationConfig, StudyConfig, dump_config
+from sarcomri.config import ClassificationConfig, dump_config
 from sarcomri.errors import SarcomriError
 from sarcomri.runs import (
     ClassificationRun,
@@ -21,6 +21,7 @@ from sarcomri.runs import (
 )
 from sarcomri.seg2d.config import TransferStudyConfig
 from sarcomri.seg3d.config import Seg3DConfig
+from sarcomri.study_config import StudyConfig
 
 
 def _folder(path, cfg=None, files=()):

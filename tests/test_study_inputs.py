@@ -20,10 +20,11 @@ from sarcomri import study
 from sarcomri.cli.main import app
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sample import sample_ids, write_sample
-from sarcomri.config import StudyConfig, SynthSource, load_study_config
+from sarcomri.config import SynthSource
 from sarcomri.errors import InputError
 from sarcomri.runs import StudyRun
 from sarcomri.stages import run_stages
+from sarcomri.study_config import StudyConfig, load_study_config
 from sarcomri.synth.cohort import synthesise_cohort
 from sarcomri.train.grid import class_gaps
 

@@ -12,9 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from sarcomri.cli.main import app
-from sarcomri.config import load_study_config
 from sarcomri.errors import InputError
 from sarcomri.scale import ScaleError, apply_scale, check_smoke, deep_merge, scale_changes
+from sarcomri.study_config import load_study_config
 from sarcomri.studyplan import lookup, plan_study, same_value
 
 REPO = Path(__file__).resolve().parents[1]

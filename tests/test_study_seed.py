@@ -3,9 +3,9 @@ does not set itself; the demo preset leaves its stages' seeds to it, so `demo --
 
 from __future__ import annotations
 
-from sarcomri.config import SECTION_SEEDS, StudyConfig
 from sarcomri.demo import demo_config
 from sarcomri.study import seeds, stages
+from sarcomri.study_config import SECTION_SEEDS, StudyConfig
 
 SECTIONS = {"classification": {"sequences": ["T2axi"]}, "segmentation": {"sequences": ["T2axi"]},
             "transfer": {"synth": {"source_patients": 4, "target_patients": 4}}}
@@ -54,7 +54,7 @@ def test_demo_seeds_unchanged_by_default_and_all_moved_by_seed():
 
 def test_every_seed_defaults_to_the_default_study_seed():
     """Why a study seed of DEFAULT_SEED may leave the sections as written: every seed it would fill is that."""
-    from sarcomri.config import DEFAULT_SEED
+    from sarcomri.study_config import DEFAULT_SEED
 
     cfg = StudyConfig(name="s", cohort="c", **SECTIONS)
     assert cfg.seed == DEFAULT_SEED and set(_resolved(cfg).values()) == {DEFAULT_SEED}

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from sarcomri.config import StudyConfig
 from sarcomri.runs import StudyRun
+from sarcomri.study_config import StudyConfig
 
 Log = Callable[[str], None]
 NEW_PATIENT_SEED_OFFSET = 1000  # the new patient's cohort seed: never one of the study's patients

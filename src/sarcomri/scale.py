@@ -83,7 +83,7 @@ def apply_scale(raw: Mapping[str, Any], smoke: bool | None = None) -> dict[str, 
     """The study mapping at its scale: ``smoke`` True forces the smoke scale, None keeps the file's ``scale``.
 
     At the smoke scale the ``smoke:`` overrides are merged in and ``scale`` reads ``smoke``; the ``smoke:``
-    mapping stays in the result (:func:`sarcomri.config.load_study_config` drops it before validating)."""
+    mapping stays in the result (:func:`sarcomri.study_config.load_study_config` drops it before validating)."""
     scale = "smoke" if smoke else raw.get("scale", "full")
     if scale != "smoke":
         return dict(raw)

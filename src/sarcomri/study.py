@@ -27,12 +27,13 @@ from typing import Any
 import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.config import StudyConfig, dump_config
+from sarcomri.config import dump_config
 from sarcomri.errors import InputError, SarcomriError
 from sarcomri.io.atomic import write_csv, write_json, write_text
 from sarcomri.runrecord import prepare_run_folder
 from sarcomri.runs import READERS, StudyRun, negative_label
 from sarcomri.stages import Stage, run_stages
+from sarcomri.study_config import StudyConfig
 
 Log = Callable[[str], None]
 #: Pseudonym key of a synthetic cohort's DICOM round trip (synthetic patients; use your own secret on real data).

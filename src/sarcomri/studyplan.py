@@ -17,8 +17,9 @@ import pandas as pd
 
 from sarcomri.cohort.manifest import Cohort
 from sarcomri.cohort.sequences import parse_group
-from sarcomri.config import ClassificationConfig, StudyConfig
+from sarcomri.config import ClassificationConfig
 from sarcomri.errors import SarcomriError
+from sarcomri.study_config import StudyConfig
 
 #: The number of target training patients of the DWI transfer study (100%), for its published sizes.
 PAPER_TARGET_TRAINING = 256

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sarcomri.cohort.sequences import SequenceMap
-from sarcomri.config import ClassificationConfig, load_config, load_study_config
+from sarcomri.config import ClassificationConfig, load_config
 from sarcomri.seg2d.config import load_transfer_config
 from sarcomri.seg3d.config import Seg3DConfig
+from sarcomri.study_config import load_study_config
 
 REPO = Path(__file__).resolve().parents[2]
 #: examples per property; SARCOMRI_FAULT_EXAMPLES=2000 for a deeper search

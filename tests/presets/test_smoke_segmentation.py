@@ -45,7 +45,7 @@ def test_sts_segmentation_preset_smoke(tmp_path):
 def test_a_smoke_run_on_the_users_cohort_samples_it(name, tmp_path):
     """--smoke --cohort: the preset's smoke scale on a stratified sample of the user's cohort (here the cohort a
     smoke run synthesised), planned without running."""
-    from sarcomri.config import load_study_config
+    from sarcomri.study_config import load_study_config
     from sarcomri.studyplan import plan_study
 
     cfg = load_study_config(REPO / "configs" / f"{name}.yaml", smoke=True, cohort=tmp_path / "mine")

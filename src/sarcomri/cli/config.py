@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from sarcomri.cli.options import emit_json, json_option, out_option
-from sarcomri.config import CONFIG_KINDS, config_schema, load_any_config
+from sarcomri.config_kinds import CONFIG_KINDS, config_schema, load_any_config
 from sarcomri.errors import SarcomriError
 from sarcomri.io.atomic import write_text
 

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from sarcomri import study as study_lib
 from sarcomri.cli.options import COHORT_OPT, QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option
-from sarcomri.config import load_study_config
 from sarcomri.runs import StudyRun
+from sarcomri.study_config import load_study_config
 
 app = typer.Typer(help="Whole studies: cohort, classification, readers, segmentation, transfer, report.",
                   no_args_is_help=True)

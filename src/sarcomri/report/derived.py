@@ -29,7 +29,7 @@ logger = logging.getLogger("sarcomri.report")
 
 def default_reader_cut() -> float:
     """The reader cut of a study config that does not set one (``readers.cut``'s default)."""
-    from sarcomri.config import ReadersSection
+    from sarcomri.study_config import ReadersSection
 
     return float(ReadersSection.model_fields["cut"].default)
 

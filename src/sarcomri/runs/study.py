@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from sarcomri.cohort.manifest import Cohort
-from sarcomri.config import ClassificationConfig, StudyConfig
+from sarcomri.config import ClassificationConfig
 from sarcomri.runs.base import AI_READS, READERS, READERS_DIR, SEEDS, TABLES, DecisionRule, Run, resolve_positive_label
 from sarcomri.runs.kinds import ClassificationRun, SegmentationRun, TransferRun
 from sarcomri.seg3d.config import Seg3DConfig
+from sarcomri.study_config import StudyConfig
 
 
 class StudyRun(Run):
