@@ -155,7 +155,7 @@ from pathlib import Path
 # what `sarcomri demo` has loaded when it reaches its predict step: it trained timm networks and exported them
 # to ONNX in this process (not ONNX Runtime: nothing ran them yet)
 import onnx, timm
-import sarcomri.cli.main, sarcomri.report.gradcam, sarcomri.seg3d.predict, sarcomri.study
+import sarcomri.cli.main, sarcomri.report.gradcam, sarcomri.seg3d.predict, sarcomri.study, sarcomri.study_cohort
 from sarcomri import demo
 from sarcomri.study_config import load_study_config
 from sarcomri.predict import predict_patient
@@ -165,7 +165,7 @@ study = StudyRun(sys.argv[1])
 folder, _ = demo.new_patient(Path(sys.argv[2]), load_study_config(study.path / "config.yaml"), lambda m: None,
                              study=study)
 pred = predict_patient(folder, study.classification.path, sys.argv[3], segmentation_run=study.segmentation.path,
-                       key=sarcomri.study.ROUNDTRIP_KEY, gradcam=True, log=print)
+                       key=sarcomri.study_cohort.ROUNDTRIP_KEY, gradcam=True, log=print)
 print(json.dumps(pred.to_dict()))
 """
 

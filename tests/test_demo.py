@@ -44,7 +44,7 @@ def _demo_study(root, cfg, extra_ids=()):
     from sarcomri.config import dump_config
     from sarcomri.io.deid import Pseudonymizer
     from sarcomri.runs import StudyRun
-    from sarcomri.study import ROUNDTRIP_KEY
+    from sarcomri.study_cohort import ROUNDTRIP_KEY
     from sarcomri.synth.cohort import make_patient, resolve_sequences
     from sarcomri.synth.tasks import TASKS
 
@@ -69,7 +69,7 @@ def test_the_new_patient_never_shares_a_pseudonym_with_a_study_patient(tmp_path)
 
     from sarcomri.demo import demo_config, new_patient
     from sarcomri.io.deid import Pseudonymizer
-    from sarcomri.study import ROUNDTRIP_KEY
+    from sarcomri.study_cohort import ROUNDTRIP_KEY
 
     cfg = demo_config(patients=24)
     cfg.synth = cfg.synth.model_copy(update={"size": 32, "slices": 8})
@@ -84,7 +84,7 @@ def test_a_new_patient_with_a_study_patients_pseudonym_is_refused(tmp_path):
     from sarcomri.demo import check_new_patient, demo_config
     from sarcomri.errors import SarcomriError
     from sarcomri.io.deid import Pseudonymizer
-    from sarcomri.study import ROUNDTRIP_KEY
+    from sarcomri.study_cohort import ROUNDTRIP_KEY
 
     cfg = demo_config(patients=24)
     study, synthetic = _demo_study(tmp_path / "study", cfg, [Pseudonymizer.from_key(ROUNDTRIP_KEY)("NEW-SARC-0001")])

@@ -24,6 +24,8 @@ from sarcomri.config import SynthSource
 from sarcomri.errors import InputError
 from sarcomri.runs import StudyRun
 from sarcomri.stages import run_stages
+from sarcomri.study_cohort import cohort_dir as study_cohort_dir
+from sarcomri.study_cohort import cohort_stage, make_cohort, source_listing
 from sarcomri.study_config import StudyConfig, load_study_config
 from sarcomri.synth.cohort import synthesise_cohort
 from sarcomri.train.grid import class_gaps
@@ -139,17 +141,17 @@ def test_a_study_with_patients_runs_on_a_sample_of_its_cohort(cohort_dir, tmp_pa
     cfg = StudyConfig.model_validate({"name": "pilot", "cohort": str(cohort_dir), "patients": 6})
     assert cfg.samples()
     run = study.open_study(cfg, tmp_path / "run")
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
     sample = StudyRun(run, cfg).cohort_dir
-    assert sample == run / "sample" and study.cohort_dir(cfg, run) == sample
+    assert sample == run / "sample" and study_cohort_dir(cfg, run) == sample
     part = Cohort.load(sample)
     assert len(part.patients) == 6 and part.meta["sample"] == {"patients": 6, "of": 12}
     assert (part.patients["label"] == "sarcoma").sum() == 2  # 3 of 12 sarcomas: 1.5 of 6, here 2
     assert part.patient_ids == sample_ids(Cohort.load(cohort_dir).patients, 6, seed=cfg.seed)
     # current: skipped; a new size reruns it
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "skipped"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "skipped"}
     cfg8 = cfg.model_copy(update={"patients": 8})
-    assert run_stages(run, [study.cohort_stage(cfg8, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
+    assert run_stages(run, [cohort_stage(cfg8, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
     assert len(Cohort.load(sample).patients) == 8
 
 
@@ -158,13 +160,13 @@ def test_a_changed_cohort_folder_is_sampled_again(tmp_path):
     synthesise_cohort(folder, task="sarcoma", n_patients=12, seed=3, sequences=["T2axi"], protocol=TINY)
     cfg = StudyConfig.model_validate({"name": "pilot", "cohort": str(folder), "patients": 6})
     run = study.open_study(cfg, tmp_path / "run")
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
     pid = Cohort.load(run / "sample").patient_ids[0]
     table = pd.read_csv(folder / "patients.csv", dtype=str)
     flipped = {"sarcoma": "leiomyoma", "leiomyoma": "sarcoma"}
     table.loc[table["patient_id"] == pid, "label"] = table.loc[table["patient_id"] == pid, "label"].map(flipped)
     table.to_csv(folder / "patients.csv", index=False)
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
     now = Cohort.load(run / "sample").patients.set_index("patient_id")["label"]
     assert (now == table.set_index("patient_id")["label"].reindex(now.index)).all()  # the sample's labels are current
 
@@ -175,7 +177,7 @@ def test_a_synthetic_study_ignores_patients(tmp_path):
                                                 "sequences": ["T2axi"]}})
     assert not cfg.samples()
     run = study.open_study(cfg, tmp_path / "run")
-    study.make_cohort(cfg, run, _quiet, progress=False)
+    make_cohort(cfg, run, _quiet, progress=False)
     assert StudyRun(run, cfg).cohort_dir == run / "synthetic"
     assert len(Cohort.load(run / "synthetic").patients) == 5  # synth.patients, not the study's
     assert not (run / "sample").exists()
@@ -273,7 +275,7 @@ def test_a_source_is_ingested_pseudonymised_and_rerun_when_its_files_change(coho
     assert not cfg.samples()
     run = study.open_study(cfg, tmp_path / "run")
     messages: list[str] = []
-    stage = study.cohort_stage(cfg, run, messages.append, progress=False)
+    stage = cohort_stage(cfg, run, messages.append, progress=False)
     assert run_stages(run, [stage], messages.append) == {"cohort": "ran"}
     assert (run / "cohort" / "cohort.json").is_file()
     assert StudyRun(run, cfg).cohort_dir == run / "cohort"
@@ -289,11 +291,11 @@ def test_a_source_is_ingested_pseudonymised_and_rerun_when_its_files_change(coho
     first = sorted(ingested.patient_ids)
 
     # the same key gives the same pseudonyms; the stage is current until a file of the source changes
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "skipped"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "skipped"}
     labels = dicom / "labels.csv"
     stat = labels.stat()
     os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    assert run_stages(run, [study.cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
+    assert run_stages(run, [cohort_stage(cfg, run, _quiet, progress=False)], _quiet) == {"cohort": "ran"}
     assert sorted(Cohort.load(run / "cohort").patient_ids) == first
 
 
@@ -302,23 +304,23 @@ def test_source_listing_changes_with_a_file_and_only_then(tmp_path):
     (folder / "a").mkdir(parents=True)
     (folder / "a" / "1.dcm").write_bytes(b"0123456789")
     (folder / "labels.csv").write_text("patient_id,label\nP1,sarcoma\n")
-    key = study.source_listing(folder)
-    assert len(key) == 16 and study.source_listing(folder) == key
+    key = source_listing(folder)
+    assert len(key) == 16 and source_listing(folder) == key
     (folder / "a" / "1.dcm").read_bytes()  # reading is not a change
-    assert study.source_listing(folder) == key
+    assert source_listing(folder) == key
     path = folder / "a" / "1.dcm"
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # touched: mtime only
-    touched = study.source_listing(folder)
+    touched = source_listing(folder)
     assert touched != key
     path.write_bytes(b"01234567890")  # content (and size)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    changed = study.source_listing(folder)
+    changed = source_listing(folder)
     assert changed not in (key, touched)
     (folder / "b.dcm").write_bytes(b"")  # a new file
-    assert study.source_listing(folder) not in (key, touched, changed)
+    assert source_listing(folder) not in (key, touched, changed)
     (folder / "empty").mkdir()  # an empty folder is no file
-    assert study.source_listing(folder) == study.source_listing(folder)
+    assert source_listing(folder) == source_listing(folder)
 
 
 # -- train.grid.class_gaps ---------------------------------------------------------------------------------------

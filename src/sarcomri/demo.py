@@ -124,7 +124,7 @@ def check_new_patient(patient_id: str, study: StudyRun, folder: Path | None = No
     predicts with), is a study patient's: its page would carry a study patient's pseudonym."""
     from sarcomri.errors import SarcomriError
     from sarcomri.io.deid import Pseudonymizer
-    from sarcomri.study import ROUNDTRIP_KEY, id_map
+    from sarcomri.study_cohort import ROUNDTRIP_KEY, id_map
 
     ids = id_map(study.path)
     taken = set(study.cohort(check_files=False).patient_ids) | set(ids) | set(ids.values())

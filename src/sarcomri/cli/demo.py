@@ -15,6 +15,7 @@ from sarcomri.cli.options import QUIET_OPT, out_option
 from sarcomri.cli.predict import predict
 from sarcomri.predict import FROM_SEGMENTATION_MODEL
 from sarcomri.runs import StudyRun
+from sarcomri.study_cohort import ROUNDTRIP_KEY
 
 
 def demo(
@@ -43,7 +44,7 @@ def demo(
     folder, label = demo_lib.new_patient(out / "new-patient", cfg, Console(quiet=quiet).print, study=study)
     seg = study.segmentation.path if cfg.segmentation is not None else None
     predict(folder, model=study.classification.path, segmentation_model=seg,
-            out=out / "new-patient" / "prediction", deid_key=study_lib.ROUNDTRIP_KEY, gradcam=True, overwrite=True,
+            out=out / "new-patient" / "prediction", deid_key=ROUNDTRIP_KEY, gradcam=True, overwrite=True,
             verbose=False, study_uid=None, push=None, reidentify=False, summary_image=False, timeout=30.0, retries=4,
             quiet=quiet, as_json=False)
     result = json.loads((out / "new-patient" / "prediction" / "result.json").read_text())

@@ -12,6 +12,7 @@ from rich.console import Console
 from sarcomri import study as study_lib
 from sarcomri.cli.options import COHORT_OPT, QUIET_OPT, RUN_DIR_OPT, RUNS_OPT, emit_json, json_option
 from sarcomri.runs import StudyRun
+from sarcomri.study_cohort import cohort_dir
 from sarcomri.study_config import load_study_config
 
 app = typer.Typer(help="Whole studies: cohort, classification, readers, segmentation, transfer, report.",
@@ -51,7 +52,7 @@ def run(
     status = study_lib.run_study(cfg, out, log=log, progress=not (quiet or as_json))
     ran = [k for k, v in status.items() if v == "ran"]
     if as_json:
-        emit_json(_result(cfg.name, out, status, time.perf_counter() - t0, study_lib.cohort_dir(cfg, out)))
+        emit_json(_result(cfg.name, out, status, time.perf_counter() - t0, cohort_dir(cfg, out)))
         return
     con.print(f"[bold]{cfg.name}[/]: {len(ran)} stage(s) ran ({', '.join(ran) or 'none'}) in "
               f"{time.perf_counter() - t0:.0f} s; run folder {out.resolve()}")
